@@ -1,0 +1,22 @@
+"""Build and run-time facts: what show_config() prints."""
+from . import _kernels
+from ._threads import effective_n_threads
+
+
+def config():
+    return {
+        "openmp": _kernels.openmp_enabled(),
+        "n_threads": effective_n_threads(None) if _kernels.openmp_enabled() else 1,
+        "isa": _kernels.isa(),
+    }
+
+
+def show_config():
+    """Print whether OpenMP is on, the threads the kernels would use, and the dispatched ISA."""
+    from ._version import __version__
+    c = config()
+    print(f"fastlstm {__version__}")
+    print(f"  OpenMP:           {'on' if c['openmp'] else 'off (single-threaded build)'}")
+    print(f"  threads (default): {c['n_threads']}")
+    print(f"  kernels:          {c['isa']}")
+    return c

@@ -1,0 +1,255 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The only Cython in fastlstm: typed memoryviews in, one C call per layer pass.
+
+Each function checks the shapes that keep C inside its buffers (the Python
+layer has already validated values and given clear messages), releases the
+GIL, calls C once and turns a status code into an exception.
+Arrays marked OUT are written; all others are read only.
+"""
+
+cdef extern from "fastlstm.h" nogil:
+    ctypedef struct fl_rnn_desc:
+        int cell, act, gate_act, reverse, T, B, I, H, n_threads
+    long fl_gate_cache_cols(int H)
+    int fl_rnn_forward_f32(const fl_rnn_desc *d, float *y, long ldy, float *h_n, float *c_n,
+                           float *cache_gates, float *cache_h, float *cache_c,
+                           const float *x, long ldx, const float *w_ih, const float *w_hh,
+                           const float *b_ih, const float *b_hh, const float *w_peep,
+                           const float *h0, const float *c0, const int *lengths)
+    int fl_rnn_forward_f64(const fl_rnn_desc *d, double *y, long ldy, double *h_n, double *c_n,
+                           double *cache_gates, double *cache_h, double *cache_c,
+                           const double *x, long ldx, const double *w_ih, const double *w_hh,
+                           const double *b_ih, const double *b_hh, const double *w_peep,
+                           const double *h0, const double *c0, const int *lengths)
+    int fl_rnn_backward_f32(const fl_rnn_desc *d, float *dx, long lddx, float *dh0, float *dc0,
+                            float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dw_peep,
+                            const float *dy, long lddy, const float *dh_n, const float *dc_n,
+                            const float *cache_gates, const float *cache_h, const float *cache_c,
+                            const float *x, long ldx, const float *w_ih, const float *w_hh,
+                            const float *w_peep, const int *lengths)
+    int fl_rnn_backward_f64(const fl_rnn_desc *d, double *dx, long lddx, double *dh0, double *dc0,
+                            double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dw_peep,
+                            const double *dy, long lddy, const double *dh_n, const double *dc_n,
+                            const double *cache_gates, const double *cache_h, const double *cache_c,
+                            const double *x, long ldx, const double *w_ih, const double *w_hh,
+                            const double *w_peep, const int *lengths)
+    int fl_gemm_f32(int trans_a, int M, int N, int K, const float *A, long lda,
+                    const float *B, long ldb, float beta, float *C, long ldc, int n_threads)
+    int fl_gemm_f64(int trans_a, int M, int N, int K, const double *A, long lda,
+                    const double *B, long ldb, double beta, double *C, long ldc, int n_threads)
+    int fl_gemm_naive_f32(int trans_a, int M, int N, int K, const float *A, long lda,
+                          const float *B, long ldb, float beta, float *C, long ldc)
+    int fl_gemm_naive_f64(int trans_a, int M, int N, int K, const double *A, long lda,
+                          const double *B, long ldb, double beta, double *C, long ldc)
+    int fl_activation_f32(int which, long n, float *y, const float *x)
+    int fl_activation_f64(int which, long n, double *y, const double *x)
+    int fl_openmp_enabled()
+    int fl_openmp_max_threads()
+    const char *fl_isa()
+
+ctypedef fused real:
+    float
+    double
+
+CELLS = {"lstm": 0, "peephole": 1, "cifg": 2, "gru": 3}
+ACTIVATIONS = {"tanh": 0, "relu": 1}
+GATE_ACTIVATIONS = {"sigmoid": 0, "hard_sigmoid": 1}
+
+
+cdef int _raise(int status) except -1:
+    if status == -1:
+        raise MemoryError("fastlstm kernel could not allocate its workspace")
+    if status != 0:
+        raise ValueError(f"fastlstm kernel rejected its arguments (status {status})")
+    return 0
+
+
+cdef inline void _need(bint ok, str what) except *:
+    if not ok:
+        raise ValueError(f"kernel argument shape mismatch: {what}")
+
+
+cdef bint _state_cache_ok(const real[:, :, ::1] cache, int T, int B, int H):
+    return cache is None or (cache.shape[0] == T + 1 and cache.shape[1] == B and cache.shape[2] == H)
+
+
+def gate_cache_cols(int H):
+    return fl_gate_cache_cols(H)
+
+
+def openmp_enabled():
+    return bool(fl_openmp_enabled())
+
+
+def openmp_max_threads():
+    return fl_openmp_max_threads()
+
+
+def isa():
+    return fl_isa().decode()
+
+
+def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
+                const real[:, :, ::1] x,          # IN  (T, B, I)
+                const real[:, ::1] w_ih,          # IN  (G*H, I)
+                const real[:, ::1] w_hh,          # IN  (G*H, H)
+                const real[::1] b_ih,             # IN  (G*H)
+                const real[::1] b_hh,             # IN  (G*H)
+                const real[:, ::1] w_peep,        # IN  (3, H) or None
+                const real[:, ::1] h0,            # IN  (B, H) or None
+                const real[:, ::1] c0,            # IN  (B, H) or None
+                const int[::1] lengths,           # IN  (B) or None
+                real[:, :, ::1] y, int y_off,     # OUT (T, B, ldy), columns [y_off, y_off + H)
+                real[:, ::1] h_n,                 # OUT (B, H)
+                real[:, ::1] c_n,                 # OUT (B, H) or None (gru)
+                real[:, :, ::1] cache_gates,      # OUT (T, B, gate_cache_cols(H)) or None
+                real[:, :, ::1] cache_h,          # OUT (T+1, B, H) or None
+                real[:, :, ::1] cache_c):         # OUT (T+1, B, H) or None
+    cdef fl_rnn_desc d
+    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
+    d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
+    d.H = w_hh.shape[1]
+    cdef int G = 3 if cell == 3 else 4
+    cdef int T = d.T, B = d.B, H = d.H
+    _need(w_ih.shape[0] == G * H and w_ih.shape[1] == d.I and w_hh.shape[0] == G * H, "weights")
+    _need(b_ih.shape[0] == G * H and b_hh.shape[0] == G * H, "biases")
+    _need(w_peep is None or (w_peep.shape[0] == 3 and w_peep.shape[1] == H), "w_peep")
+    _need(h0 is None or (h0.shape[0] == B and h0.shape[1] == H), "h0")
+    _need(c0 is None or (c0.shape[0] == B and c0.shape[1] == H), "c0")
+    _need(lengths is None or lengths.shape[0] == B, "lengths")
+    _need(y.shape[0] == T and y.shape[1] == B and 0 <= y_off and y_off + H <= y.shape[2], "y")
+    _need(h_n.shape[0] == B and h_n.shape[1] == H, "h_n")
+    _need(c_n is None or (c_n.shape[0] == B and c_n.shape[1] == H), "c_n")
+    _need(cache_gates is None or (cache_gates.shape[0] == T and cache_gates.shape[1] == B
+                                  and cache_gates.shape[2] == fl_gate_cache_cols(H)), "cache_gates")
+    _need(_state_cache_ok(cache_h, T, B, H) and _state_cache_ok(cache_c, T, B, H), "cache_h/cache_c")
+    cdef const real *p_peep = &w_peep[0, 0] if w_peep is not None else NULL
+    cdef const real *p_h0 = &h0[0, 0] if h0 is not None else NULL
+    cdef const real *p_c0 = &c0[0, 0] if c0 is not None else NULL
+    cdef const int *p_len = &lengths[0] if lengths is not None else NULL
+    cdef real *p_cn = &c_n[0, 0] if c_n is not None else NULL
+    cdef real *p_cg = &cache_gates[0, 0, 0] if cache_gates is not None else NULL
+    cdef real *p_ch = &cache_h[0, 0, 0] if cache_h is not None else NULL
+    cdef real *p_cc = &cache_c[0, 0, 0] if cache_c is not None else NULL
+    cdef int status
+    with nogil:
+        if real is float:
+            status = fl_rnn_forward_f32(&d, &y[0, 0, y_off], y.shape[2], &h_n[0, 0], p_cn,
+                                        p_cg, p_ch, p_cc, &x[0, 0, 0], x.shape[2],
+                                        &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], p_peep,
+                                        p_h0, p_c0, p_len)
+        else:
+            status = fl_rnn_forward_f64(&d, &y[0, 0, y_off], y.shape[2], &h_n[0, 0], p_cn,
+                                        p_cg, p_ch, p_cc, &x[0, 0, 0], x.shape[2],
+                                        &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], p_peep,
+                                        p_h0, p_c0, p_len)
+    _raise(status)
+
+
+def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
+                 real[:, :, ::1] dx,               # OUT (T, B, I), accumulated (+=); or None
+                 real[:, ::1] dh0,                 # OUT (B, H)
+                 real[:, ::1] dc0,                 # OUT (B, H) or None (gru)
+                 real[:, ::1] dw_ih,               # OUT (G*H, I)
+                 real[:, ::1] dw_hh,               # OUT (G*H, H)
+                 real[::1] db_ih,                  # OUT (G*H)
+                 real[::1] db_hh,                  # OUT (G*H)
+                 real[:, ::1] dw_peep,             # OUT (3, H) or None
+                 const real[:, :, ::1] dy, int dy_off,  # IN (T, B, lddy), columns [dy_off, dy_off + H); or None
+                 const real[:, ::1] dh_n,          # IN  (B, H) or None
+                 const real[:, ::1] dc_n,          # IN  (B, H) or None
+                 const real[:, :, ::1] cache_gates,  # IN (T, B, gate_cache_cols(H))
+                 const real[:, :, ::1] cache_h,    # IN  (T+1, B, H)
+                 const real[:, :, ::1] cache_c,    # IN  (T+1, B, H) or None (gru)
+                 const real[:, :, ::1] x,          # IN  (T, B, I)
+                 const real[:, ::1] w_ih,          # IN  (G*H, I)
+                 const real[:, ::1] w_hh,          # IN  (G*H, H)
+                 const real[:, ::1] w_peep,        # IN  (3, H) or None
+                 const int[::1] lengths):          # IN  (B) or None
+    cdef fl_rnn_desc d
+    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
+    d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
+    d.H = w_hh.shape[1]
+    cdef int G = 3 if cell == 3 else 4
+    cdef int T = d.T, B = d.B, H = d.H, I = d.I
+    _need(w_ih.shape[0] == G * H and w_ih.shape[1] == I and w_hh.shape[0] == G * H, "weights")
+    _need(dx is None or (dx.shape[0] == T and dx.shape[1] == B and dx.shape[2] == I), "dx")
+    _need(dh0.shape[0] == B and dh0.shape[1] == H, "dh0")
+    _need(dc0 is None or (dc0.shape[0] == B and dc0.shape[1] == H), "dc0")
+    _need(dw_ih.shape[0] == G * H and dw_ih.shape[1] == I, "dw_ih")
+    _need(dw_hh.shape[0] == G * H and dw_hh.shape[1] == H, "dw_hh")
+    _need(db_ih.shape[0] == G * H and db_hh.shape[0] == G * H, "db")
+    _need(dw_peep is None or (dw_peep.shape[0] == 3 and dw_peep.shape[1] == H), "dw_peep")
+    _need(w_peep is None or (w_peep.shape[0] == 3 and w_peep.shape[1] == H), "w_peep")
+    _need(dy is None or (dy.shape[0] == T and dy.shape[1] == B and 0 <= dy_off
+                         and dy_off + H <= dy.shape[2]), "dy")
+    _need(dh_n is None or (dh_n.shape[0] == B and dh_n.shape[1] == H), "dh_n")
+    _need(dc_n is None or (dc_n.shape[0] == B and dc_n.shape[1] == H), "dc_n")
+    _need(cache_gates.shape[0] == T and cache_gates.shape[1] == B
+          and cache_gates.shape[2] == fl_gate_cache_cols(H), "cache_gates")
+    _need(_state_cache_ok(cache_h, T, B, H) and _state_cache_ok(cache_c, T, B, H), "cache_h/cache_c")
+    _need(cache_h is not None, "cache_h")
+    _need(lengths is None or lengths.shape[0] == B, "lengths")
+    cdef real *p_dx = &dx[0, 0, 0] if dx is not None else NULL
+    cdef real *p_dc0 = &dc0[0, 0] if dc0 is not None else NULL
+    cdef real *p_dwp = &dw_peep[0, 0] if dw_peep is not None else NULL
+    cdef const real *p_dy = &dy[0, 0, dy_off] if dy is not None else NULL
+    cdef long lddy = dy.shape[2] if dy is not None else H
+    cdef const real *p_dhn = &dh_n[0, 0] if dh_n is not None else NULL
+    cdef const real *p_dcn = &dc_n[0, 0] if dc_n is not None else NULL
+    cdef const real *p_cc = &cache_c[0, 0, 0] if cache_c is not None else NULL
+    cdef const real *p_wp = &w_peep[0, 0] if w_peep is not None else NULL
+    cdef const int *p_len = &lengths[0] if lengths is not None else NULL
+    cdef int status
+    with nogil:
+        if real is float:
+            status = fl_rnn_backward_f32(&d, p_dx, I, &dh0[0, 0], p_dc0, &dw_ih[0, 0], &dw_hh[0, 0],
+                                         &db_ih[0], &db_hh[0], p_dwp, p_dy, lddy, p_dhn, p_dcn,
+                                         &cache_gates[0, 0, 0], &cache_h[0, 0, 0], p_cc,
+                                         &x[0, 0, 0], I, &w_ih[0, 0], &w_hh[0, 0], p_wp, p_len)
+        else:
+            status = fl_rnn_backward_f64(&d, p_dx, I, &dh0[0, 0], p_dc0, &dw_ih[0, 0], &dw_hh[0, 0],
+                                         &db_ih[0], &db_hh[0], p_dwp, p_dy, lddy, p_dhn, p_dcn,
+                                         &cache_gates[0, 0, 0], &cache_h[0, 0, 0], p_cc,
+                                         &x[0, 0, 0], I, &w_ih[0, 0], &w_hh[0, 0], p_wp, p_len)
+    _raise(status)
+
+
+def gemm(bint trans_a, const real[:, ::1] A, const real[:, ::1] B, real beta,
+         real[:, ::1] C, int n_threads=1, bint naive=False):
+    """C = beta * C + op(A) @ B, for tests of the packed GEMM against the naive loop."""
+    cdef int M = C.shape[0], N = C.shape[1]
+    cdef int K = A.shape[0] if trans_a else A.shape[1]
+    _need((A.shape[1] if trans_a else A.shape[0]) == M and B.shape[0] == K and B.shape[1] == N,
+          "gemm operands")
+    if M == 0 or N == 0:
+        return
+    cdef const real *pa = &A[0, 0] if A.shape[0] * A.shape[1] > 0 else NULL
+    cdef const real *pb = &B[0, 0] if B.shape[0] * B.shape[1] > 0 else NULL
+    cdef int status
+    with nogil:
+        if real is float:
+            if naive:
+                status = fl_gemm_naive_f32(trans_a, M, N, K, pa, A.shape[1], pb, N, beta, &C[0, 0], N)
+            else:
+                status = fl_gemm_f32(trans_a, M, N, K, pa, A.shape[1], pb, N, beta, &C[0, 0], N, n_threads)
+        else:
+            if naive:
+                status = fl_gemm_naive_f64(trans_a, M, N, K, pa, A.shape[1], pb, N, beta, &C[0, 0], N)
+            else:
+                status = fl_gemm_f64(trans_a, M, N, K, pa, A.shape[1], pb, N, beta, &C[0, 0], N, n_threads)
+    _raise(status)
+
+
+def activation(int which, const real[::1] x, real[::1] y):
+    """y = f(x) with the kernels' own sigmoid (0), tanh (1), hard sigmoid (2), relu (3)."""
+    _need(x.shape[0] == y.shape[0], "activation x/y")
+    if x.shape[0] == 0:
+        return
+    cdef int status
+    with nogil:
+        if real is float:
+            status = fl_activation_f32(which, x.shape[0], &y[0], &x[0])
+        else:
+            status = fl_activation_f64(which, x.shape[0], &y[0], &x[0])
+    _raise(status)

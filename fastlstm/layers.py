@@ -1,0 +1,410 @@
+"""numpy-in, numpy-out recurrent layers on the C kernels: ``LSTM`` and ``GRU``.
+
+A layer holds its parameters in one flat buffer; each PyTorch-named weight is
+a view into it, so an optimizer updates everything with one loop and a
+network can bind several layers into one larger buffer. Inputs are
+batch-first (B, T, I) as users pass them; internally sequences are
+time-major (T, B, .), so each direction of a bidirectional layer writes its
+half of one output array and stacked layers feed each other without copies.
+"""
+import numpy as np
+
+from . import _kernels
+from ._threads import effective_n_threads
+
+__all__ = ["LSTM", "GRU"]
+
+_CELL_CODES = {"lstm": 0, "peephole": 1, "cifg": 2, "gru": 3}
+_ACT_CODES = {"tanh": 0, "relu": 1}
+_GATE_CODES = {"sigmoid": 0, "hard_sigmoid": 1}
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _choice(name, value, options):
+    if value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    return value
+
+
+def _float_array(name, value, dtype, ndim, shape=None):
+    """Cast value to a C-contiguous array of dtype, with clear errors for bad input."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):      # a torch tensor
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+class _Cache:
+    """What a training forward pass keeps for backward."""
+    __slots__ = ("inputs", "layers", "lengths", "masks", "shape", "dtype", "layer_id")
+
+    @property
+    def dropout_masks(self):
+        """Masks applied between layers, batch-first (B, T, D*H), already scaled by 1/(1-p)."""
+        return [None if m is None else m.transpose(1, 0, 2) for m in self.masks]
+
+
+class _Recurrent:
+    """Shared machinery of LSTM and GRU; see their docstrings."""
+
+    _has_cell_state = True
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
+                 activation="tanh", gate_activation="sigmoid", dropout=0.0,
+                 dtype="float32", random_state=None, n_threads=None):
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be a bool, got {type(bidirectional).__name__}")
+        self.bidirectional = bool(bidirectional)
+        self.cell = cell
+        self.activation = _choice("activation", activation, _ACT_CODES)
+        self.gate_activation = _choice("gate_activation", gate_activation, _GATE_CODES)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)):
+            raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        if np.dtype(dtype).name not in _DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.dtype = np.dtype(dtype)
+        self.n_threads = effective_n_threads(n_threads)
+        seeds = np.random.SeedSequence(
+            random_state if not isinstance(random_state, np.random.Generator)
+            else random_state.integers(2**63)).spawn(2)
+        self._dropout_rng = np.random.default_rng(seeds[1])
+
+        H, D, G = self.hidden_size, self.num_directions, self._gates
+        self.param_shapes = []
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else D * H
+            for d in range(D):
+                sfx = f"l{layer}" + ("_reverse" if d else "")
+                self.param_shapes += [(f"weight_ih_{sfx}", (G * H, in_size)),
+                                      (f"weight_hh_{sfx}", (G * H, H)),
+                                      (f"bias_ih_{sfx}", (G * H,)),
+                                      (f"bias_hh_{sfx}", (G * H,))]
+                if cell == "peephole":
+                    self.param_shapes.append((f"weight_peephole_{sfx}", (3, H)))
+        self.param_names = [name for name, _ in self.param_shapes]
+        size = sum(int(np.prod(s)) for _, s in self.param_shapes)
+        # PyTorch's default: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]
+        k = 1.0 / np.sqrt(H)
+        init = np.random.default_rng(seeds[0]).uniform(-k, k, size)
+        self._bind(np.ascontiguousarray(init, dtype=self.dtype))
+
+    # ----- parameters -------------------------------------------------------
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _gates(self):
+        return 3 if self.cell == "gru" else 4
+
+    @property
+    def flat_params(self):
+        """All parameters in one 1-D array, in ``param_names`` order (a view, not a copy)."""
+        return self._flat
+
+    def _bind(self, buf):
+        self._flat = buf
+        self._views = {}
+        offset = 0
+        for name, shape in self.param_shapes:
+            n = int(np.prod(shape))
+            self._views[name] = buf[offset:offset + n].reshape(shape)
+            offset += n
+
+    def _slices(self):
+        offset = 0
+        for name, shape in self.param_shapes:
+            n = int(np.prod(shape))
+            yield name, shape, slice(offset, offset + n)
+            offset += n
+
+    def bind_parameters(self, buf):
+        """Copy the parameters into ``buf`` (1-D, this layer's dtype and size) and use it as storage."""
+        if not isinstance(buf, np.ndarray) or buf.ndim != 1 or buf.dtype != self.dtype \
+                or buf.size != self._flat.size or not buf.flags.c_contiguous or not buf.flags.writeable:
+            raise ValueError(f"buf must be a writeable contiguous 1-D {self.dtype} array of size "
+                             f"{self._flat.size}")
+        buf[...] = self._flat
+        self._bind(buf)
+
+    def state_dict(self):
+        """Copies of the parameters under PyTorch's names and shapes."""
+        return {name: v.copy() for name, v in self._views.items()}
+
+    def load_state_dict(self, state_dict):
+        """Load parameters from a dict of arrays or torch tensors (e.g. ``nn.LSTM.state_dict()``)."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        keys = set(state_dict.keys())
+        missing = [n for n in self.param_names if n not in keys]
+        unexpected = sorted(keys - set(self.param_names))
+        if missing or unexpected:
+            raise ValueError(f"state_dict does not match this layer: missing {missing}, "
+                             f"unexpected {unexpected}")
+        arrays = {name: _float_array(f"state_dict[{name!r}]", state_dict[name], self.dtype,
+                                     len(shape), shape)
+                  for name, shape in self.param_shapes}
+        for name, arr in arrays.items():
+            self._views[name][...] = arr
+
+    def _layer_params(self, layer, d):
+        sfx = f"l{layer}" + ("_reverse" if d else "")
+        v = self._views
+        return (v[f"weight_ih_{sfx}"], v[f"weight_hh_{sfx}"], v[f"bias_ih_{sfx}"],
+                v[f"bias_hh_{sfx}"], v.get(f"weight_peephole_{sfx}"))
+
+    # ----- input checks -----------------------------------------------------
+    def _check_x(self, x):
+        x = _float_array("x", x, self.dtype, 3)
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x must have shape (batch, time, {self.input_size}), got {x.shape}")
+        return x
+
+    def _check_lengths(self, lengths, B, T):
+        if lengths is None:
+            return None
+        arr = np.asarray(lengths)
+        if arr.dtype == object or arr.dtype.kind not in "iu":
+            raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
+        if arr.shape != (B,):
+            raise ValueError(f"lengths must have shape ({B},) for x of batch {B}, got {arr.shape}")
+        if arr.min() < 1 or arr.max() > T:
+            raise ValueError(f"lengths must be in [1, {T}] (x has {T} time steps), "
+                             f"got values in [{arr.min()}, {arr.max()}]")
+        return np.ascontiguousarray(arr, dtype=np.int32)
+
+    def _check_state(self, name, value, B):
+        if value is None:
+            return None
+        shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        return _float_array(name, value, self.dtype, 3, shape)
+
+    def _check_grad(self, name, value, shape):
+        if value is None:
+            return None
+        return _float_array(name, value, self.dtype, len(shape), shape)
+
+    # ----- forward / backward -----------------------------------------------
+    def _forward(self, x, h0, c0, lengths, train):
+        x = self._check_x(x)
+        B, T, _ = x.shape
+        lengths = self._check_lengths(lengths, B, T)
+        h0 = self._check_state("h0" if self._has_cell_state else "state", h0, B)
+        c0 = self._check_state("c0", c0, B)
+        H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
+        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
+        gate = _GATE_CODES[self.gate_activation]
+        lstm = self._has_cell_state
+        h_n = np.empty((L * D, B, H), dt)
+        c_n = np.empty((L * D, B, H), dt) if lstm else None
+        cache = None
+        if train:
+            cache = _Cache()
+            cache.inputs, cache.layers, cache.masks = [], [], []
+            cache.lengths, cache.shape, cache.dtype, cache.layer_id = lengths, (B, T), dt, id(self)
+        inp = np.ascontiguousarray(x.transpose(1, 0, 2))          # (T, B, I)
+        gcols = _kernels.gate_cache_cols(H)
+        for layer in range(L):
+            y = np.empty((T, B, D * H), dt)
+            per_dir = []
+            for d in range(D):
+                k = layer * D + d
+                w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_params(layer, d)
+                if train:
+                    cg = np.empty((T, B, gcols), dt)
+                    ch = np.empty((T + 1, B, H), dt)
+                    cc = np.empty((T + 1, B, H), dt) if lstm else None
+                else:
+                    cg = ch = cc = None
+                _kernels.rnn_forward(cell, act, gate, d == 1, self.n_threads, inp,
+                                     w_ih, w_hh, b_ih, b_hh, w_peep,
+                                     None if h0 is None else h0[k],
+                                     None if c0 is None else c0[k], lengths,
+                                     y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc)
+                per_dir.append((cg, ch, cc))
+            if train:
+                cache.inputs.append(inp)
+                cache.layers.append(per_dir)
+            if layer < L - 1 and train and self.dropout > 0:
+                keep = 1.0 - self.dropout
+                mask = (self._dropout_rng.random((T, B, D * H)) < keep).astype(dt) / dt.type(keep)
+                cache.masks.append(mask)
+                inp = y * mask
+            else:
+                if train and layer < L - 1:
+                    cache.masks.append(None)
+                inp = y
+        y_out = np.ascontiguousarray(inp.transpose(1, 0, 2))     # (B, T, D*H)
+        return y_out, h_n, c_n, cache
+
+    def _backward(self, cache, dy, dh_n, dc_n, grad_out):
+        if not isinstance(cache, _Cache):
+            raise TypeError("cache must be the third value returned by forward(..., train=True)")
+        if cache.layer_id != id(self):
+            raise ValueError("cache was produced by a different layer")
+        B, T = cache.shape
+        H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
+        lstm = self._has_cell_state
+        dy = self._check_grad("dy", dy, (B, T, D * H))
+        dh_n = self._check_grad("dh_n", dh_n, (L * D, B, H))
+        dc_n = self._check_grad("dc_n", dc_n, (L * D, B, H)) if lstm else None
+        if grad_out is None:
+            grad_out = np.empty_like(self._flat)
+        elif (not isinstance(grad_out, np.ndarray) or grad_out.shape != self._flat.shape
+              or grad_out.dtype != dt or not grad_out.flags.c_contiguous):
+            raise ValueError(f"grad_out must be a contiguous 1-D {dt} array of size {self._flat.size}")
+        gviews = {name: grad_out[s].reshape(shape) for name, shape, s in self._slices()}
+        dh0 = np.empty((L * D, B, H), dt)
+        dc0 = np.empty((L * D, B, H), dt) if lstm else None
+        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
+        gate = _GATE_CODES[self.gate_activation]
+        dcur = None if dy is None else np.ascontiguousarray(dy.transpose(1, 0, 2))   # (T, B, D*H)
+        for layer in reversed(range(L)):
+            inp = cache.inputs[layer]
+            dinp = np.zeros(inp.shape, dt)
+            for d in range(D):
+                k = layer * D + d
+                sfx = f"l{layer}" + ("_reverse" if d else "")
+                w_ih, w_hh, _, _, w_peep = self._layer_params(layer, d)
+                cg, ch, cc = cache.layers[layer][d]
+                _kernels.rnn_backward(cell, act, gate, d == 1, self.n_threads, dinp, dh0[k],
+                                      None if dc0 is None else dc0[k],
+                                      gviews[f"weight_ih_{sfx}"], gviews[f"weight_hh_{sfx}"],
+                                      gviews[f"bias_ih_{sfx}"], gviews[f"bias_hh_{sfx}"],
+                                      gviews.get(f"weight_peephole_{sfx}"),
+                                      dcur, d * H, None if dh_n is None else dh_n[k],
+                                      None if dc_n is None else dc_n[k],
+                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths)
+            if layer > 0 and cache.masks[layer - 1] is not None:
+                dinp *= cache.masks[layer - 1]
+            dcur = dinp
+        grads = {"x": np.ascontiguousarray(dcur.transpose(1, 0, 2)), "h0": dh0}
+        if lstm:
+            grads["c0"] = dc0
+        grads.update(gviews)
+        return grads
+
+    def __repr__(self):
+        args = [f"{self.input_size}", f"{self.hidden_size}"]
+        if self.num_layers != 1:
+            args.append(f"num_layers={self.num_layers}")
+        if self.bidirectional:
+            args.append("bidirectional=True")
+        if type(self) is LSTM and self.cell != "lstm":
+            args.append(f"cell={self.cell!r}")
+        if self.activation != "tanh":
+            args.append(f"activation={self.activation!r}")
+        if self.gate_activation != "sigmoid":
+            args.append(f"gate_activation={self.gate_activation!r}")
+        if self.dropout:
+            args.append(f"dropout={self.dropout}")
+        if self.dtype != np.float32:
+            args.append(f"dtype={self.dtype.name!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+
+class LSTM(_Recurrent):
+    """A stack of LSTM layers over numpy arrays, trained and run by the C kernels.
+
+    Parameters follow ``torch.nn.LSTM`` (batch-first): ``cell`` is ``"lstm"``
+    (PyTorch's equations, gate order i, f, g, o), ``"peephole"`` (ONNX's
+    diagonal peepholes, extra ``weight_peephole_l{k}`` of shape (3, H) in order
+    i, f, o) or ``"cifg"`` (coupled input-forget gate f = 1 - i, ONNX's
+    ``input_forget=1``; the forget rows stay in the 4H layout and get zero
+    gradient). ``activation`` (tanh or relu) is the candidate and cell-output
+    activation, ``gate_activation`` sigmoid or hard_sigmoid. ``dropout``
+    applies between stacked layers in training mode only.
+
+    ``y, (h_n, c_n) = layer(x, state=None, lengths=None)`` with x (B, T, I),
+    y (B, T, D*H), h_n and c_n (num_layers*D, B, H); ``state = (h0, c0)``.
+    ``lengths`` (B,) stops each sequence at its own length.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
+                 activation="tanh", gate_activation="sigmoid", dropout=0.0,
+                 dtype="float32", random_state=None, n_threads=None):
+        if cell == "gru":
+            raise ValueError("cell='gru' is a different layer: use fastlstm.GRU")
+        _choice("cell", cell, ("lstm", "peephole", "cifg"))
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
+                         gate_activation, dropout, dtype, random_state, n_threads)
+
+    def _split_state(self, state):
+        if state is None:
+            return None, None
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError("state must be a tuple (h0, c0) of arrays (num_layers*D, B, H)")
+        return state
+
+    def __call__(self, x, state=None, lengths=None):
+        """Inference: returns y, (h_n, c_n); keeps no activations."""
+        h0, c0 = self._split_state(state)
+        y, h_n, c_n, _ = self._forward(x, h0, c0, lengths, train=False)
+        return y, (h_n, c_n)
+
+    def forward(self, x, state=None, lengths=None, train=True):
+        """Returns y, (h_n, c_n), cache; the cache feeds ``backward`` (None when train=False)."""
+        h0, c0 = self._split_state(state)
+        y, h_n, c_n, cache = self._forward(x, h0, c0, lengths, train)
+        return y, (h_n, c_n), cache
+
+    def backward(self, cache, dy, dh_n=None, dc_n=None, grad_out=None):
+        """Gradients of a loss given dL/dy (B, T, D*H) and optionally dL/dh_n, dL/dc_n.
+
+        Returns a dict: "x" (B, T, I), "h0", "c0" (num_layers*D, B, H) and one
+        entry per parameter name. With ``grad_out`` (a 1-D array shaped like
+        ``flat_params``) the parameter gradients are written into it.
+        """
+        return self._backward(cache, dy, dh_n, dc_n, grad_out)
+
+
+class GRU(_Recurrent):
+    """A stack of GRU layers (PyTorch's equations, rows r, z, n; reset applied after
+    the recurrent matmul). Same interface as ``LSTM`` with ``state=h0`` and
+    ``h_n`` returned alone: ``y, h_n = layer(x)``.
+    """
+
+    _has_cell_state = False
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="gru",
+                 activation="tanh", gate_activation="sigmoid", dropout=0.0,
+                 dtype="float32", random_state=None, n_threads=None):
+        _choice("cell", cell, ("gru",))
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
+                         gate_activation, dropout, dtype, random_state, n_threads)
+
+    def __call__(self, x, state=None, lengths=None):
+        y, h_n, _, _ = self._forward(x, state, None, lengths, train=False)
+        return y, h_n
+
+    def forward(self, x, state=None, lengths=None, train=True):
+        y, h_n, _, cache = self._forward(x, state, None, lengths, train)
+        return y, h_n, cache
+
+    def backward(self, cache, dy, dh_n=None, grad_out=None):
+        return self._backward(cache, dy, dh_n, None, grad_out)

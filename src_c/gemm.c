@@ -1,0 +1,12 @@
+#include <stdlib.h>
+#include "fastlstm.h"
+#include "fl_omp.h"
+#include "fl_simd.h"
+
+#define FL_F32
+#include "real_type.h"
+#include "gemm_impl.h"
+#undef FL_F32
+#define FL_F64
+#include "real_type.h"
+#include "gemm_impl.h"

@@ -1,0 +1,33 @@
+/* Scalar type for the templated kernels. A templated source defines FL_F32 or
+ * FL_F64, includes this, then includes its *_impl.h; it may do so twice. */
+#include <stdint.h>
+#undef REAL
+#undef UREAL
+#undef SFX
+#undef RC
+#undef FL_MANT_BITS
+#undef FL_EXP_BIAS
+#undef FL_EXP_LO
+#undef FL_EXP_HI
+#undef FL_ROUND_MAGIC
+#ifdef FL_F32
+#define REAL float
+#define UREAL uint32_t
+#define SFX(name) name##_f32
+#define RC(c) c##f
+#define FL_MANT_BITS 23
+#define FL_EXP_BIAS 127
+#define FL_EXP_LO (-87.0f)
+#define FL_EXP_HI 88.0f
+#define FL_ROUND_MAGIC 12582912.0f          /* 1.5 * 2^23: adding it rounds to an integer */
+#else
+#define REAL double
+#define UREAL uint64_t
+#define SFX(name) name##_f64
+#define RC(c) c
+#define FL_MANT_BITS 52
+#define FL_EXP_BIAS 1023
+#define FL_EXP_LO (-708.0)
+#define FL_EXP_HI 709.0
+#define FL_ROUND_MAGIC 6755399441055744.0  /* 1.5 * 2^52 */
+#endif

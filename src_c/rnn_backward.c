@@ -1,0 +1,20 @@
+#include <stdlib.h>
+#include "fastlstm.h"
+#include "fl_omp.h"
+#include "fl_simd.h"
+#include "internal.h"
+
+#define FL_F32
+#include "real_type.h"
+#include "activations_impl.h"
+#include "rnn_common_impl.h"
+#include "rnn_backward_impl.h"
+#undef U
+#undef FL_F32
+#define FL_F64
+#include "real_type.h"
+#include "activations_impl.h"
+#include "rnn_common_impl.h"
+#include "rnn_backward_impl.h"
+#undef U
+

@@ -1,0 +1,254 @@
+/* Backward through time for one recurrent layer in one direction (include
+ * after real_type.h, activations_impl.h and rnn_common_impl.h).
+ *
+ * The reverse time loop only carries dh and dc and stores the pre-activation
+ * gate gradients dG of every step. Per step, phase 1 (elementwise, per unit
+ * block) turns dh, dc and the cached gates into dG[t]; after a barrier, phase
+ * 2 computes dh_{t-1} = dG[t] * W_hh for the block's units. The weight
+ * gradients, the bias gradients and dX then come from single GEMMs (or
+ * column sums) over all T*B rows.
+ */
+#define BCHUNK 16
+
+typedef struct {
+    const fl_rnn_desc *d;
+    int nb;
+    long ghp, gcc;
+    const REAL *cache_gates, *cache_h, *cache_c;
+    const REAL *w_peep;
+    const int *lengths;
+    const REAL *dy; long lddy;
+    REAL *dgx;           /* (T*B, ghp) gradient wrt the input-side pre-activations */
+    REAL *dgh;           /* (T*B, ghp) recurrent side; == dgx except for gru */
+    const REAL *whhT_b;  /* (NB, ghp, U) */
+    REAL *dh, *dc, *dhd; /* (B, H): dh_t, dc_t, and for gru the direct part of dh_{t-1} */
+} SFX(bwd_args);
+
+FL_CLONES
+void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1)
+{
+    const fl_rnn_desc *d = a->d;
+    const int H = d->H, B = d->B, T = d->T, rev = d->reverse;
+    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
+    const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
+    const long BH = (long)B * H;
+    const long in = rev ? t + 1 : t, out = rev ? t : t + 1;
+    (void)T;
+    for (int b = b0; b < b1; b++) {
+        const long row = (long)t * B + b;
+        const int G = d->cell == FL_CELL_GRU ? 3 : 4;
+        REAL *gx = a->dgx + row * a->ghp + (long)j * G * U;
+        REAL *gh = a->dgh + row * a->ghp + (long)j * G * U;
+        if (a->lengths && t >= a->lengths[b]) {   /* padding: no gradient, state carried */
+            for (int n = 0; n < G * U; n++) { gx[n] = 0; gh[n] = 0; }
+            continue;
+        }
+        const REAL *cg = a->cache_gates + row * a->gcc + (long)j * 4 * U;
+        const REAL *dyr = a->dy ? a->dy + row * a->lddy + h0 : NULL;
+        REAL *dh = a->dh + (long)b * H + h0;
+        if (d->cell == FL_CELL_GRU) {
+            const REAL *hp = a->cache_h + in * BH + (long)b * H + h0;
+            REAL *dhd = a->dhd + (long)b * H + h0;
+            for (int u = 0; u < nu; u++) {
+                REAL r = cg[u], z = cg[U + u], n = cg[2 * U + u], hn = cg[3 * U + u];
+                REAL dht = dh[u] + (dyr ? dyr[u] : 0);
+                REAL dzn = dht * (1 - z) * SFX(fl_dact)(relu, n);
+                REAL dzz = dht * (hp[u] - n) * SFX(fl_dgate)(hard, z);
+                REAL dzr = dzn * hn * SFX(fl_dgate)(hard, r);
+                gx[u] = dzr; gx[U + u] = dzz; gx[2 * U + u] = dzn;
+                gh[u] = dzr; gh[U + u] = dzz; gh[2 * U + u] = dzn * r;
+                dhd[u] = dht * z;
+            }
+            for (int n = nu; n < U; n++) {
+                for (int g = 0; g < 3; g++) { gx[g * U + n] = 0; gh[g * U + n] = 0; }
+            }
+        } else {
+            const int cifg = d->cell == FL_CELL_CIFG, peep = d->cell == FL_CELL_PEEPHOLE;
+            const REAL *cpv = a->cache_c + in * BH + (long)b * H + h0;
+            const REAL *cur = a->cache_c + out * BH + (long)b * H + h0;
+            REAL *dc = a->dc + (long)b * H + h0;
+            for (int u = 0; u < nu; u++) {
+                REAL i = cg[u], f = cg[U + u], g = cg[2 * U + u], o = cg[3 * U + u];
+                REAL cp = cpv[u], c = cur[u];
+                REAL ac = SFX(fl_act)(relu, c);
+                REAL dht = dh[u] + (dyr ? dyr[u] : 0);
+                REAL dzo = dht * ac * SFX(fl_dgate)(hard, o);
+                REAL dct = dc[u] + dht * o * SFX(fl_dact)(relu, ac);
+                if (peep) dct += dzo * a->w_peep[2 * H + h0 + u];
+                REAL di = dct * g, dzf = 0;
+                if (cifg) di -= dct * cp;
+                else dzf = dct * cp * SFX(fl_dgate)(hard, f);
+                REAL dzi = di * SFX(fl_dgate)(hard, i);
+                REAL dzg = dct * i * SFX(fl_dact)(relu, g);
+                REAL dcp = dct * f;
+                if (peep) dcp += dzi * a->w_peep[h0 + u] + dzf * a->w_peep[H + h0 + u];
+                gx[u] = dzi; gx[U + u] = dzf; gx[2 * U + u] = dzg; gx[3 * U + u] = dzo;
+                dc[u] = dcp;
+            }
+            for (int n = nu; n < U; n++) {
+                for (int g = 0; g < 4; g++) gx[g * U + n] = 0;
+            }
+        }
+    }
+}
+
+FL_CLONES
+void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1)
+{
+    const fl_rnn_desc *d = a->d;
+    const int H = d->H, B = d->B, gru = d->cell == FL_CELL_GRU;
+    const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
+    const REAL *w = a->whhT_b + (long)j * a->ghp * U;
+    for (int b = b0; b < b1; b++) {
+        if (a->lengths && t >= a->lengths[b]) continue;   /* dh carried unchanged */
+        const REAL *g = a->dgh + ((long)t * B + b) * a->ghp;
+        REAL acc[U];
+        for (int u = 0; u < U; u++) acc[u] = 0;
+        for (long n = 0; n < a->ghp; n++) {
+            const REAL gn = g[n];
+            for (int u = 0; u < U; u++) acc[u] += gn * w[n * U + u];
+        }
+        REAL *dh = a->dh + (long)b * H + h0;
+        if (gru) {
+            const REAL *dhd = a->dhd + (long)b * H + h0;
+            for (int u = 0; u < nu; u++) dh[u] = dhd[u] + acc[u];
+        } else {
+            for (int u = 0; u < nu; u++) dh[u] = acc[u];
+        }
+    }
+}
+
+/* Sum over rows: out (ghp) = sum_r m (rows, ghp), rows in order (deterministic). */
+FL_CLONES
+void SFX(fl_colsum)(REAL *out, const REAL *m, long rows, long cols)
+{
+    for (long c = 0; c < cols; c++) out[c] = 0;
+    for (long r = 0; r < rows; r++)
+        for (long c = 0; c < cols; c++) out[c] += m[r * cols + c];
+}
+
+int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
+                         REAL *dx, long lddx, REAL *dh0, REAL *dc0,
+                         REAL *dw_ih, REAL *dw_hh, REAL *db_ih, REAL *db_hh, REAL *dw_peep,
+                         const REAL *dy, long lddy, const REAL *dh_n, const REAL *dc_n,
+                         const REAL *cache_gates, const REAL *cache_h, const REAL *cache_c,
+                         const REAL *x, long ldx,
+                         const REAL *w_ih, const REAL *w_hh, const REAL *w_peep,
+                         const int *lengths)
+{
+    int nb, st = SFX(rnn_check)(d, &nb);
+    if (st != FL_OK) return st;
+    const int T = d->T, B = d->B, I = d->I, H = d->H, G = SFX(rnn_gates)(d->cell);
+    const int gru = d->cell == FL_CELL_GRU, peep = d->cell == FL_CELL_PEEPHOLE;
+    if (!dh0 || !dw_ih || !dw_hh || !db_ih || !db_hh || !cache_gates || !cache_h || !x
+        || !w_ih || !w_hh) return FL_ERR_ARG;
+    if (!gru && (!dc0 || !cache_c)) return FL_ERR_ARG;
+    if (peep && (!w_peep || !dw_peep)) return FL_ERR_ARG;
+    if (ldx < I || (dx && lddx < I) || (dy && lddy < H)) return FL_ERR_SIZE;
+    if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
+
+    const long ghp = (long)nb * G * U, TB = (long)T * B, BH = (long)B * H;
+    long n_work = TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * I
+                + 3 * BH + ghp * (I > H ? I : H) + 2 * ghp;
+    REAL *work = malloc(sizeof(REAL) * n_work);
+    if (!work) return FL_ERR_NOMEM;
+    REAL *dgx = work, *dgh = gru ? dgx + TB * ghp : dgx;
+    REAL *whhT_b = dgx + TB * ghp * (gru ? 2 : 1);
+    REAL *wih_rows = whhT_b + (long)nb * ghp * U;
+    REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
+    REAL *dw_int = dhd + BH;             /* (ghp, max(I, H)) interleaved weight gradient */
+    REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp;
+
+    /* whhT_b[j][n][u] = w_hh[canon(n)][j*U+u]; wih_rows[n][k] = w_ih[canon(n)][k] */
+    for (int j = 0; j < nb; j++)
+        for (long n = 0; n < ghp; n++) {
+            long r = SFX(canon_row)(n, G, H);
+            for (int u = 0; u < U; u++) {
+                int h = j * U + u;
+                whhT_b[((long)j * ghp + n) * U + u] = (r >= 0 && h < H) ? w_hh[r * H + h] : 0;
+            }
+        }
+    for (long n = 0; n < ghp; n++) {
+        long r = SFX(canon_row)(n, G, H);
+        for (int k = 0; k < I; k++) wih_rows[n * I + k] = r >= 0 ? w_ih[r * I + k] : 0;
+    }
+    for (long k = 0; k < BH; k++) {
+        dh[k] = dh_n ? dh_n[k] : 0;
+        dc[k] = (!gru && dc_n) ? dc_n[k] : 0;
+    }
+
+    SFX(bwd_args) a = { d, nb, ghp, 4L * nb * U, cache_gates, cache_h, cache_c, w_peep, lengths,
+                        dy, lddy, dgx, dgh, whhT_b, dh, dc, dhd };
+    const int nbc = (B + BCHUNK - 1) / BCHUNK;
+    const long items = (long)nb * nbc;
+    const int nt = d->n_threads < items ? d->n_threads : (int)items;
+    #pragma omp parallel num_threads(nt)
+    {
+        for (int s = 0; s < T; s++) {
+            const int t = d->reverse ? s : T - 1 - s;
+            #pragma omp for schedule(static)
+            for (long it = 0; it < items; it++) {
+                int j = (int)(it / nbc), bc = (int)(it % nbc);
+                int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
+                SFX(fl_rnn_bwd_phase1)(&a, t, j, b0, b1);
+            }
+            /* phase 2 writes only dh of the item's own rows and units, which
+             * only the same item (same thread, static schedule) reads next */
+            #pragma omp for schedule(static) nowait
+            for (long it = 0; it < items; it++) {
+                int j = (int)(it / nbc), bc = (int)(it % nbc);
+                int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
+                SFX(fl_rnn_bwd_phase2)(&a, t, j, b0, b1);
+            }
+        }
+    }
+    for (long k = 0; k < BH; k++) {
+        dh0[k] = dh[k];
+        if (!gru) dc0[k] = dc[k];
+    }
+
+    /* deferred weight gradients, each one GEMM over all T*B rows */
+    const int nthr = d->n_threads;
+    st = SFX(fl_gemm)(1, (int)ghp, I, (int)TB, dgx, ghp, x, ldx, 0, dw_int, I, nthr);
+    if (st != FL_OK) { free(work); return st; }
+    for (long n = 0; n < ghp; n++) {
+        long r = SFX(canon_row)(n, G, H);
+        if (r >= 0) for (int k = 0; k < I; k++) dw_ih[r * I + k] = dw_int[n * I + k];
+    }
+    const REAL *hprev = cache_h + (d->reverse ? BH : 0);   /* (T*B, H): h_{t-1} of each step */
+    st = SFX(fl_gemm)(1, (int)ghp, H, (int)TB, dgh, ghp, hprev, H, 0, dw_int, H, nthr);
+    if (st != FL_OK) { free(work); return st; }
+    for (long n = 0; n < ghp; n++) {
+        long r = SFX(canon_row)(n, G, H);
+        if (r >= 0) for (int k = 0; k < H; k++) dw_hh[r * H + k] = dw_int[n * H + k];
+    }
+    SFX(fl_colsum)(dbx, dgx, TB, ghp);
+    if (gru) SFX(fl_colsum)(dbh, dgh, TB, ghp);
+    for (long n = 0; n < ghp; n++) {
+        long r = SFX(canon_row)(n, G, H);
+        if (r >= 0) { db_ih[r] = dbx[n]; db_hh[r] = gru ? dbh[n] : dbx[n]; }
+    }
+    if (peep) {
+        /* dp_i = sum dz_i * c_{t-1}, dp_f = sum dz_f * c_{t-1}, dp_o = sum dz_o * c_t */
+        const REAL *cprev = cache_c + (d->reverse ? BH : 0);
+        const REAL *ccur = cache_c + (d->reverse ? 0 : BH);
+        for (int h = 0; h < H; h++) { dw_peep[h] = 0; dw_peep[H + h] = 0; dw_peep[2 * H + h] = 0; }
+        for (long r = 0; r < TB; r++) {
+            const REAL *g = dgx + r * ghp;
+            for (int h = 0; h < H; h++) {
+                long base = (long)(h / U) * 4 * U + h % U;
+                dw_peep[h] += g[base] * cprev[r * H + h];
+                dw_peep[H + h] += g[base + U] * cprev[r * H + h];
+                dw_peep[2 * H + h] += g[base + 3 * U] * ccur[r * H + h];
+            }
+        }
+    }
+    if (dx) {
+        st = SFX(fl_gemm)(0, (int)TB, I, (int)ghp, dgx, ghp, wih_rows, I, 1, dx, lddx, nthr);
+        if (st != FL_OK) { free(work); return st; }
+    }
+    free(work);
+    return FL_OK;
+}
+
+#undef BCHUNK

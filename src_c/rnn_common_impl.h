@@ -1,0 +1,86 @@
+/* Weight packing and argument checks shared by the forward and backward
+ * passes (include after real_type.h). Packing runs once per call, outside the
+ * time loop.
+ *
+ * Hidden units are cut into NB blocks of U = FL_UNIT_BLOCK; Hp = NB * U.
+ * The gate-interleaved column order is n = (j * G + g) * U + u for unit
+ * h = j * U + u of gate g, so one block's G gates are G*U adjacent columns.
+ * Units h >= H are padding with zero weights.
+ */
+#include <limits.h>
+
+#define U FL_UNIT_BLOCK
+
+static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4; }
+
+/* Validate a descriptor; fills NB. */
+static int SFX(rnn_check)(const fl_rnn_desc *d, int *nb)
+{
+    if (!d) return FL_ERR_ARG;
+    if (d->cell < FL_CELL_LSTM || d->cell > FL_CELL_GRU) return FL_ERR_ARG;
+    if (d->act < FL_ACT_TANH || d->act > FL_ACT_RELU) return FL_ERR_ARG;
+    if (d->gate_act < FL_GATE_SIGMOID || d->gate_act > FL_GATE_HARD_SIGMOID) return FL_ERR_ARG;
+    if (d->T < 1 || d->B < 1 || d->I < 1 || d->H < 1 || d->n_threads < 1) return FL_ERR_SIZE;
+    int n = (d->H + U - 1) / U;
+    /* every row count handed to the GEMM, and every buffer size, must fit */
+    if ((long)(d->T + 1) * d->B > INT_MAX / 4) return FL_ERR_SIZE;
+    if ((long)n * U * 4 > INT_MAX / 4 || d->I > INT_MAX / 4) return FL_ERR_SIZE;
+    *nb = n;
+    return FL_OK;
+}
+
+static int SFX(lengths_ok)(const int *lengths, int B, int T)
+{
+    if (!lengths) return 1;
+    for (int b = 0; b < B; b++)
+        if (lengths[b] < 1 || lengths[b] > T) return 0;
+    return 1;
+}
+
+/* wih_r (I, NB*G*U): column (j*G+g)*U+u holds w_ih row g*H + j*U + u. */
+static inline void SFX(pack_wih_cols)(REAL *wih_r, const REAL *w_ih, int G, int H, int I, int nb)
+{
+    long ghp = (long)nb * G * U;
+    for (int k = 0; k < I; k++)
+        for (int j = 0; j < nb; j++)
+            for (int g = 0; g < G; g++)
+                for (int u = 0; u < U; u++) {
+                    int h = j * U + u;
+                    wih_r[k * ghp + (j * G + g) * U + u] = h < H ? w_ih[((long)g * H + h) * I + k] : 0;
+                }
+}
+
+/* whh_b (NB, H, G*U): block j is the contiguous (H, G*U) slice its thread
+ * multiplies by h_{t-1} every step. */
+static inline void SFX(pack_whh_blocks)(REAL *whh_b, const REAL *w_hh, int G, int H, int nb)
+{
+    for (int j = 0; j < nb; j++)
+        for (int k = 0; k < H; k++)
+            for (int g = 0; g < G; g++)
+                for (int u = 0; u < U; u++) {
+                    int h = j * U + u;
+                    whh_b[((long)j * H + k) * G * U + g * U + u] =
+                        h < H ? w_hh[((long)g * H + h) * H + k] : 0;
+                }
+}
+
+/* Bias in interleaved order: bp (NB*G*U) = b1 (+ b2 if given). */
+static inline void SFX(pack_bias)(REAL *bp, const REAL *b1, const REAL *b2, int G, int H, int nb)
+{
+    for (int j = 0; j < nb; j++)
+        for (int g = 0; g < G; g++)
+            for (int u = 0; u < U; u++) {
+                int h = j * U + u;
+                REAL v = 0;
+                if (h < H) v = b2 ? b1[g * H + h] + b2[g * H + h] : b1[g * H + h];
+                bp[(j * G + g) * U + u] = v;
+            }
+}
+
+/* Canonical row of the interleaved index n, or -1 for a padding unit. */
+static inline long SFX(canon_row)(long n, int G, int H)
+{
+    long j = n / ((long)G * U), g = (n / U) % G, u = n % U;
+    long h = j * U + u;
+    return h < H ? g * H + h : -1;
+}
