@@ -54,7 +54,7 @@ ext = Extension(
     "fastlstm._kernels",
     sources=["fastlstm/_kernels.pyx"] + sorted(glob("src_c/*.c")),
     include_dirs=["src_c"],
-    extra_compile_args=["-O3", "-fno-math-errno", "-Wno-unknown-pragmas"] + omp_compile,
+    extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unknown-pragmas", "-Wno-psabi"] + omp_compile,
     extra_link_args=omp_link,
     depends=sorted(glob("src_c/*.h")),
 )

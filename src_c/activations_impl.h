@@ -89,3 +89,29 @@ static inline REAL SFX(fl_dact)(int relu, REAL y)
 {
     return relu ? (y > 0 ? RC(1.0) : 0) : RC(1.0) - y * y;
 }
+
+/* The same functions over one block of FL_UNIT_BLOCK units: the loops have a
+ * fixed trip count and no branches inside, so they vectorise; the kernels'
+ * epilogues call these rather than the scalar forms. */
+static inline void SFX(gate_blk)(int hard, REAL *y, const REAL *x)
+{
+    if (hard) for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_hard_sigmoid)(x[u]);
+    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_sigmoid)(x[u]);
+}
+static inline void SFX(act_blk)(int relu, REAL *y, const REAL *x)
+{
+    if (relu) for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_relu)(x[u]);
+    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_tanh)(x[u]);
+}
+/* d = dgate(y) * g, through the output y */
+static inline void SFX(dgate_blk)(int hard, REAL *d, const REAL *y, const REAL *g)
+{
+    if (hard) for (int u = 0; u < FL_UNIT_BLOCK; u++)
+        d[u] = g[u] * ((y[u] > 0 && y[u] < 1) ? RC(0.2) : 0);
+    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) d[u] = g[u] * (y[u] * (RC(1.0) - y[u]));
+}
+static inline void SFX(dact_blk)(int relu, REAL *d, const REAL *y, const REAL *g)
+{
+    if (relu) for (int u = 0; u < FL_UNIT_BLOCK; u++) d[u] = y[u] > 0 ? g[u] : 0;
+    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) d[u] = g[u] * (RC(1.0) - y[u] * y[u]);
+}

@@ -1,12 +1,16 @@
+#define _POSIX_C_SOURCE 200112L
 #include <stdlib.h>
 #include "fastlstm.h"
 #include "fl_omp.h"
 #include "fl_simd.h"
+#include "internal.h"
 
 #define FL_F32
 #include "real_type.h"
+#include "simd_impl.h"
 #include "gemm_impl.h"
 #undef FL_F32
 #define FL_F64
 #include "real_type.h"
+#include "simd_impl.h"
 #include "gemm_impl.h"

@@ -7,13 +7,8 @@
  * element of C therefore sums over k in the same order whatever the thread
  * count: results are bitwise identical for any n_threads.
  */
-#ifdef FL_F32
-#define GEMM_MR 6
-#define GEMM_NR 16
-#else
-#define GEMM_MR 6
-#define GEMM_NR 8
-#endif
+#define GEMM_MR 6      /* rows6_kernel */
+#define GEMM_NR NRK    /* columns of the rows6_kernel register tile */
 #define GEMM_MC 72     /* multiple of GEMM_MR */
 #define GEMM_NC 256    /* multiple of GEMM_NR */
 #define GEMM_KC 256
@@ -25,18 +20,20 @@ static inline REAL SFX(gemm_a_at)(int trans_a, const REAL *A, long lda, long i, 
 }
 
 /* Pack rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into MR-row slivers,
- * sliver-major then k then row: ap[(s*kc + k)*MR + r]; rows past M are zero. */
+ * each row contiguous in k: ap[(s + r)*kc + k]; rows past M are zero. */
 static void SFX(gemm_pack_a)(REAL *ap, int trans_a, const REAL *A, long lda,
                              int M, int i0, int mc, int k0, int kc)
 {
-    for (int s = 0; s < mc; s += GEMM_MR) {
-        REAL *dst = ap + (long)s * kc;
-        for (int k = 0; k < kc; k++) {
-            for (int r = 0; r < GEMM_MR; r++) {
-                int i = i0 + s + r;
-                dst[k * GEMM_MR + r] = (s + r < mc && i < M)
-                    ? SFX(gemm_a_at)(trans_a, A, lda, i, k0 + k) : 0;
-            }
+    int rows = (mc + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    for (int r = 0; r < rows; r++) {
+        REAL *dst = ap + (long)r * kc;
+        int i = i0 + r;
+        if (r >= mc || i >= M) {
+            for (int k = 0; k < kc; k++) dst[k] = 0;
+        } else if (trans_a) {
+            for (int k = 0; k < kc; k++) dst[k] = A[(long)(k0 + k) * lda + i];
+        } else {
+            memcpy(dst, A + (long)i * lda + k0, sizeof(REAL) * kc);
         }
     }
 }
@@ -48,12 +45,13 @@ static void SFX(gemm_pack_b)(REAL *bp, const REAL *B, long ldb, int N,
 {
     for (int s = 0; s < nc; s += GEMM_NR) {
         REAL *dst = bp + (long)s * kc;
+        int cols = nc - s < GEMM_NR ? nc - s : GEMM_NR;
+        if (j0 + s + cols > N) cols = N - (j0 + s) > 0 ? N - (j0 + s) : 0;
         for (int k = 0; k < kc; k++) {
-            const REAL *src = B + (long)(k0 + k) * ldb;
-            for (int c = 0; c < GEMM_NR; c++) {
-                int j = j0 + s + c;
-                dst[k * GEMM_NR + c] = (s + c < nc && j < N) ? src[j] : 0;
-            }
+            const REAL *src = B + (long)(k0 + k) * ldb + j0 + s;
+            int c = 0;
+            for (; c < cols; c++) dst[k * GEMM_NR + c] = src[c];
+            for (; c < GEMM_NR; c++) dst[k * GEMM_NR + c] = 0;
         }
     }
 }
@@ -76,27 +74,26 @@ void SFX(fl_gemm_tile)(int trans_a, int M, int N, int K, const REAL *A, long lda
         }
         for (int si = 0; si < mc; si += GEMM_MR) {
             for (int sj = 0; sj < nc; sj += GEMM_NR) {
-                REAL acc[GEMM_MR][GEMM_NR];
-                for (int r = 0; r < GEMM_MR; r++)
-                    for (int c = 0; c < GEMM_NR; c++) acc[r][c] = 0;
-                const REAL *a = ap + (long)si * kc;
-                const REAL *b = bp + (long)sj * kc;
-                for (int k = 0; k < kc; k++) {
-                    for (int r = 0; r < GEMM_MR; r++) {
-                        REAL ar = a[k * GEMM_MR + r];
-                        for (int c = 0; c < GEMM_NR; c++) acc[r][c] += ar * b[k * GEMM_NR + c];
-                    }
+                VEC acc[GEMM_MR][2];
+                const REAL *arow[GEMM_MR];
+                for (int r = 0; r < GEMM_MR; r++) {
+                    acc[r][0] = acc[r][1] = (VEC){0};
+                    arow[r] = ap + (long)(si + r) * kc;
                 }
+                SFX(rows6_kernel)(kc, arow, bp + (long)sj * kc, GEMM_NR, acc);
                 int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
                 int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
                 for (int r = 0; r < rows; r++) {
+                    REAL tile[GEMM_NR];
+                    SFX(vstore)(tile, acc[r][0]);
+                    SFX(vstore)(tile + VL, acc[r][1]);
                     REAL *crow = C + (long)(i0 + si + r) * ldc + j0 + sj;
                     if (k0 == 0 && beta == 0) {
-                        for (int c = 0; c < cols; c++) crow[c] = acc[r][c];
+                        for (int c = 0; c < cols; c++) crow[c] = tile[c];
                     } else if (k0 == 0 && beta != 1) {
-                        for (int c = 0; c < cols; c++) crow[c] = beta * crow[c] + acc[r][c];
+                        for (int c = 0; c < cols; c++) crow[c] = beta * crow[c] + tile[c];
                     } else {
-                        for (int c = 0; c < cols; c++) crow[c] += acc[r][c];
+                        for (int c = 0; c < cols; c++) crow[c] += tile[c];
                     }
                 }
             }
@@ -113,7 +110,7 @@ int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,
     long ntiles = (long)tm * tn;
     int nt = n_threads < ntiles ? n_threads : (int)ntiles;
     long per_thread = (long)GEMM_MC * GEMM_KC + (long)GEMM_KC * GEMM_NC;
-    REAL *work = malloc(sizeof(REAL) * per_thread * nt);
+    REAL *work = fl_aligned_alloc(sizeof(REAL) * per_thread * nt);
     if (!work) return FL_ERR_NOMEM;
     #pragma omp parallel for num_threads(nt) schedule(static)
     for (long t = 0; t < ntiles; t++) {

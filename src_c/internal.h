@@ -2,5 +2,14 @@
 #ifndef FL_INTERNAL_H
 #define FL_INTERNAL_H
 #include "fastlstm.h"
-/* fl_gemm_f32/f64 are public (fastlstm.h); nothing else crosses files yet. */
+#include <stdlib.h>
+
+/* 64-byte aligned buffer (a cache line; full-width vector loads never split
+ * lines) for packed panels; free() releases it. NULL on failure or size 0. */
+static inline void *fl_aligned_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (bytes == 0 || posix_memalign(&p, 64, bytes) != 0) return NULL;
+    return p;
+}
 #endif

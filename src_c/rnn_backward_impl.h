@@ -15,7 +15,7 @@ typedef struct {
     int nb;
     long ghp, gcc;
     const REAL *cache_gates, *cache_h, *cache_c;
-    const REAL *w_peep;
+    const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
     const int *lengths;
     const REAL *dy; long lddy;
     REAL *dgx;           /* (T*B, ghp) gradient wrt the input-side pre-activations */
@@ -24,19 +24,24 @@ typedef struct {
     REAL *dh, *dc, *dhd; /* (B, H): dh_t, dc_t, and for gru the direct part of dh_{t-1} */
 } SFX(bwd_args);
 
+/* Load n <= U values, zero-filling the block's padding units. */
+static inline void SFX(load_blk)(REAL *dst, const REAL *src, int n)
+{
+    for (int u = 0; u < U; u++) dst[u] = u < n ? src[u] : 0;
+}
+
 FL_CLONES
 void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1)
 {
     const fl_rnn_desc *d = a->d;
-    const int H = d->H, B = d->B, T = d->T, rev = d->reverse;
+    const int H = d->H, B = d->B, rev = d->reverse;
+    const int G = d->cell == FL_CELL_GRU ? 3 : 4;
     const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
     const long BH = (long)B * H;
     const long in = rev ? t + 1 : t, out = rev ? t : t + 1;
-    (void)T;
     for (int b = b0; b < b1; b++) {
         const long row = (long)t * B + b;
-        const int G = d->cell == FL_CELL_GRU ? 3 : 4;
         REAL *gx = a->dgx + row * a->ghp + (long)j * G * U;
         REAL *gh = a->dgh + row * a->ghp + (long)j * G * U;
         if (a->lengths && t >= a->lengths[b]) {   /* padding: no gradient, state carried */
@@ -44,51 +49,58 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             continue;
         }
         const REAL *cg = a->cache_gates + row * a->gcc + (long)j * 4 * U;
-        const REAL *dyr = a->dy ? a->dy + row * a->lddy + h0 : NULL;
-        REAL *dh = a->dh + (long)b * H + h0;
-        if (d->cell == FL_CELL_GRU) {
-            const REAL *hp = a->cache_h + in * BH + (long)b * H + h0;
-            REAL *dhd = a->dhd + (long)b * H + h0;
-            for (int u = 0; u < nu; u++) {
-                REAL r = cg[u], z = cg[U + u], n = cg[2 * U + u], hn = cg[3 * U + u];
-                REAL dht = dh[u] + (dyr ? dyr[u] : 0);
-                REAL dzn = dht * (1 - z) * SFX(fl_dact)(relu, n);
-                REAL dzz = dht * (hp[u] - n) * SFX(fl_dgate)(hard, z);
-                REAL dzr = dzn * hn * SFX(fl_dgate)(hard, r);
-                gx[u] = dzr; gx[U + u] = dzz; gx[2 * U + u] = dzn;
-                gh[u] = dzr; gh[U + u] = dzz; gh[2 * U + u] = dzn * r;
-                dhd[u] = dht * z;
-            }
-            for (int n = nu; n < U; n++) {
-                for (int g = 0; g < 3; g++) { gx[g * U + n] = 0; gh[g * U + n] = 0; }
-            }
-        } else {
-            const int cifg = d->cell == FL_CELL_CIFG, peep = d->cell == FL_CELL_PEEPHOLE;
-            const REAL *cpv = a->cache_c + in * BH + (long)b * H + h0;
-            const REAL *cur = a->cache_c + out * BH + (long)b * H + h0;
-            REAL *dc = a->dc + (long)b * H + h0;
-            for (int u = 0; u < nu; u++) {
-                REAL i = cg[u], f = cg[U + u], g = cg[2 * U + u], o = cg[3 * U + u];
-                REAL cp = cpv[u], c = cur[u];
-                REAL ac = SFX(fl_act)(relu, c);
-                REAL dht = dh[u] + (dyr ? dyr[u] : 0);
-                REAL dzo = dht * ac * SFX(fl_dgate)(hard, o);
-                REAL dct = dc[u] + dht * o * SFX(fl_dact)(relu, ac);
-                if (peep) dct += dzo * a->w_peep[2 * H + h0 + u];
-                REAL di = dct * g, dzf = 0;
-                if (cifg) di -= dct * cp;
-                else dzf = dct * cp * SFX(fl_dgate)(hard, f);
-                REAL dzi = di * SFX(fl_dgate)(hard, i);
-                REAL dzg = dct * i * SFX(fl_dact)(relu, g);
-                REAL dcp = dct * f;
-                if (peep) dcp += dzi * a->w_peep[h0 + u] + dzf * a->w_peep[H + h0 + u];
-                gx[u] = dzi; gx[U + u] = dzf; gx[2 * U + u] = dzg; gx[3 * U + u] = dzo;
-                dc[u] = dcp;
-            }
-            for (int n = nu; n < U; n++) {
-                for (int g = 0; g < 4; g++) gx[g * U + n] = 0;
-            }
+        REAL dht[U], t0[U], t1[U], t2[U], t3[U];
+        SFX(load_blk)(dht, a->dh + (long)b * H + h0, nu);
+        if (a->dy) {
+            const REAL *dyr = a->dy + row * a->lddy + h0;
+            for (int u = 0; u < nu; u++) dht[u] += dyr[u];
         }
+        if (d->cell == FL_CELL_GRU) {
+            const REAL *r = cg, *z = cg + U, *n = cg + 2 * U, *hn = cg + 3 * U;
+            REAL hp[U];
+            SFX(load_blk)(hp, a->cache_h + in * BH + (long)b * H + h0, nu);
+            for (int u = 0; u < U; u++) { t0[u] = dht[u] * (1 - z[u]); t1[u] = dht[u] * (hp[u] - n[u]); }
+            SFX(dact_blk)(relu, gx + 2 * U, n, t0);          /* dzn */
+            SFX(dgate_blk)(hard, gx + U, z, t1);             /* dzz */
+            for (int u = 0; u < U; u++) t2[u] = gx[2 * U + u] * hn[u];
+            SFX(dgate_blk)(hard, gx, r, t2);                 /* dzr */
+            for (int u = 0; u < U; u++) {
+                gh[u] = gx[u]; gh[U + u] = gx[U + u]; gh[2 * U + u] = gx[2 * U + u] * r[u];
+            }
+            REAL *dhd = a->dhd + (long)b * H + h0;
+            for (int u = 0; u < nu; u++) dhd[u] = dht[u] * z[u];
+        } else {
+            const REAL *i = cg, *f = cg + U, *g = cg + 2 * U, *o = cg + 3 * U;
+            const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
+            const long php = (long)a->nb * U;
+            REAL cp[U], c[U], ac[U], dct[U];
+            SFX(load_blk)(cp, a->cache_c + in * BH + (long)b * H + h0, nu);
+            SFX(load_blk)(c, a->cache_c + out * BH + (long)b * H + h0, nu);
+            SFX(load_blk)(dct, a->dc + (long)b * H + h0, nu);
+            SFX(act_blk)(relu, ac, c);
+            for (int u = 0; u < U; u++) { t0[u] = dht[u] * ac[u]; t1[u] = dht[u] * o[u]; }
+            SFX(dgate_blk)(hard, gx + 3 * U, o, t0);         /* dzo */
+            SFX(dact_blk)(relu, t2, ac, t1);                 /* dh * o * act'(c) */
+            for (int u = 0; u < U; u++) dct[u] += t2[u];
+            if (pp) for (int u = 0; u < U; u++) dct[u] += gx[3 * U + u] * pp[2 * php + h0 + u];
+            for (int u = 0; u < U; u++) { t0[u] = dct[u] * g[u]; t3[u] = dct[u] * i[u]; }
+            if (d->cell == FL_CELL_CIFG) {
+                for (int u = 0; u < U; u++) { t0[u] -= dct[u] * cp[u]; gx[U + u] = 0; }
+            } else {
+                for (int u = 0; u < U; u++) t1[u] = dct[u] * cp[u];
+                SFX(dgate_blk)(hard, gx + U, f, t1);         /* dzf */
+            }
+            SFX(dgate_blk)(hard, gx, i, t0);                 /* dzi */
+            SFX(dact_blk)(relu, gx + 2 * U, g, t3);          /* dzg */
+            for (int u = 0; u < U; u++) dct[u] *= f[u];
+            if (pp) for (int u = 0; u < U; u++)
+                dct[u] += gx[u] * pp[h0 + u] + gx[U + u] * pp[php + h0 + u];
+            REAL *dc = a->dc + (long)b * H + h0;
+            for (int u = 0; u < nu; u++) dc[u] = dct[u];
+        }
+        /* padding units must carry exactly zero into the deferred GEMMs */
+        for (int u = nu; u < U; u++)
+            for (int q = 0; q < G; q++) { gx[q * U + u] = 0; gh[q * U + u] = 0; }
     }
 }
 
@@ -99,21 +111,33 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
     const int H = d->H, B = d->B, gru = d->cell == FL_CELL_GRU;
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
     const REAL *w = a->whhT_b + (long)j * a->ghp * U;
-    for (int b = b0; b < b1; b++) {
-        if (a->lengths && t >= a->lengths[b]) continue;   /* dh carried unchanged */
-        const REAL *g = a->dgh + ((long)t * B + b) * a->ghp;
-        REAL acc[U];
-        for (int u = 0; u < U; u++) acc[u] = 0;
-        for (long n = 0; n < a->ghp; n++) {
-            const REAL gn = g[n];
-            for (int u = 0; u < U; u++) acc[u] += gn * w[n * U + u];
+    for (int r0 = b0; r0 < b1; r0 += 6) {
+        REAL out[6][U];
+        const REAL *grow[6];
+        for (int r = 0; r < 6; r++) {
+            int b = r0 + r < b1 ? r0 + r : r0;
+            grow[r] = a->dgh + ((long)t * B + b) * a->ghp;
         }
-        REAL *dh = a->dh + (long)b * H + h0;
-        if (gru) {
-            const REAL *dhd = a->dhd + (long)b * H + h0;
-            for (int u = 0; u < nu; u++) dh[u] = dhd[u] + acc[u];
-        } else {
-            for (int u = 0; u < nu; u++) dh[u] = acc[u];
+        for (int cg = 0; cg < U; cg += NRK) {
+            VEC acc[6][2];
+            for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = (VEC){0};
+            SFX(rows6_kernel)((int)a->ghp, grow, w + cg, U, acc);
+            for (int r = 0; r < 6; r++) {
+                SFX(vstore)(out[r] + cg, acc[r][0]);
+                SFX(vstore)(out[r] + cg + VL, acc[r][1]);
+            }
+        }
+        const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
+        for (int r = 0; r < nrows; r++) {
+            const int b = r0 + r;
+            if (a->lengths && t >= a->lengths[b]) continue;   /* dh carried unchanged */
+            REAL *dh = a->dh + (long)b * H + h0;
+            if (gru) {
+                const REAL *dhd = a->dhd + (long)b * H + h0;
+                for (int u = 0; u < nu; u++) dh[u] = dhd[u] + out[r][u];
+            } else {
+                for (int u = 0; u < nu; u++) dh[u] = out[r][u];
+            }
         }
     }
 }
@@ -139,25 +163,26 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     int nb, st = SFX(rnn_check)(d, &nb);
     if (st != FL_OK) return st;
     const int T = d->T, B = d->B, I = d->I, H = d->H, G = SFX(rnn_gates)(d->cell);
-    const int gru = d->cell == FL_CELL_GRU, peep = d->cell == FL_CELL_PEEPHOLE;
+    const int gru = d->cell == FL_CELL_GRU, peep_cell = d->cell == FL_CELL_PEEPHOLE;
     if (!dh0 || !dw_ih || !dw_hh || !db_ih || !db_hh || !cache_gates || !cache_h || !x
         || !w_ih || !w_hh) return FL_ERR_ARG;
     if (!gru && (!dc0 || !cache_c)) return FL_ERR_ARG;
-    if (peep && (!w_peep || !dw_peep)) return FL_ERR_ARG;
+    if (peep_cell && (!w_peep || !dw_peep)) return FL_ERR_ARG;
     if (ldx < I || (dx && lddx < I) || (dy && lddy < H)) return FL_ERR_SIZE;
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
     const long ghp = (long)nb * G * U, TB = (long)T * B, BH = (long)B * H;
     long n_work = TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * I
-                + 3 * BH + ghp * (I > H ? I : H) + 2 * ghp;
-    REAL *work = malloc(sizeof(REAL) * n_work);
+                + 3 * BH + ghp * (I > H ? I : H) + 2 * ghp + 3L * nb * U;
+    REAL *work = fl_aligned_alloc(sizeof(REAL) * n_work);
     if (!work) return FL_ERR_NOMEM;
     REAL *dgx = work, *dgh = gru ? dgx + TB * ghp : dgx;
     REAL *whhT_b = dgx + TB * ghp * (gru ? 2 : 1);
     REAL *wih_rows = whhT_b + (long)nb * ghp * U;
     REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
     REAL *dw_int = dhd + BH;             /* (ghp, max(I, H)) interleaved weight gradient */
-    REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp;
+    REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp, *peep = dbh + ghp;
+    if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
 
     /* whhT_b[j][n][u] = w_hh[canon(n)][j*U+u]; wih_rows[n][k] = w_ih[canon(n)][k] */
     for (int j = 0; j < nb; j++)
@@ -177,8 +202,8 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
         dc[k] = (!gru && dc_n) ? dc_n[k] : 0;
     }
 
-    SFX(bwd_args) a = { d, nb, ghp, 4L * nb * U, cache_gates, cache_h, cache_c, w_peep, lengths,
-                        dy, lddy, dgx, dgh, whhT_b, dh, dc, dhd };
+    SFX(bwd_args) a = { d, nb, ghp, 4L * nb * U, cache_gates, cache_h, cache_c,
+                        peep_cell ? peep : NULL, lengths, dy, lddy, dgx, dgh, whhT_b, dh, dc, dhd };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
     const int nt = d->n_threads < items ? d->n_threads : (int)items;
@@ -228,7 +253,7 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
         long r = SFX(canon_row)(n, G, H);
         if (r >= 0) { db_ih[r] = dbx[n]; db_hh[r] = gru ? dbh[n] : dbx[n]; }
     }
-    if (peep) {
+    if (peep_cell) {
         /* dp_i = sum dz_i * c_{t-1}, dp_f = sum dz_f * c_{t-1}, dp_o = sum dz_o * c_t */
         const REAL *cprev = cache_c + (d->reverse ? BH : 0);
         const REAL *ccur = cache_c + (d->reverse ? 0 : BH);

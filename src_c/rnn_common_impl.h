@@ -77,6 +77,14 @@ static inline void SFX(pack_bias)(REAL *bp, const REAL *b1, const REAL *b2, int 
             }
 }
 
+/* Peephole weights (3, H) -> (3, Hp) with zero padding units. */
+static inline void SFX(pack_peep)(REAL *pp, const REAL *w_peep, int H, int nb)
+{
+    long hp = (long)nb * U;
+    for (int g = 0; g < 3; g++)
+        for (long h = 0; h < hp; h++) pp[g * hp + h] = h < H ? w_peep[g * H + h] : 0;
+}
+
 /* Canonical row of the interleaved index n, or -1 for a padding unit. */
 static inline long SFX(canon_row)(long n, int G, int H)
 {

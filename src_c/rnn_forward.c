@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200112L
 #include <stdlib.h>
 #include "fastlstm.h"
 #include "fl_omp.h"
@@ -7,6 +8,7 @@
 #define FL_F32
 #include "real_type.h"
 #include "activations_impl.h"
+#include "simd_impl.h"
 #include "rnn_common_impl.h"
 #include "rnn_forward_impl.h"
 #undef U
@@ -14,6 +16,7 @@
 #define FL_F64
 #include "real_type.h"
 #include "activations_impl.h"
+#include "simd_impl.h"
 #include "rnn_common_impl.h"
 #include "rnn_forward_impl.h"
 #undef U

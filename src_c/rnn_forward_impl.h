@@ -20,7 +20,7 @@ typedef struct {
     const REAL *whh_b;   /* (NB, H, G*U) */
     const REAL *bias;    /* (ghp) lstm: b_ih + b_hh; gru: b_hh */
     const REAL *bias_x;  /* (ghp) gru only: b_ih */
-    const REAL *w_peep;  /* (3, H) or NULL */
+    const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
     const int *lengths;
     REAL *y; long ldy;
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
@@ -33,72 +33,97 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                           const REAL *hprev, const REAL *cprev, REAL *hcur, REAL *ccur)
 {
     const fl_rnn_desc *d = a->d;
-    const int H = d->H, B = d->B, G = a->G;
+    const int H = d->H, B = d->B, G = a->G, GU = G * U;
     const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
-    const REAL *w = a->whh_b + (long)j * H * G * U;
-    for (int b = b0; b < b1; b++) {
-        const long row = (long)t * B + b;
-        REAL *yrow = a->y + row * a->ldy + h0;
-        if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
-            for (int u = 0; u < nu; u++) {
-                hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
-                if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
-                yrow[u] = 0;
-            }
-            continue;
+    const REAL *w = a->whh_b + (long)j * H * GU;
+    const REAL *bias = a->bias + (long)j * GU;
+    for (int r0 = b0; r0 < b1; r0 += 6) {
+        /* pre (6, G*U): the block's gate pre-activations for up to 6 rows */
+        REAL pre[6][4 * U];
+        const REAL *hrow[6], *gxrow[6];
+        for (int r = 0; r < 6; r++) {
+            int b = r0 + r < b1 ? r0 + r : r0;   /* spare rows repeat row r0 */
+            hrow[r] = hprev + (long)b * H;
+            gxrow[r] = a->gx + ((long)t * B + b) * a->ghp + (long)j * GU;
         }
-        const REAL *gx = a->gx + row * a->ghp + (long)j * G * U;
-        const REAL *hp = hprev + (long)b * H;
-        REAL acc[4 * U];
-        if (G == 4) {
-            for (int n = 0; n < 4 * U; n++) acc[n] = gx[n] + a->bias[(long)j * 4 * U + n];
-            for (int k = 0; k < H; k++) {
-                const REAL hk = hp[k];
-                const REAL *wk = w + (long)k * 4 * U;
-                for (int n = 0; n < 4 * U; n++) acc[n] += hk * wk[n];
+        for (int cg = 0; cg < GU; cg += NRK) {
+            VEC acc[6][2];
+            VEC bv0 = SFX(vload)(bias + cg), bv1 = SFX(vload)(bias + cg + VL);
+            for (int r = 0; r < 6; r++) {   /* gru keeps the input part apart (reset gate) */
+                acc[r][0] = G == 4 ? SFX(vload)(gxrow[r] + cg) + bv0 : bv0;
+                acc[r][1] = G == 4 ? SFX(vload)(gxrow[r] + cg + VL) + bv1 : bv1;
             }
-        } else {
-            for (int n = 0; n < 3 * U; n++) acc[n] = a->bias[(long)j * 3 * U + n];
-            for (int k = 0; k < H; k++) {
-                const REAL hk = hp[k];
-                const REAL *wk = w + (long)k * 3 * U;
-                for (int n = 0; n < 3 * U; n++) acc[n] += hk * wk[n];
+            SFX(rows6_kernel)(H, hrow, w + cg, GU, acc);
+            for (int r = 0; r < 6; r++) {
+                SFX(vstore)(pre[r] + cg, acc[r][0]);
+                SFX(vstore)(pre[r] + cg + VL, acc[r][1]);
             }
         }
-        REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
-        if (d->cell == FL_CELL_GRU) {
-            const REAL *bx = a->bias_x + (long)j * 3 * U;
-            for (int u = 0; u < nu; u++) {
-                REAL r = SFX(fl_gate)(hard, gx[u] + bx[u] + acc[u]);
-                REAL z = SFX(fl_gate)(hard, gx[U + u] + bx[U + u] + acc[U + u]);
-                REAL hn = acc[2 * U + u];
-                REAL n = SFX(fl_act)(relu, gx[2 * U + u] + bx[2 * U + u] + r * hn);
-                REAL h = (1 - z) * n + z * hp[h0 + u];
-                hcur[(long)b * H + h0 + u] = h;
-                yrow[u] = h;
-                if (cg) { cg[u] = r; cg[U + u] = z; cg[2 * U + u] = n; cg[3 * U + u] = hn; }
+        const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
+        for (int r = 0; r < nrows; r++) {
+            const int b = r0 + r;
+            const long row = (long)t * B + b;
+            const REAL *acc = pre[r];
+            REAL *yrow = a->y + row * a->ldy + h0;
+            if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
+                for (int u = 0; u < nu; u++) {
+                    hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
+                    if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
+                    yrow[u] = 0;
+                }
+                continue;
             }
-        } else {
-            const int cifg = d->cell == FL_CELL_CIFG, peep = d->cell == FL_CELL_PEEPHOLE;
-            const REAL *pi = peep ? a->w_peep + h0 : NULL;
-            const REAL *pf = peep ? a->w_peep + H + h0 : NULL;
-            const REAL *po = peep ? a->w_peep + 2 * H + h0 : NULL;
-            for (int u = 0; u < nu; u++) {
-                REAL cp = cprev[(long)b * H + h0 + u];
-                REAL zi = acc[u], zf = acc[U + u], zo = acc[3 * U + u];
-                if (peep) { zi += pi[u] * cp; zf += pf[u] * cp; }
-                REAL i = SFX(fl_gate)(hard, zi);
-                REAL f = cifg ? 1 - i : SFX(fl_gate)(hard, zf);
-                REAL g = SFX(fl_act)(relu, acc[2 * U + u]);
-                REAL c = f * cp + i * g;
-                if (peep) zo += po[u] * c;
-                REAL o = SFX(fl_gate)(hard, zo);
-                REAL h = o * SFX(fl_act)(relu, c);
-                ccur[(long)b * H + h0 + u] = c;
-                hcur[(long)b * H + h0 + u] = h;
-                yrow[u] = h;
-                if (cg) { cg[u] = i; cg[U + u] = f; cg[2 * U + u] = g; cg[3 * U + u] = o; }
+            /* epilogue over the whole block of U units (padding units hold finite
+             * values and are never stored), so every loop below vectorises */
+            const REAL *hp = hprev + (long)b * H + h0;
+            REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
+            REAL *hout = hcur + (long)b * H + h0;
+            REAL t0[U], t1[U], t2[U], t3[U], st[U], out[U];
+            for (int u = 0; u < U; u++) st[u] = u < nu ? (d->cell == FL_CELL_GRU ? hp[u]
+                                                     : cprev[(long)b * H + h0 + u]) : 0;
+            if (d->cell == FL_CELL_GRU) {
+                /* t0 = r, t1 = z, t2 = n, acc[2U..] = W_hn h + b_hn */
+                const REAL *gx = gxrow[r];
+                const REAL *bx = a->bias_x + (long)j * 3 * U;
+                for (int u = 0; u < U; u++) {
+                    t0[u] = gx[u] + bx[u] + acc[u];
+                    t1[u] = gx[U + u] + bx[U + u] + acc[U + u];
+                }
+                SFX(gate_blk)(hard, t0, t0);
+                SFX(gate_blk)(hard, t1, t1);
+                for (int u = 0; u < U; u++) t2[u] = gx[2 * U + u] + bx[2 * U + u] + t0[u] * acc[2 * U + u];
+                SFX(act_blk)(relu, t2, t2);
+                for (int u = 0; u < U; u++) out[u] = (1 - t1[u]) * t2[u] + t1[u] * st[u];
+                for (int u = 0; u < nu; u++) { hout[u] = out[u]; yrow[u] = out[u]; }
+                if (cg) {
+                    memcpy(cg, t0, sizeof t0); memcpy(cg + U, t1, sizeof t1);
+                    memcpy(cg + 2 * U, t2, sizeof t2); memcpy(cg + 3 * U, acc + 2 * U, sizeof t0);
+                }
+            } else {
+                /* t0 = i, t1 = f, t2 = g, t3 = o, st = c_{t-1} then c_t */
+                const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
+                const long php = (long)a->nb * U;
+                for (int u = 0; u < U; u++) { t0[u] = acc[u]; t1[u] = acc[U + u]; t3[u] = acc[3 * U + u]; }
+                if (pp) for (int u = 0; u < U; u++) {
+                    t0[u] += pp[h0 + u] * st[u];
+                    t1[u] += pp[php + h0 + u] * st[u];
+                }
+                SFX(gate_blk)(hard, t0, t0);
+                if (d->cell == FL_CELL_CIFG) for (int u = 0; u < U; u++) t1[u] = 1 - t0[u];
+                else SFX(gate_blk)(hard, t1, t1);
+                SFX(act_blk)(relu, t2, acc + 2 * U);
+                for (int u = 0; u < U; u++) st[u] = t1[u] * st[u] + t0[u] * t2[u];
+                if (pp) for (int u = 0; u < U; u++) t3[u] += pp[2 * php + h0 + u] * st[u];
+                SFX(gate_blk)(hard, t3, t3);
+                SFX(act_blk)(relu, out, st);
+                for (int u = 0; u < U; u++) out[u] *= t3[u];
+                REAL *cout = ccur + (long)b * H + h0;
+                for (int u = 0; u < nu; u++) { cout[u] = st[u]; hout[u] = out[u]; yrow[u] = out[u]; }
+                if (cg) {
+                    memcpy(cg, t0, sizeof t0); memcpy(cg + U, t1, sizeof t1);
+                    memcpy(cg + 2 * U, t2, sizeof t2); memcpy(cg + 3 * U, t3, sizeof t3);
+                }
             }
         }
     }
@@ -126,17 +151,18 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     const long ghp = (long)nb * G * U, TB = (long)T * B, BH = (long)B * H;
     /* lstm in training computes Gx straight into the gate cache (same layout, G = 4) */
     const int gx_in_cache = train && !gru;
-    long n_work = (long)I * ghp + (long)nb * H * G * U + 2 * ghp
+    long n_work = (long)I * ghp + (long)nb * H * G * U + 2 * ghp + 3L * nb * U
                 + (gx_in_cache ? 0 : TB * ghp) + (train ? 0 : 3 * BH);
-    REAL *work = malloc(sizeof(REAL) * n_work);
+    REAL *work = fl_aligned_alloc(sizeof(REAL) * n_work);
     if (!work) return FL_ERR_NOMEM;
     REAL *wih_r = work, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
-    REAL *bias_x = bias + ghp, *p = bias_x + ghp;
+    REAL *bias_x = bias + ghp, *peep = bias_x + ghp, *p = peep + 3L * nb * U;
     REAL *gx = gx_in_cache ? cache_gates : p;
     if (!gx_in_cache) p += TB * ghp;
     REAL *hbuf = p, *cbuf = p + 2 * BH;   /* inference state: h ping-pong, c in place */
 
     SFX(pack_wih_cols)(wih_r, w_ih, G, H, I, nb);
+    if (d->cell == FL_CELL_PEEPHOLE) SFX(pack_peep)(peep, w_peep, H, nb);
     SFX(pack_whh_blocks)(whh_b, w_hh, G, H, nb);
     if (gru) {
         SFX(pack_bias)(bias, b_hh, NULL, G, H, nb);
@@ -156,7 +182,8 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
     }
 
-    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, whh_b, bias, bias_x, w_peep, lengths,
+    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, whh_b, bias, bias_x,
+                        d->cell == FL_CELL_PEEPHOLE ? peep : NULL, lengths,
                         y, ldy, cache_gates };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;

@@ -1,0 +1,47 @@
+/* Portable SIMD through GCC's generic vectors (include after real_type.h).
+ * A vec is 32 bytes: one AVX2 register (AVX-512 clones use the 32-register
+ * file with AVX-512VL encodings), two SSE2 registers. The FL_CLONES variants
+ * of a function compile the same source for each ISA, so there are no
+ * intrinsics and no per-ISA code paths. (64-byte generic vectors would match
+ * AVX-512, but GCC lowers them through memory on AVX2.) */
+#include <string.h>
+
+#undef VEC
+#undef VL
+#undef NRK
+typedef REAL SFX(vec) __attribute__((vector_size(32)));
+#define VEC SFX(vec)
+#define VL ((int)(32 / sizeof(REAL)))   /* lanes: 8 floats or 4 doubles */
+
+static inline VEC SFX(vload)(const REAL *p) { VEC v; memcpy(&v, p, sizeof v); return v; }
+static inline void SFX(vstore)(REAL *p, VEC v) { memcpy(p, &v, sizeof v); }
+
+#define NRK (2 * VL)   /* columns of the register tile: two vectors per row */
+
+/* acc[r] (+)= sum_k a[r][k] * w[k*ldw .. +NRK) for 6 rows at once: the
+ * register tile (6 x 2 vectors, 12 accumulators) of the GEMM, of the
+ * recurrent step (rows of h_{t-1} times a column group of W_hh) and of
+ * backward's dh = dG * W_hh. Rows are given by pointers so callers can pass
+ * strided rows without packing; spare rows may repeat a valid row. */
+static inline void SFX(rows6_kernel)(int K, const REAL *const a[6], const REAL *w, long ldw,
+                                     VEC acc[6][2])
+{
+    VEC c00 = acc[0][0], c01 = acc[0][1], c10 = acc[1][0], c11 = acc[1][1];
+    VEC c20 = acc[2][0], c21 = acc[2][1], c30 = acc[3][0], c31 = acc[3][1];
+    VEC c40 = acc[4][0], c41 = acc[4][1], c50 = acc[5][0], c51 = acc[5][1];
+    const REAL *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int k = 0; k < K; k++) {
+        const REAL *wk = w + (long)k * ldw;
+        VEC w0 = SFX(vload)(wk), w1 = SFX(vload)(wk + VL);
+        REAL x;
+        x = a0[k]; c00 += x * w0; c01 += x * w1;
+        x = a1[k]; c10 += x * w0; c11 += x * w1;
+        x = a2[k]; c20 += x * w0; c21 += x * w1;
+        x = a3[k]; c30 += x * w0; c31 += x * w1;
+        x = a4[k]; c40 += x * w0; c41 += x * w1;
+        x = a5[k]; c50 += x * w0; c51 += x * w1;
+    }
+    acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11;
+    acc[2][0] = c20; acc[2][1] = c21; acc[3][0] = c30; acc[3][1] = c31;
+    acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
+}

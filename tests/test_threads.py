@@ -1,0 +1,187 @@
+"""Determinism across thread counts, GIL release and thread safety.
+
+* The design promises bitwise-identical results for any n_threads: work is split
+  over outputs (unit blocks x batch chunks, GEMM tiles), never over a reduction.
+  Outputs, final states and ALL gradients are compared with exact equality for
+  n_threads = 1, 2 and 3, float32 and float64, every cell, on shapes that give
+  several unit blocks (H = 40: 3 blocks of 16) and batch chunks (B = 37: 3 chunks of
+  16), and GEMMs of several tiles (T*B = 185 > 72 rows).
+* Every kernel call releases the GIL: a pure-Python thread keeps running while
+  another thread is inside one long kernel call.
+* A layer is safe to call from several Python threads at once (inference, and
+  training forward/backward without dropout): the results equal the serial ones.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastlstm import _kernels
+import kernel_util as ku
+
+CELLS = ("lstm", "peephole", "cifg", "gru")
+
+
+def _all_results(layer, case):
+    """Inference outputs and the full training forward/backward, as a flat dict."""
+    yi, hi, ci = ku.kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
+    y, h, c, grads, _ = ku.kernel_train(layer, case)
+    out = {"infer_y": yi, "infer_h_n": hi, "y": y, "h_n": h}
+    if c is not None:
+        out["infer_c_n"], out["c_n"] = ci, c
+    out.update({"grad_" + k: v for k, v in grads.items()})
+    return out
+
+
+CONFIGS = {
+    # B, T, I, H, L, bidirectional, lengths, initial state
+    "B37T5I7H40-L1uni": (37, 5, 7, 40, 1, False, False, False),
+    "B37T4I5H40-L2bi-len-init": (37, 4, 5, 40, 2, True, True, True),
+}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_bitwise_identical_for_any_thread_count(cell, dtype, config):
+    b, t, i, h, L, bi, use_len, use_init = CONFIGS[config]
+    case = ku.make_case(cell, b, t, i, h, L, bi, use_len, use_init,
+                        ku.seed_of("threads", cell, dtype, config), dtype=np.dtype(dtype))
+    results = {}
+    for nt in (1, 2, 3):
+        layer = ku.make_layer(cell, i, h, L, bi, dtype=dtype, params=case["params"], n_threads=nt)
+        results[nt] = _all_results(layer, case)
+    for nt in (2, 3):
+        assert set(results[nt]) == set(results[1])
+        for k, v in results[1].items():
+            assert np.isfinite(v).all(), k
+            # exact equality, not closeness: determinism is a stated property
+            np.testing.assert_array_equal(results[nt][k], v, err_msg=f"{k}, n_threads={nt}")
+
+
+def test_openmp_is_built_in():
+    """The thread tests above are only meaningful with OpenMP: say so if it is off."""
+    if not _kernels.openmp_enabled():
+        pytest.skip("built without OpenMP: every n_threads runs single-threaded")
+    assert _kernels.openmp_max_threads() >= 1
+
+
+# ---------------------------------------------------------------- GIL release
+
+def _python_spin(n):
+    s = 0
+    for k in range(n):
+        s += k
+    return s
+
+
+def _gil_released_during(call):
+    """Run ``call`` (one long kernel call) in thread A and a fixed amount of pure-Python
+    work in thread B, started just as A enters the call. If the kernel holds the GIL,
+    B cannot run until A's call returns, so B finishes after A; if the GIL is
+    released, B finishes well before A. Returns (t_A, t_B, call duration)."""
+    started = threading.Event()
+    done = {}
+
+    def a():
+        started.set()
+        t0 = time.perf_counter()
+        call()
+        done["a"] = time.perf_counter()
+        done["dur"] = done["a"] - t0
+
+    def b():
+        started.wait()
+        _python_spin(done["n"])
+        done["b"] = time.perf_counter()
+
+    # calibrate B's work to ~1/8 of one kernel call
+    t0 = time.perf_counter()
+    call()
+    dur = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _python_spin(20000)
+    per = (time.perf_counter() - t0) / 20000
+    done["n"] = max(1000, int(dur / 8 / per))
+    ta, tb = threading.Thread(target=a), threading.Thread(target=b)
+    ta.start()
+    tb.start()
+    ta.join()
+    tb.join()
+    return done["a"], done["b"], done["dur"]
+
+
+@pytest.mark.parametrize("what", ["lstm_forward", "gru_forward", "lstm_backward"])
+def test_kernels_release_the_gil(what):
+    cell = "gru" if what.startswith("gru") else "lstm"
+    b, t, i, h = 32, 1000, 8, 48
+    case = ku.make_case(cell, b, t, i, h, 1, False, False, False, 1, dtype=np.float32)
+    layer = ku.make_layer(cell, i, h, dtype="float32", params=case["params"], n_threads=1)
+    if what.endswith("forward"):
+        def call():
+            ku.kernel_infer(layer, case["x"])
+    else:
+        y, _, cache = layer.forward(case["x"])
+
+        def call():
+            layer.backward(cache, case["dy"])
+    # one retry absorbs a scheduler hiccup on a loaded machine
+    for _ in range(2):
+        ta, tb, dur = _gil_released_during(call)
+        if tb < ta:
+            break
+    assert tb < ta, f"a pure-Python thread made no progress during a {dur:.3f} s kernel call"
+
+
+def test_gil_probe_detects_a_held_gil():
+    """Negative control: sorting a list of floats is one C call that keeps the GIL;
+    there the probe sees the Python thread finish only after the call."""
+    data = list(np.random.default_rng(0).random(150_000))
+    ta, tb, _ = _gil_released_during(lambda: sorted(data))
+    assert tb > ta
+
+
+# ---------------------------------------------------------------- thread safety
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru"])
+def test_concurrent_calls_equal_serial(cell):
+    """4 Python threads share one layer (n_threads=2, so OpenMP teams run side by side),
+    each running inference and training forward/backward on its own inputs several
+    times; every result equals the serial one bitwise."""
+    b, t, i, h, L = 9, 6, 4, 20, 2
+    base = ku.make_case(cell, b, t, i, h, L, True, True, True, ku.seed_of("conc", cell),
+                        dtype=np.float32)
+    layer = ku.make_layer(cell, i, h, L, True, dtype="float32", params=base["params"],
+                          n_threads=2)
+    rng = np.random.default_rng(0)
+    cases = []
+    for _ in range(4):
+        c = dict(base)
+        c["x"] = rng.standard_normal((b, t, i)).astype(np.float32)
+        c["dy"] = rng.standard_normal(base["dy"].shape).astype(np.float32)
+        c["lengths"] = ku.random_lengths(rng, b, t)
+        cases.append(c)
+    serial = [_all_results(layer, c) for c in cases]
+    errors, outputs = [], [[] for _ in cases]
+    barrier = threading.Barrier(len(cases))
+
+    def worker(k):
+        try:
+            barrier.wait()
+            for _ in range(3):
+                outputs[k].append(_all_results(layer, cases[k]))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(cases))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    for k, runs in enumerate(outputs):
+        assert len(runs) == 3
+        for run in runs:
+            for name, v in serial[k].items():
+                np.testing.assert_array_equal(run[name], v, err_msg=f"thread {k}: {name}")
