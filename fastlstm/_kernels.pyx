@@ -10,6 +10,10 @@ Arrays marked OUT are written; all others are read only.
 cdef extern from "fastlstm.h" nogil:
     ctypedef struct fl_rnn_desc:
         int cell, act, gate_act, reverse, T, B, I, H, n_threads
+        void *work
+        size_t work_bytes
+    size_t fl_rnn_work_bytes_f32(const fl_rnn_desc *d, int pass_)
+    size_t fl_rnn_work_bytes_f64(const fl_rnn_desc *d, int pass_)
     long fl_gate_cache_cols(int H)
     int fl_rnn_forward_f32(const fl_rnn_desc *d, float *y, long ldy, float *h_n, float *c_n,
                            float *cache_gates, float *cache_h, float *cache_c,
@@ -73,6 +77,19 @@ cdef bint _state_cache_ok(const real[:, :, ::1] cache, int T, int B, int H):
     return cache is None or (cache.shape[0] == T + 1 and cache.shape[1] == B and cache.shape[2] == H)
 
 
+cdef void _set_work(fl_rnn_desc *d, unsigned char[::1] work):
+    d.work = &work[0] if work is not None and work.shape[0] > 0 else NULL
+    d.work_bytes = work.shape[0] if work is not None else 0
+
+
+def work_bytes(int cell, int T, int B, int I, int H, int n_threads, int pass_, bint double):
+    """Scratch bytes a kernel call needs (pass_: 0 inference, 1 training forward, 2 backward)."""
+    cdef fl_rnn_desc d
+    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
+    d.T, d.B, d.I, d.H, d.work, d.work_bytes = T, B, I, H, NULL, 0
+    return fl_rnn_work_bytes_f64(&d, pass_) if double else fl_rnn_work_bytes_f32(&d, pass_)
+
+
 def gate_cache_cols(int H):
     return fl_gate_cache_cols(H)
 
@@ -104,9 +121,11 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
                 real[:, ::1] c_n,                 # OUT (B, H) or None (gru)
                 real[:, :, ::1] cache_gates,      # OUT (T, B, gate_cache_cols(H)) or None
                 real[:, :, ::1] cache_h,          # OUT (T+1, B, H) or None
-                real[:, :, ::1] cache_c):         # OUT (T+1, B, H) or None
+                real[:, :, ::1] cache_c,          # OUT (T+1, B, H) or None
+                unsigned char[::1] work=None):    # scratch reused across calls, or None
     cdef fl_rnn_desc d
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
+    _set_work(&d, work)
     d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
     d.H = w_hh.shape[1]
     cdef int G = 3 if cell == 3 else 4
@@ -165,9 +184,11 @@ def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
                  const real[:, ::1] w_ih,          # IN  (G*H, I)
                  const real[:, ::1] w_hh,          # IN  (G*H, H)
                  const real[:, ::1] w_peep,        # IN  (3, H) or None
-                 const int[::1] lengths):          # IN  (B) or None
+                 const int[::1] lengths,           # IN  (B) or None
+                 unsigned char[::1] work=None):    # scratch reused across calls, or None
     cdef fl_rnn_desc d
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
+    _set_work(&d, work)
     d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
     d.H = w_hh.shape[1]
     cdef int G = 3 if cell == 3 else 4

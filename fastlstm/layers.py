@@ -7,6 +7,8 @@ batch-first (B, T, I) as users pass them; internally sequences are
 time-major (T, B, .), so each direction of a bidirectional layer writes its
 half of one output array and stacked layers feed each other without copies.
 """
+import threading
+
 import numpy as np
 
 from . import _kernels
@@ -29,7 +31,11 @@ def _positive_int(name, value):
 
 
 def _choice(name, value, options):
-    if value not in options:
+    try:
+        ok = value in options
+    except TypeError:          # unhashable, e.g. a list
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
     return value
 
@@ -47,7 +53,8 @@ def _float_array(name, value, dtype, ndim, shape=None):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):           # float64 beyond float32's range -> inf, caught below
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
@@ -61,6 +68,29 @@ class _Cache:
     def dropout_masks(self):
         """Masks applied between layers, batch-first (B, T, D*H), already scaled by 1/(1-p)."""
         return [None if m is None else m.transpose(1, 0, 2) for m in self.masks]
+
+
+class _Workspace:
+    """Kernel scratch memory kept between calls, so steady-state calls neither
+    allocate nor fault in fresh pages. One caller at a time holds it; a
+    concurrent caller (another thread) gets None and the kernel allocates."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._buf = None
+
+    def acquire(self, nbytes):
+        if not self._lock.acquire(blocking=False):
+            return None
+        if self._buf is None or self._buf.size < nbytes:
+            raw = np.empty(nbytes + 64, np.uint8)
+            offset = (-raw.ctypes.data) % 64          # the kernels want 64-byte alignment
+            self._buf = raw[offset:offset + nbytes]
+        return self._buf
+
+    def release(self, buf):
+        if buf is not None:
+            self._lock.release()
 
 
 class _Recurrent:
@@ -85,13 +115,21 @@ class _Recurrent:
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.dropout = float(dropout)
-        if np.dtype(dtype).name not in _DTYPES:
+        try:
+            dtype_ok = dtype is not None and np.dtype(dtype).name in _DTYPES
+        except TypeError:          # not a dtype at all, e.g. "nope"
+            dtype_ok = False
+        if not dtype_ok:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = np.dtype(dtype)
         self.n_threads = effective_n_threads(n_threads)
-        seeds = np.random.SeedSequence(
-            random_state if not isinstance(random_state, np.random.Generator)
-            else random_state.integers(2**63)).spawn(2)
+        try:
+            seeds = np.random.SeedSequence(
+                random_state if not isinstance(random_state, np.random.Generator)
+                else random_state.integers(2**63)).spawn(2)
+        except (TypeError, ValueError) as e:
+            raise type(e)("random_state must be None, a non-negative int or a "
+                          f"numpy Generator, got {random_state!r}") from None
         self._dropout_rng = np.random.default_rng(seeds[1])
 
         H, D, G = self.hidden_size, self.num_directions, self._gates
@@ -112,6 +150,27 @@ class _Recurrent:
         k = 1.0 / np.sqrt(H)
         init = np.random.default_rng(seeds[0]).uniform(-k, k, size)
         self._bind(np.ascontiguousarray(init, dtype=self.dtype))
+        self._workspace = _Workspace()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_workspace"], state["_views"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind(self._flat)
+        self._workspace = _Workspace()
+
+    def _work(self, B, T, pass_):
+        """Scratch for the largest kernel call of this shape (None if another thread holds it)."""
+        need = max(_kernels.work_bytes(_CELL_CODES[self.cell], T, B,
+                                       self.input_size if layer == 0 else
+                                       self.num_directions * self.hidden_size,
+                                       self.hidden_size, self.n_threads, pass_,
+                                       self.dtype == np.float64)
+                   for layer in range(min(self.num_layers, 2)))
+        return self._workspace.acquire(need)
 
     # ----- parameters -------------------------------------------------------
     @property
@@ -217,8 +276,6 @@ class _Recurrent:
         h0 = self._check_state("h0" if self._has_cell_state else "state", h0, B)
         c0 = self._check_state("c0", c0, B)
         H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
-        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
-        gate = _GATE_CODES[self.gate_activation]
         lstm = self._has_cell_state
         h_n = np.empty((L * D, B, H), dt)
         c_n = np.empty((L * D, B, H), dt) if lstm else None
@@ -229,6 +286,19 @@ class _Recurrent:
             cache.lengths, cache.shape, cache.dtype, cache.layer_id = lengths, (B, T), dt, id(self)
         inp = np.ascontiguousarray(x.transpose(1, 0, 2))          # (T, B, I)
         gcols = _kernels.gate_cache_cols(H)
+        work = self._work(B, T, 1 if train else 0)
+        try:
+            y_out = self._forward_layers(inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols)
+        finally:
+            self._workspace.release(work)
+        return y_out, h_n, c_n, cache
+
+    def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols):
+        T, B, _ = inp.shape
+        H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
+        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
+        gate = _GATE_CODES[self.gate_activation]
+        lstm = self._has_cell_state
         for layer in range(L):
             y = np.empty((T, B, D * H), dt)
             per_dir = []
@@ -245,7 +315,8 @@ class _Recurrent:
                                      w_ih, w_hh, b_ih, b_hh, w_peep,
                                      None if h0 is None else h0[k],
                                      None if c0 is None else c0[k], lengths,
-                                     y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc)
+                                     y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc,
+                                     work)
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)
@@ -259,8 +330,7 @@ class _Recurrent:
                 if train and layer < L - 1:
                     cache.masks.append(None)
                 inp = y
-        y_out = np.ascontiguousarray(inp.transpose(1, 0, 2))     # (B, T, D*H)
-        return y_out, h_n, c_n, cache
+        return np.ascontiguousarray(inp.transpose(1, 0, 2))      # (B, T, D*H)
 
     def _backward(self, cache, dy, dh_n, dc_n, grad_out):
         if not isinstance(cache, _Cache):
@@ -284,6 +354,21 @@ class _Recurrent:
         cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
         gate = _GATE_CODES[self.gate_activation]
         dcur = None if dy is None else np.ascontiguousarray(dy.transpose(1, 0, 2))   # (T, B, D*H)
+        work = self._work(B, T, 2)
+        try:
+            dcur = self._backward_layers(cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work)
+        finally:
+            self._workspace.release(work)
+        grads = {"x": np.ascontiguousarray(dcur.transpose(1, 0, 2)), "h0": dh0}
+        if lstm:
+            grads["c0"] = dc0
+        grads.update(gviews)
+        return grads
+
+    def _backward_layers(self, cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work):
+        H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
+        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
+        gate = _GATE_CODES[self.gate_activation]
         for layer in reversed(range(L)):
             inp = cache.inputs[layer]
             dinp = np.zeros(inp.shape, dt)
@@ -299,15 +384,11 @@ class _Recurrent:
                                       gviews.get(f"weight_peephole_{sfx}"),
                                       dcur, d * H, None if dh_n is None else dh_n[k],
                                       None if dc_n is None else dc_n[k],
-                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths)
+                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work)
             if layer > 0 and cache.masks[layer - 1] is not None:
                 dinp *= cache.masks[layer - 1]
             dcur = dinp
-        grads = {"x": np.ascontiguousarray(dcur.transpose(1, 0, 2)), "h0": dh0}
-        if lstm:
-            grads["c0"] = dc0
-        grads.update(gviews)
-        return grads
+        return dcur
 
     def __repr__(self):
         args = [f"{self.input_size}", f"{self.hidden_size}"]

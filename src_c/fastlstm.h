@@ -37,7 +37,15 @@ typedef struct {
     int reverse;     /* 0: t = 0..len-1, 1: t = len-1..0 */
     int T, B, I, H;
     int n_threads;   /* >= 1 */
+    void *work;      /* optional caller workspace (64-byte aligned), reused across calls */
+    size_t work_bytes;
 } fl_rnn_desc;
+
+/* Bytes of workspace a call needs (pass: 0 inference forward, 1 training
+ * forward, 2 backward); with d->work at least this large, the call allocates
+ * nothing. Without it the call allocates and frees its own. */
+size_t fl_rnn_work_bytes_f32(const fl_rnn_desc *d, int pass);
+size_t fl_rnn_work_bytes_f64(const fl_rnn_desc *d, int pass);
 
 /* Width of one row of the training cache of gates: 4 * H rounded up to FL_UNIT_BLOCK
  * (lstm: i, f, g, o after activation; gru: r, z, n and the recurrent part of n). */

@@ -1,11 +1,10 @@
 /* Packed, cache-blocked GEMM (include after real_type.h).
  *
- * C (M, N) = beta * C + op(A) (M, K) * B (K, N).
- * The output is cut into fixed MC x NC tiles that threads take in a static
- * order; each tile packs its own panels of A and B (the redundant packing costs
- * 1/MC and 1/NC of the arithmetic) and walks K in fixed KC blocks. Every
- * element of C therefore sums over k in the same order whatever the thread
- * count: results are bitwise identical for any n_threads.
+ * C (M, N) = beta * C + op(A) (M, K) * B (K, N), blocked as in GotoBLAS:
+ * B panels (KC x NC) packed into NR-wide slivers shared by all threads, A
+ * blocks (MC x KC) packed per thread, a 6 x NR register tile (rows6_kernel).
+ * K is walked in fixed KC blocks, so every element of C sums over k in the
+ * same order whatever the thread count: bitwise identical for any n_threads.
  */
 #define GEMM_MR 6      /* rows6_kernel */
 #define GEMM_NR NRK    /* columns of the rows6_kernel register tile */
@@ -20,107 +19,138 @@ static inline REAL SFX(gemm_a_at)(int trans_a, const REAL *A, long lda, long i, 
 }
 
 /* Pack rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into MR-row slivers,
- * each row contiguous in k: ap[(s + r)*kc + k]; rows past M are zero. */
+ * each row contiguous in k: ap[r*kc + k]; rows past mc are zero. */
 static void SFX(gemm_pack_a)(REAL *ap, int trans_a, const REAL *A, long lda,
-                             int M, int i0, int mc, int k0, int kc)
+                             int i0, int mc, int k0, int kc)
 {
     int rows = (mc + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
-    for (int r = 0; r < rows; r++) {
-        REAL *dst = ap + (long)r * kc;
-        int i = i0 + r;
-        if (r >= mc || i >= M) {
-            for (int k = 0; k < kc; k++) dst[k] = 0;
-        } else if (trans_a) {
-            for (int k = 0; k < kc; k++) dst[k] = A[(long)(k0 + k) * lda + i];
-        } else {
-            memcpy(dst, A + (long)i * lda + k0, sizeof(REAL) * kc);
-        }
-    }
-}
-
-/* Pack rows [k0, k0+kc) x cols [j0, j0+nc) of B into NR-column slivers:
- * bp[(s*kc + k)*NR + c]; columns past N are zero. */
-static void SFX(gemm_pack_b)(REAL *bp, const REAL *B, long ldb, int N,
-                             int j0, int nc, int k0, int kc)
-{
-    for (int s = 0; s < nc; s += GEMM_NR) {
-        REAL *dst = bp + (long)s * kc;
-        int cols = nc - s < GEMM_NR ? nc - s : GEMM_NR;
-        if (j0 + s + cols > N) cols = N - (j0 + s) > 0 ? N - (j0 + s) : 0;
+    if (trans_a) {
+        /* op(A) row i is column i of A: walk A by rows so reads are contiguous */
         for (int k = 0; k < kc; k++) {
-            const REAL *src = B + (long)(k0 + k) * ldb + j0 + s;
-            int c = 0;
-            for (; c < cols; c++) dst[k * GEMM_NR + c] = src[c];
-            for (; c < GEMM_NR; c++) dst[k * GEMM_NR + c] = 0;
+            const REAL *src = A + (long)(k0 + k) * lda + i0;
+            for (int r = 0; r < mc; r++) ap[(long)r * kc + k] = src[r];
+        }
+    } else {
+        for (int r = 0; r < mc; r++)
+            memcpy(ap + (long)r * kc, A + (long)(i0 + r) * lda + k0, sizeof(REAL) * kc);
+    }
+    for (int r = mc; r < rows; r++)
+        for (int k = 0; k < kc; k++) ap[(long)r * kc + k] = 0;
+}
+
+/* Pack sliver s (columns [j0 + s*NR, +NR)) of rows [k0, k0+kc) of B:
+ * bp[(s*kc + k)*NR + c]; columns past N are zero. */
+static void SFX(gemm_pack_b_sliver)(REAL *bp, const REAL *B, long ldb, int N,
+                                    int j0, int s, int k0, int kc)
+{
+    REAL *dst = bp + (long)s * kc * GEMM_NR;
+    int j = j0 + s * GEMM_NR, cols = N - j < GEMM_NR ? N - j : GEMM_NR;
+    if (cols == GEMM_NR) {
+        for (int k = 0; k < kc; k++)
+            memcpy(dst + k * GEMM_NR, B + (long)(k0 + k) * ldb + j, sizeof(REAL) * GEMM_NR);
+    } else {
+        for (int k = 0; k < kc; k++) {
+            const REAL *src = B + (long)(k0 + k) * ldb + j;
+            for (int c = 0; c < GEMM_NR; c++) dst[k * GEMM_NR + c] = c < cols ? src[c] : 0;
         }
     }
 }
 
-/* One tile: C[i0:i0+mc, j0:j0+nc] over all of K. The micro-kernel keeps an
- * MR x NR block of C in registers; acc starts at zero for each KC block and
- * is added to C, so the order of the sum over k is fixed. */
+/* C[i0:i0+mc, j0:j0+nc] (+)= packed A block (mc, kc) * packed B panel (kc, nc).
+ * first: this is the first K block, so apply beta instead of adding. */
 FL_CLONES
-void SFX(fl_gemm_tile)(int trans_a, int M, int N, int K, const REAL *A, long lda,
-                       const REAL *B, long ldb, REAL beta, REAL *C, long ldc,
-                       int i0, int j0, REAL *ap, REAL *bp)
+void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REAL *bp,
+                        REAL beta, int first, REAL *C, long ldc)
 {
-    int mc = M - i0 < GEMM_MC ? M - i0 : GEMM_MC;
-    int nc = N - j0 < GEMM_NC ? N - j0 : GEMM_NC;
-    for (int k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {
-        int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
-        if (kc > 0) {
-            SFX(gemm_pack_a)(ap, trans_a, A, lda, M, i0, mc, k0, kc);
-            SFX(gemm_pack_b)(bp, B, ldb, N, j0, nc, k0, kc);
-        }
+    for (int sj = 0; sj < nc; sj += GEMM_NR) {
+        const REAL *b = bp + (long)sj * kc;
         for (int si = 0; si < mc; si += GEMM_MR) {
-            for (int sj = 0; sj < nc; sj += GEMM_NR) {
-                VEC acc[GEMM_MR][2];
-                const REAL *arow[GEMM_MR];
-                for (int r = 0; r < GEMM_MR; r++) {
-                    acc[r][0] = acc[r][1] = (VEC){0};
-                    arow[r] = ap + (long)(si + r) * kc;
-                }
-                SFX(rows6_kernel)(kc, arow, bp + (long)sj * kc, GEMM_NR, acc);
-                int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
-                int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
-                for (int r = 0; r < rows; r++) {
-                    REAL tile[GEMM_NR];
-                    SFX(vstore)(tile, acc[r][0]);
-                    SFX(vstore)(tile + VL, acc[r][1]);
-                    REAL *crow = C + (long)(i0 + si + r) * ldc + j0 + sj;
-                    if (k0 == 0 && beta == 0) {
-                        for (int c = 0; c < cols; c++) crow[c] = tile[c];
-                    } else if (k0 == 0 && beta != 1) {
-                        for (int c = 0; c < cols; c++) crow[c] = beta * crow[c] + tile[c];
-                    } else {
-                        for (int c = 0; c < cols; c++) crow[c] += tile[c];
-                    }
+            VEC acc[GEMM_MR][2];
+            const REAL *arow[GEMM_MR];
+            for (int r = 0; r < GEMM_MR; r++) {
+                acc[r][0] = acc[r][1] = (VEC){0};
+                arow[r] = ap + (long)(si + r) * kc;
+            }
+            SFX(rows6_kernel)(kc, arow, b, GEMM_NR, acc);
+            int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
+            int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
+            for (int r = 0; r < rows; r++) {
+                REAL tile[GEMM_NR];
+                SFX(vstore)(tile, acc[r][0]);
+                SFX(vstore)(tile + VL, acc[r][1]);
+                REAL *crow = C + (long)(si + r) * ldc + sj;
+                if (first && beta == 0) {
+                    for (int c = 0; c < cols; c++) crow[c] = tile[c];
+                } else if (first && beta != 1) {
+                    for (int c = 0; c < cols; c++) crow[c] = beta * crow[c] + tile[c];
+                } else {
+                    for (int c = 0; c < cols; c++) crow[c] += tile[c];
                 }
             }
         }
     }
 }
 
-int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,
-                 const REAL *B, long ldb, REAL beta, REAL *C, long ldc, int n_threads)
+/* Goto-style loop nest (fl_gemm_ws below): for each NC panel of columns and KC block of K, the
+ * threads pack the B panel together (one sliver each), then each packs its own
+ * MC x KC block of A and multiplies it by the shared panel. M blocks are
+ * dealt to threads statically; every element of C sums over k in the same
+ * order whatever the thread count. */
+/* Elements of workspace fl_gemm_ws needs for n_threads threads. */
+long SFX(fl_gemm_work_elems)(int n_threads)
+{
+    return (long)GEMM_KC * GEMM_NC + (long)GEMM_MC * GEMM_KC * n_threads;
+}
+
+/* fl_gemm with a caller-provided workspace of fl_gemm_work_elems(n_threads)
+ * elements (64-byte aligned), so callers inside a time loop allocate nothing. */
+int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
+                    const REAL *B, long ldb, REAL beta, REAL *C, long ldc, int n_threads,
+                    REAL *work)
 {
     if (M < 0 || N < 0 || K < 0 || n_threads < 1) return FL_ERR_SIZE;
     if (M == 0 || N == 0) return FL_OK;
-    int tm = (M + GEMM_MC - 1) / GEMM_MC, tn = (N + GEMM_NC - 1) / GEMM_NC;
-    long ntiles = (long)tm * tn;
-    int nt = n_threads < ntiles ? n_threads : (int)ntiles;
-    long per_thread = (long)GEMM_MC * GEMM_KC + (long)GEMM_KC * GEMM_NC;
-    REAL *work = fl_aligned_alloc(sizeof(REAL) * per_thread * nt);
-    if (!work) return FL_ERR_NOMEM;
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (long t = 0; t < ntiles; t++) {
-        REAL *ap = work + per_thread * omp_get_thread_num();
-        REAL *bp = ap + (long)GEMM_MC * GEMM_KC;
-        SFX(fl_gemm_tile)(trans_a, M, N, K, A, lda, B, ldb, beta, C, ldc,
-                          (int)(t / tn) * GEMM_MC, (int)(t % tn) * GEMM_NC, ap, bp);
+    if (K == 0) {
+        for (long i = 0; i < M; i++)
+            for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return FL_OK;
     }
-    free(work);
+    const int mblocks = (M + GEMM_MC - 1) / GEMM_MC;
+    const int nt = n_threads < mblocks ? n_threads : mblocks;
+    const long a_size = (long)GEMM_MC * GEMM_KC, b_size = (long)GEMM_KC * GEMM_NC;
+    REAL *bp = work;
+    #pragma omp parallel num_threads(nt)
+    {
+        REAL *ap = work + b_size + a_size * omp_get_thread_num();
+        for (int j0 = 0; j0 < N; j0 += GEMM_NC) {
+            const int nc = N - j0 < GEMM_NC ? N - j0 : GEMM_NC;
+            const int slivers = (nc + GEMM_NR - 1) / GEMM_NR;
+            for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+                const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+                #pragma omp for schedule(static)
+                for (int s = 0; s < slivers; s++)
+                    SFX(gemm_pack_b_sliver)(bp, B, ldb, N, j0, s, k0, kc);
+                #pragma omp for schedule(static)
+                for (int mb = 0; mb < mblocks; mb++) {
+                    const int i0 = mb * GEMM_MC, mc = M - i0 < GEMM_MC ? M - i0 : GEMM_MC;
+                    SFX(gemm_pack_a)(ap, trans_a, A, lda, i0, mc, k0, kc);
+                    SFX(fl_gemm_block)(mc, nc, kc, ap, bp, beta, k0 == 0, C + (long)i0 * ldc + j0, ldc);
+                }
+            }
+        }
+    }
     return FL_OK;
+}
+
+int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,
+                 const REAL *B, long ldb, REAL beta, REAL *C, long ldc, int n_threads)
+{
+    if (n_threads < 1) return FL_ERR_SIZE;
+    REAL *work = fl_aligned_alloc(sizeof(REAL) * SFX(fl_gemm_work_elems)(n_threads));
+    if (!work) return FL_ERR_NOMEM;
+    int st = SFX(fl_gemm_ws)(trans_a, M, N, K, A, lda, B, ldb, beta, C, ldc, n_threads, work);
+    free(work);
+    return st;
 }
 
 int SFX(fl_gemm_naive)(int trans_a, int M, int N, int K, const REAL *A, long lda,

@@ -172,9 +172,8 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
     const long ghp = (long)nb * G * U, TB = (long)T * B, BH = (long)B * H;
-    long n_work = TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * I
-                + 3 * BH + ghp * (I > H ? I : H) + 2 * ghp + 3L * nb * U;
-    REAL *work = fl_aligned_alloc(sizeof(REAL) * n_work);
+    int owned;
+    REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, 2), &owned);
     if (!work) return FL_ERR_NOMEM;
     REAL *dgx = work, *dgh = gru ? dgx + TB * ghp : dgx;
     REAL *whhT_b = dgx + TB * ghp * (gru ? 2 : 1);
@@ -182,6 +181,7 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
     REAL *dw_int = dhd + BH;             /* (ghp, max(I, H)) interleaved weight gradient */
     REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp, *peep = dbh + ghp;
+    REAL *gemm_work = peep + 3L * nb * U;
     if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
 
     /* whhT_b[j][n][u] = w_hh[canon(n)][j*U+u]; wih_rows[n][k] = w_ih[canon(n)][k] */
@@ -234,15 +234,15 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
 
     /* deferred weight gradients, each one GEMM over all T*B rows */
     const int nthr = d->n_threads;
-    st = SFX(fl_gemm)(1, (int)ghp, I, (int)TB, dgx, ghp, x, ldx, 0, dw_int, I, nthr);
-    if (st != FL_OK) { free(work); return st; }
+    st = SFX(fl_gemm_ws)(1, (int)ghp, I, (int)TB, dgx, ghp, x, ldx, 0, dw_int, I, nthr, gemm_work);
+    if (st != FL_OK) { if (owned) free(work); return st; }
     for (long n = 0; n < ghp; n++) {
         long r = SFX(canon_row)(n, G, H);
         if (r >= 0) for (int k = 0; k < I; k++) dw_ih[r * I + k] = dw_int[n * I + k];
     }
     const REAL *hprev = cache_h + (d->reverse ? BH : 0);   /* (T*B, H): h_{t-1} of each step */
-    st = SFX(fl_gemm)(1, (int)ghp, H, (int)TB, dgh, ghp, hprev, H, 0, dw_int, H, nthr);
-    if (st != FL_OK) { free(work); return st; }
+    st = SFX(fl_gemm_ws)(1, (int)ghp, H, (int)TB, dgh, ghp, hprev, H, 0, dw_int, H, nthr, gemm_work);
+    if (st != FL_OK) { if (owned) free(work); return st; }
     for (long n = 0; n < ghp; n++) {
         long r = SFX(canon_row)(n, G, H);
         if (r >= 0) for (int k = 0; k < H; k++) dw_hh[r * H + k] = dw_int[n * H + k];
@@ -269,10 +269,10 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
         }
     }
     if (dx) {
-        st = SFX(fl_gemm)(0, (int)TB, I, (int)ghp, dgx, ghp, wih_rows, I, 1, dx, lddx, nthr);
-        if (st != FL_OK) { free(work); return st; }
+        st = SFX(fl_gemm_ws)(0, (int)TB, I, (int)ghp, dgx, ghp, wih_rows, I, 1, dx, lddx, nthr, gemm_work);
+        if (st != FL_OK) { if (owned) free(work); return st; }
     }
-    free(work);
+    if (owned) free(work);
     return FL_OK;
 }
 

@@ -16,7 +16,8 @@ typedef struct {
     int G, nb;
     long ghp;            /* NB*G*U: width of a Gx row */
     long gcc;            /* NB*4*U: width of a gate-cache row */
-    const REAL *gx;      /* (T*B, ghp) */
+    const REAL *gx;      /* (TC*B, ghp): Gx of time steps [gx_t0, gx_t0 + TC) */
+    int gx_t0;
     const REAL *whh_b;   /* (NB, H, G*U) */
     const REAL *bias;    /* (ghp) lstm: b_ih + b_hh; gru: b_hh */
     const REAL *bias_x;  /* (ghp) gru only: b_ih */
@@ -45,7 +46,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
         for (int r = 0; r < 6; r++) {
             int b = r0 + r < b1 ? r0 + r : r0;   /* spare rows repeat row r0 */
             hrow[r] = hprev + (long)b * H;
-            gxrow[r] = a->gx + ((long)t * B + b) * a->ghp + (long)j * GU;
+            gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
         for (int cg = 0; cg < GU; cg += NRK) {
             VEC acc[6][2];
@@ -129,6 +130,35 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
     }
 }
 
+/* Time steps per input-projection GEMM: all of them when an lstm trains (Gx
+ * goes straight into the gate cache); otherwise enough steps for about 256
+ * GEMM rows, so Gx stays small and cache-resident. */
+static int SFX(gx_chunk)(const fl_rnn_desc *d, int train)
+{
+    if (train && d->cell != FL_CELL_GRU) return d->T;
+    int tc = (256 + d->B - 1) / d->B;
+    return tc < d->T ? tc : d->T;
+}
+
+size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
+{
+    int nb;
+    if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
+    const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U, BH = (long)d->B * d->H;
+    if (pass == 2) {
+        const int gru = d->cell == FL_CELL_GRU;
+        const long TB = (long)d->T * d->B, wmax = d->I > d->H ? d->I : d->H;
+        return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
+                               + 3 * BH + ghp * wmax + 2 * ghp + 3L * nb * U
+                               + SFX(fl_gemm_work_elems)(d->n_threads));
+    }
+    const int train = pass == 1, tc = SFX(gx_chunk)(d, train);
+    const int gx_in_cache = train && d->cell != FL_CELL_GRU;
+    return sizeof(REAL) * ((long)d->I * ghp + (long)nb * d->H * G * U + 2 * ghp + 3L * nb * U
+                           + 3 * BH + SFX(fl_gemm_work_elems)(d->n_threads)
+                           + (gx_in_cache ? 0 : (long)tc * d->B * ghp));
+}
+
 int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                         REAL *y, long ldy, REAL *h_n, REAL *c_n,
                         REAL *cache_gates, REAL *cache_h, REAL *cache_c,
@@ -148,18 +178,17 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     if (ldy < H || ldx < I) return FL_ERR_SIZE;
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
-    const long ghp = (long)nb * G * U, TB = (long)T * B, BH = (long)B * H;
-    /* lstm in training computes Gx straight into the gate cache (same layout, G = 4) */
+    const long ghp = (long)nb * G * U, BH = (long)B * H;
+    const int TC = SFX(gx_chunk)(d, train);
     const int gx_in_cache = train && !gru;
-    long n_work = (long)I * ghp + (long)nb * H * G * U + 2 * ghp + 3L * nb * U
-                + (gx_in_cache ? 0 : TB * ghp) + (train ? 0 : 3 * BH);
-    REAL *work = fl_aligned_alloc(sizeof(REAL) * n_work);
+    int owned;
+    REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, train), &owned);
     if (!work) return FL_ERR_NOMEM;
     REAL *wih_r = work, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
-    REAL *bias_x = bias + ghp, *peep = bias_x + ghp, *p = peep + 3L * nb * U;
-    REAL *gx = gx_in_cache ? cache_gates : p;
-    if (!gx_in_cache) p += TB * ghp;
-    REAL *hbuf = p, *cbuf = p + 2 * BH;   /* inference state: h ping-pong, c in place */
+    REAL *bias_x = bias + ghp, *peep = bias_x + ghp, *hbuf = peep + 3L * nb * U;
+    REAL *cbuf = hbuf + 2 * BH;           /* inference state: h ping-pong, c in place */
+    REAL *gemm_work = cbuf + BH;
+    REAL *gx = gx_in_cache ? cache_gates : gemm_work + SFX(fl_gemm_work_elems)(d->n_threads);
 
     SFX(pack_wih_cols)(wih_r, w_ih, G, H, I, nb);
     if (d->cell == FL_CELL_PEEPHOLE) SFX(pack_peep)(peep, w_peep, H, nb);
@@ -170,8 +199,6 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     } else {
         SFX(pack_bias)(bias, b_ih, b_hh, G, H, nb);
     }
-    st = SFX(fl_gemm)(0, (int)TB, (int)ghp, I, x, ldx, wih_r, ghp, 0, gx, ghp, d->n_threads);
-    if (st != FL_OK) { free(work); return st; }
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
     const int rev = d->reverse;
@@ -182,32 +209,43 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
     }
 
-    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, whh_b, bias, bias_x,
+    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, whh_b, bias, bias_x,
                         d->cell == FL_CELL_PEEPHOLE ? peep : NULL, lengths,
                         y, ldy, cache_gates };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
     const int nt = d->n_threads < items ? d->n_threads : (int)items;
-    #pragma omp parallel num_threads(nt)
-    {
-        for (int s = 0; s < T; s++) {
-            const int t = rev ? T - 1 - s : s;
-            const REAL *hprev, *cprev;
-            REAL *hcur, *ccur;
-            if (train) {
-                long in = rev ? t + 1 : t, out = rev ? t : t + 1;
-                hprev = cache_h + in * BH; hcur = cache_h + out * BH;
-                cprev = gru ? NULL : cache_c + in * BH;
-                ccur = gru ? NULL : cache_c + out * BH;
-            } else {
-                hprev = hbuf + (s & 1) * BH; hcur = hbuf + ((s + 1) & 1) * BH;
-                cprev = gru ? NULL : cbuf; ccur = gru ? NULL : cbuf;
-            }
-            #pragma omp for schedule(static)
-            for (long it = 0; it < items; it++) {
-                int j = (int)(it / nbc), bc = (int)(it % nbc);
-                int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
-                SFX(fl_rnn_fwd_item)(&a, t, j, b0, b1, hprev, cprev, hcur, ccur);
+    /* Chunks of TC steps: the input projection of a chunk is one GEMM (the
+     * whole sequence in one when training an lstm, straight into the cache),
+     * then the chunk's steps run in one parallel region. */
+    for (int s0 = 0; s0 < T; s0 += TC) {
+        const int s1 = s0 + TC < T ? s0 + TC : T;
+        const int t0 = rev ? T - s1 : s0;   /* chunk covers times [t0, t0 + s1 - s0) */
+        a.gx_t0 = t0;
+        st = SFX(fl_gemm_ws)(0, (s1 - s0) * B, (int)ghp, I, x + (long)t0 * B * ldx, ldx,
+                             wih_r, ghp, 0, gx, ghp, d->n_threads, gemm_work);
+        if (st != FL_OK) { if (owned) free(work); return st; }
+        #pragma omp parallel num_threads(nt)
+        {
+            for (int s = s0; s < s1; s++) {
+                const int t = rev ? T - 1 - s : s;
+                const REAL *hprev, *cprev;
+                REAL *hcur, *ccur;
+                if (train) {
+                    long in = rev ? t + 1 : t, out = rev ? t : t + 1;
+                    hprev = cache_h + in * BH; hcur = cache_h + out * BH;
+                    cprev = gru ? NULL : cache_c + in * BH;
+                    ccur = gru ? NULL : cache_c + out * BH;
+                } else {
+                    hprev = hbuf + (s & 1) * BH; hcur = hbuf + ((s + 1) & 1) * BH;
+                    cprev = gru ? NULL : cbuf; ccur = gru ? NULL : cbuf;
+                }
+                #pragma omp for schedule(static)
+                for (long it = 0; it < items; it++) {
+                    int j = (int)(it / nbc), bc = (int)(it % nbc);
+                    int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
+                    SFX(fl_rnn_fwd_item)(&a, t, j, b0, b1, hprev, cprev, hcur, ccur);
+                }
             }
         }
     }
@@ -224,7 +262,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         h_n[k] = hlast[k];
         if (!gru) c_n[k] = clast[k];
     }
-    free(work);
+    if (owned) free(work);
     return FL_OK;
 }
 
