@@ -118,7 +118,12 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             int b = r0 + r < b1 ? r0 + r : r0;
             grow[r] = a->dgh + ((long)t * B + b) * a->ghp;
         }
-        for (int cg = 0; cg < U; cg += NRK) {
+        if (b1 - r0 == 1) {   /* a lone row (batch 1) */
+            VEC acc[U / VL];
+            for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
+            SFX(row1_kernel)((int)a->ghp, grow[0], w, U, acc, U);
+            for (int v = 0; v < U / VL; v++) SFX(vstore)(out[0] + v * VL, acc[v]);
+        } else for (int cg = 0; cg < U; cg += NRK) {
             VEC acc[6][2];
             for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = (VEC){0};
             SFX(rows6_kernel)((int)a->ghp, grow, w + cg, U, acc);

@@ -48,7 +48,15 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             hrow[r] = hprev + (long)b * H;
             gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
-        for (int cg = 0; cg < GU; cg += NRK) {
+        if (b1 - r0 == 1) {   /* a lone row (batch 1): all G*U columns at once */
+            VEC acc[4 * U / VL];
+            for (int v = 0; v < GU / VL; v++) {
+                VEC bv = SFX(vload)(bias + v * VL);
+                acc[v] = G == 4 ? SFX(vload)(gxrow[0] + v * VL) + bv : bv;
+            }
+            SFX(row1_kernel)(H, hrow[0], w, GU, acc, GU);
+            for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
+        } else for (int cg = 0; cg < GU; cg += NRK) {
             VEC acc[6][2];
             VEC bv0 = SFX(vload)(bias + cg), bv1 = SFX(vload)(bias + cg + VL);
             for (int r = 0; r < 6; r++) {   /* gru keeps the input part apart (reset gate) */
