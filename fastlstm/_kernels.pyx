@@ -12,6 +12,13 @@ cdef extern from "fastlstm.h" nogil:
         int cell, act, gate_act, reverse, T, B, I, H, n_threads
         void *work
         size_t work_bytes
+        const void *packed
+    size_t fl_rnn_packed_bytes_f32(const fl_rnn_desc *d)
+    size_t fl_rnn_packed_bytes_f64(const fl_rnn_desc *d)
+    int fl_rnn_pack_f32(const fl_rnn_desc *d, float *packed, const float *w_ih, const float *w_hh,
+                        const float *b_ih, const float *b_hh, const float *w_peep)
+    int fl_rnn_pack_f64(const fl_rnn_desc *d, double *packed, const double *w_ih, const double *w_hh,
+                        const double *b_ih, const double *b_hh, const double *w_peep)
     size_t fl_rnn_work_bytes_f32(const fl_rnn_desc *d, int pass_)
     size_t fl_rnn_work_bytes_f64(const fl_rnn_desc *d, int pass_)
     long fl_gate_cache_cols(int H)
@@ -80,13 +87,58 @@ cdef bint _state_cache_ok(const real[:, :, ::1] cache, int T, int B, int H):
 cdef void _set_work(fl_rnn_desc *d, unsigned char[::1] work):
     d.work = &work[0] if work is not None and work.shape[0] > 0 else NULL
     d.work_bytes = work.shape[0] if work is not None else 0
+    d.packed = NULL
+
+
+cdef size_t _packed_bytes(fl_rnn_desc *d, real dtype_tag) nogil:
+    if real is float:
+        return fl_rnn_packed_bytes_f32(d)
+    else:
+        return fl_rnn_packed_bytes_f64(d)
+
+
+def rnn_pack(int cell, int T, int B, int n_threads,
+             const real[:, ::1] w_ih,          # IN  (G*H, I)
+             const real[:, ::1] w_hh,          # IN  (G*H, H)
+             const real[::1] b_ih,             # IN  (G*H)
+             const real[::1] b_hh,             # IN  (G*H)
+             const real[:, ::1] w_peep,        # IN  (3, H) or None
+             real[::1] packed):                # OUT packed_len(...) elements
+    """Pack one layer-direction's forward weights once, for rnn_forward(packed=...)."""
+    cdef fl_rnn_desc d
+    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
+    d.T, d.B, d.I, d.H = T, B, w_ih.shape[1], w_hh.shape[1]
+    d.work, d.work_bytes, d.packed = NULL, 0, NULL
+    cdef int G = 3 if cell == 3 else 4
+    _need(w_ih.shape[0] == G * d.H and w_hh.shape[0] == G * d.H and b_ih.shape[0] == G * d.H
+          and b_hh.shape[0] == G * d.H, "weights")
+    _need(w_peep is not None or cell != 1, "w_peep")
+    _need(<size_t>packed.shape[0] * sizeof(real) == _packed_bytes(&d, packed[0]), "packed size")
+    cdef const real *p_peep = &w_peep[0, 0] if w_peep is not None else NULL
+    cdef int status
+    with nogil:
+        if real is float:
+            status = fl_rnn_pack_f32(&d, &packed[0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], p_peep)
+        else:
+            status = fl_rnn_pack_f64(&d, &packed[0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], p_peep)
+    _raise(status)
+
+
+def packed_len(int cell, int I, int H, bint double):
+    """Elements of a packed weight buffer for this cell and size."""
+    cdef fl_rnn_desc d
+    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, 1
+    d.T, d.B, d.I, d.H, d.work, d.work_bytes, d.packed = 1, 1, I, H, NULL, 0, NULL
+    if double:
+        return fl_rnn_packed_bytes_f64(&d) // 8
+    return fl_rnn_packed_bytes_f32(&d) // 4
 
 
 def work_bytes(int cell, int T, int B, int I, int H, int n_threads, int pass_, bint double):
     """Scratch bytes a kernel call needs (pass_: 0 inference, 1 training forward, 2 backward)."""
     cdef fl_rnn_desc d
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
-    d.T, d.B, d.I, d.H, d.work, d.work_bytes = T, B, I, H, NULL, 0
+    d.T, d.B, d.I, d.H, d.work, d.work_bytes, d.packed = T, B, I, H, NULL, 0, NULL
     return fl_rnn_work_bytes_f64(&d, pass_) if double else fl_rnn_work_bytes_f32(&d, pass_)
 
 
@@ -122,7 +174,8 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
                 real[:, :, ::1] cache_gates,      # OUT (T, B, gate_cache_cols(H)) or None
                 real[:, :, ::1] cache_h,          # OUT (T+1, B, H) or None
                 real[:, :, ::1] cache_c,          # OUT (T+1, B, H) or None
-                unsigned char[::1] work=None):    # scratch reused across calls, or None
+                unsigned char[::1] work=None,     # scratch reused across calls, or None
+                const real[::1] packed=None):     # IN  weights from rnn_pack (same cell, I, H), or None
     cdef fl_rnn_desc d
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
     _set_work(&d, work)
@@ -142,6 +195,9 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
     _need(cache_gates is None or (cache_gates.shape[0] == T and cache_gates.shape[1] == B
                                   and cache_gates.shape[2] == fl_gate_cache_cols(H)), "cache_gates")
     _need(_state_cache_ok(cache_h, T, B, H) and _state_cache_ok(cache_c, T, B, H), "cache_h/cache_c")
+    if packed is not None:
+        _need(<size_t>packed.shape[0] * sizeof(real) == _packed_bytes(&d, packed[0]), "packed")
+        d.packed = &packed[0]
     cdef const real *p_peep = &w_peep[0, 0] if w_peep is not None else NULL
     cdef const real *p_h0 = &h0[0, 0] if h0 is not None else NULL
     cdef const real *p_c0 = &c0[0, 0] if c0 is not None else NULL

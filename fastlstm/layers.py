@@ -151,16 +151,36 @@ class _Recurrent:
         init = np.random.default_rng(seeds[0]).uniform(-k, k, size)
         self._bind(np.ascontiguousarray(init, dtype=self.dtype))
         self._workspace = _Workspace()
+        self._packed = {}
 
+    def params_updated(self):
+        """Tell the layer its parameters changed in place (after an optimizer step on a
+        buffer given to ``bind_parameters``), so inference repacks its weights."""
+        self._packed = {}
+
+    def _packed_weights(self, layer, d):
+        """Inference weights packed once per parameter change (a new array each time, so a
+        concurrent caller keeps using the one it already holds)."""
+        key = (layer, d)
+        packed = self._packed.get(key)
+        if packed is None:
+            w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_params(layer, d)
+            cell = _CELL_CODES[self.cell]
+            packed = np.empty(_kernels.packed_len(cell, w_ih.shape[1], self.hidden_size,
+                                                  self.dtype == np.float64), self.dtype)
+            _kernels.rnn_pack(cell, 1, 1, 1, w_ih, w_hh, b_ih, b_hh, w_peep, packed)
+            self._packed[key] = packed
+        return packed
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_workspace"], state["_views"]
+        del state["_workspace"], state["_views"], state["_packed"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bind(self._flat)
         self._workspace = _Workspace()
+        self._packed = {}
 
     def _work(self, B, T, pass_):
         """Scratch for the largest kernel call of this shape (None if another thread holds it)."""
@@ -183,10 +203,14 @@ class _Recurrent:
 
     @property
     def flat_params(self):
-        """All parameters in one 1-D array, in ``param_names`` order (a view, not a copy)."""
-        return self._flat
+        """All parameters in one 1-D array, in ``param_names`` order: a read-only view.
+        Change parameters with ``load_state_dict`` or through ``bind_parameters``."""
+        view = self._flat.view()
+        view.flags.writeable = False
+        return view
 
     def _bind(self, buf):
+        self._packed = {}
         self._flat = buf
         self._views = {}
         offset = 0
@@ -209,7 +233,7 @@ class _Recurrent:
             raise ValueError(f"buf must be a writeable contiguous 1-D {self.dtype} array of size "
                              f"{self._flat.size}")
         buf[...] = self._flat
-        self._bind(buf)
+        self._bind(buf)   # the owner of buf calls params_updated() after writing into it
 
     def state_dict(self):
         """Copies of the parameters under PyTorch's names and shapes."""
@@ -230,6 +254,7 @@ class _Recurrent:
                   for name, shape in self.param_shapes}
         for name, arr in arrays.items():
             self._views[name][...] = arr
+        self.params_updated()
 
     def _layer_params(self, layer, d):
         sfx = f"l{layer}" + ("_reverse" if d else "")
@@ -316,7 +341,7 @@ class _Recurrent:
                                      None if h0 is None else h0[k],
                                      None if c0 is None else c0[k], lengths,
                                      y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc,
-                                     work)
+                                     work, None if train else self._packed_weights(layer, d))
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)

@@ -39,7 +39,18 @@ typedef struct {
     int n_threads;   /* >= 1 */
     void *work;      /* optional caller workspace (64-byte aligned), reused across calls */
     size_t work_bytes;
+    const void *packed;  /* optional forward weights packed by fl_rnn_pack (NULL: pack per call) */
 } fl_rnn_desc;
+
+/* Pack one layer-direction's weights once (per model load or optimizer step)
+ * for fl_rnn_forward; `packed` holds fl_rnn_packed_bytes(d) bytes. The packed
+ * form depends on cell, H and I only. */
+size_t fl_rnn_packed_bytes_f32(const fl_rnn_desc *d);
+size_t fl_rnn_packed_bytes_f64(const fl_rnn_desc *d);
+int fl_rnn_pack_f32(const fl_rnn_desc *d, float *packed, const float *w_ih, const float *w_hh,
+                    const float *b_ih, const float *b_hh, const float *w_peep);
+int fl_rnn_pack_f64(const fl_rnn_desc *d, double *packed, const double *w_ih, const double *w_hh,
+                    const double *b_ih, const double *b_hh, const double *w_peep);
 
 /* Bytes of workspace a call needs (pass: 0 inference forward, 1 training
  * forward, 2 backward); with d->work at least this large, the call allocates

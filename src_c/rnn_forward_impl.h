@@ -148,6 +148,51 @@ static int SFX(gx_chunk)(const fl_rnn_desc *d, int train)
     return tc < d->T ? tc : d->T;
 }
 
+/* Elements of the packed forward weights: wih_r, whh_b, bias, bias_x, peep. */
+static long SFX(packed_elems)(const fl_rnn_desc *d, int nb)
+{
+    const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U;
+    return (long)d->I * ghp + (long)nb * d->H * G * U + 2 * ghp + 3L * nb * U;
+}
+
+static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_ih,
+                          const REAL *w_hh, const REAL *b_ih, const REAL *b_hh, const REAL *w_peep)
+{
+    const int G = SFX(rnn_gates)(d->cell), H = d->H, I = d->I;
+    const long ghp = (long)nb * G * U;
+    REAL *wih_r = pk, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
+    REAL *bias_x = bias + ghp, *peep = bias_x + ghp;
+    SFX(pack_wih_cols)(wih_r, w_ih, G, H, I, nb);
+    SFX(pack_whh_blocks)(whh_b, w_hh, G, H, nb);
+    if (d->cell == FL_CELL_GRU) {
+        SFX(pack_bias)(bias, b_hh, NULL, G, H, nb);
+        SFX(pack_bias)(bias_x, b_ih, NULL, G, H, nb);
+    } else {
+        SFX(pack_bias)(bias, b_ih, b_hh, G, H, nb);
+        for (long k = 0; k < ghp; k++) bias_x[k] = 0;
+    }
+    if (d->cell == FL_CELL_PEEPHOLE) SFX(pack_peep)(peep, w_peep, H, nb);
+    else for (long k = 0; k < 3L * nb * U; k++) peep[k] = 0;
+}
+
+size_t SFX(fl_rnn_packed_bytes)(const fl_rnn_desc *d)
+{
+    int nb;
+    if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
+    return sizeof(REAL) * SFX(packed_elems)(d, nb);
+}
+
+int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const REAL *w_hh,
+                     const REAL *b_ih, const REAL *b_hh, const REAL *w_peep)
+{
+    int nb, st = SFX(rnn_check)(d, &nb);
+    if (st != FL_OK) return st;
+    if (!packed || !w_ih || !w_hh || !b_ih || !b_hh) return FL_ERR_ARG;
+    if (d->cell == FL_CELL_PEEPHOLE && !w_peep) return FL_ERR_ARG;
+    SFX(pack_all)(d, nb, packed, w_ih, w_hh, b_ih, b_hh, w_peep);
+    return FL_OK;
+}
+
 size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
 {
     int nb;
@@ -192,21 +237,15 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     int owned;
     REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, train), &owned);
     if (!work) return FL_ERR_NOMEM;
-    REAL *wih_r = work, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
-    REAL *bias_x = bias + ghp, *peep = bias_x + ghp, *hbuf = peep + 3L * nb * U;
-    REAL *cbuf = hbuf + 2 * BH;           /* inference state: h ping-pong, c in place */
+    const long npacked = SFX(packed_elems)(d, nb);
+    REAL *pk = work;
+    if (d->packed) pk = (REAL *)d->packed;        /* weights packed once by fl_rnn_pack */
+    else SFX(pack_all)(d, nb, pk, w_ih, w_hh, b_ih, b_hh, w_peep);
+    REAL *wih_r = pk, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
+    REAL *bias_x = bias + ghp, *peep = bias_x + ghp;
+    REAL *hbuf = work + npacked, *cbuf = hbuf + 2 * BH;   /* inference state: h ping-pong, c in place */
     REAL *gemm_work = cbuf + BH;
     REAL *gx = gx_in_cache ? cache_gates : gemm_work + SFX(fl_gemm_work_elems)(d->n_threads);
-
-    SFX(pack_wih_cols)(wih_r, w_ih, G, H, I, nb);
-    if (d->cell == FL_CELL_PEEPHOLE) SFX(pack_peep)(peep, w_peep, H, nb);
-    SFX(pack_whh_blocks)(whh_b, w_hh, G, H, nb);
-    if (gru) {
-        SFX(pack_bias)(bias, b_hh, NULL, G, H, nb);
-        SFX(pack_bias)(bias_x, b_ih, NULL, G, H, nb);
-    } else {
-        SFX(pack_bias)(bias, b_ih, b_hh, G, H, nb);
-    }
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
     const int rev = d->reverse;
