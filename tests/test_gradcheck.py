@@ -48,7 +48,11 @@ class _Probe:
                      "h0": case["h0"] if case["h0"] is not None else zeros}
         if layer.cell != "gru":
             self.base["c0"] = case["c0"] if case["c0"] is not None else zeros
-        self.flat0 = layer.flat_params.copy()
+        # Perturb parameters in a buffer of our own (flat_params is a read-only view):
+        # bind_parameters makes the layer use it, params_updated makes inference repack.
+        self.flat0 = np.array(layer.flat_params)
+        self.buf = self.flat0.copy()
+        layer.bind_parameters(self.buf)
         self.slices = {}
         off = 0
         for name, shape in layer.param_shapes:
@@ -63,17 +67,19 @@ class _Probe:
 
     def loss(self, key, delta):
         inputs = dict(self.base)
-        flat = self.layer.flat_params
         if key in self.slices:
             sl, _ = self.slices[key]
-            flat[sl] = self.flat0[sl] + delta.ravel()
+            self.buf[sl] = self.flat0[sl] + delta.ravel()
+            self.layer.params_updated()
         else:
             inputs[key] = self.base[key] + delta
         try:
             y, h_n, c_n = ku.kernel_infer(self.layer, inputs["x"], inputs["h0"],
                                           inputs.get("c0"), self.case["lengths"])
         finally:
-            flat[...] = self.flat0
+            if key in self.slices:
+                self.buf[...] = self.flat0
+                self.layer.params_updated()
         return ku.projected_loss(self.case, y, h_n, c_n)
 
 

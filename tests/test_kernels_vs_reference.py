@@ -301,3 +301,96 @@ def test_partial_lstm_state(cell):
                   ku.rel_err(got[1][1], want[2]))
         record_error("kernel vs reference float64 forward (rel)", err)
         assert err < F64_TOL
+
+
+def _poison_workspace(layer):
+    """Fill the layer's reusable kernel scratch (if it keeps one) with 0xFF bytes, which
+    are NaN in float32 and float64: any read of scratch the kernel did not write first
+    turns the results into NaN."""
+    ws = getattr(layer, "_workspace", None)
+    buf = getattr(ws, "_buf", None)
+    if buf is not None:
+        buf.view(np.uint8)[...] = 0xFF
+    return buf is not None
+
+
+WS_CASES = [(c, d, 1) for c in CELLS for d in ("float64", "float32")] + [
+    ("lstm", "float32", 2), ("gru", "float64", 2)]   # per-thread GEMM scratch as well
+
+
+@pytest.mark.parametrize("cell,dtype,n_threads", WS_CASES,
+                         ids=[f"{c}-{d}-nt{n}" for c, d, n in WS_CASES])
+def test_reused_workspace_changes_nothing(cell, dtype, n_threads):
+    """One layer run on a sequence of shapes (largest first, so later calls reuse the
+    same scratch), with its scratch poisoned before every kernel pass (inference,
+    training forward, backward), gives bitwise the results of a fresh layer for each
+    shape: no call depends on what an earlier call left in the workspace."""
+    shapes = [(20, 4), (3, 3), (17, 1), (1, 4)]   # (B, T)
+    H, I, L = 17, 5, 2
+    params = ku.make_case(cell, 1, 1, I, H, L, True, False, False, ku.seed_of("ws", cell),
+                          dtype=np.dtype(dtype))["params"]
+    reused = ku.make_layer(cell, I, H, L, True, dtype=dtype, params=params, n_threads=n_threads)
+    gru = cell == "gru"
+    poisoned = 0
+    for k, (b, t) in enumerate(shapes):
+        case = ku.make_case(cell, b, t, I, H, L, True, t > 1, k % 2 == 0,
+                            ku.seed_of("ws", cell, k), dtype=np.dtype(dtype))
+        state = case["h0"] if gru else ku.lstm_state(case["h0"], case["c0"])
+        bwd_extra = () if gru else (case["dc_n"],)
+        fresh = ku.make_layer(cell, I, H, L, True, dtype=dtype, params=params, n_threads=n_threads)
+        want = ku.kernel_infer(fresh, case["x"], case["h0"], case["c0"], case["lengths"])
+        want_fwd = fresh.forward(case["x"], state, case["lengths"])
+        want_g = fresh.backward(want_fwd[-1], case["dy"], case["dh_n"], *bwd_extra)
+
+        poisoned += _poison_workspace(reused)
+        got = ku.kernel_infer(reused, case["x"], case["h0"], case["c0"], case["lengths"])
+        poisoned += _poison_workspace(reused)
+        got_fwd = reused.forward(case["x"], state, case["lengths"])
+        poisoned += _poison_workspace(reused)
+        got_g = reused.backward(got_fwd[-1], case["dy"], case["dh_n"], *bwd_extra)
+
+        for a, w in zip(got, want):
+            if w is not None:
+                np.testing.assert_array_equal(a, w)
+        np.testing.assert_array_equal(got_fwd[0], want_fwd[0])
+        for key in want_g:
+            np.testing.assert_array_equal(got_g[key], want_g[key], err_msg=key)
+    if not poisoned:
+        pytest.skip("the layer keeps no reusable workspace: nothing to poison")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_parameter_changes_reach_inference(cell):
+    """Inference may reuse weights packed on an earlier call; every documented way of
+    changing parameters must be seen by the next call (bitwise equal to a fresh layer
+    holding the new parameters): load_state_dict, and writing into a buffer given to
+    bind_parameters followed by params_updated()."""
+    b, t, i, h, L = 4, 3, 3, 18, 2
+    case = ku.make_case(cell, b, t, i, h, L, True, True, True, ku.seed_of("repack", cell))
+    layer = ku.make_layer(cell, i, h, L, True, params=case["params"])
+    args = (case["x"], case["h0"], case["c0"], case["lengths"])
+    ku.kernel_infer(layer, *args)                       # packs the weights
+    new = {k: v * 0.5 + 0.1 for k, v in case["params"].items()}
+
+    def check(params):
+        fresh = ku.make_layer(cell, i, h, L, True, params=params)
+        for a, w in zip(ku.kernel_infer(layer, *args), ku.kernel_infer(fresh, *args)):
+            if w is not None:
+                np.testing.assert_array_equal(a, w)
+
+    layer.load_state_dict(new)
+    check(new)
+    buf = np.array(layer.flat_params)
+    layer.bind_parameters(buf)
+    check(new)
+    buf *= -1.0                                          # an "optimizer step" in place
+    layer.params_updated()
+    check({k: -v for k, v in new.items()})
+    # flat_params is a read-only view of the live buffer
+    assert np.shares_memory(layer.flat_params, buf)
+    with pytest.raises(ValueError):
+        layer.flat_params[0] = 1.0
+    # training sees the in-place change too, and matches the reference
+    case2 = dict(case, params={k: -v for k, v in new.items()})
+    got = ku.kernel_train(layer, case2)[:4]
+    _check(got, ku.reference_train(case2, cell, L, True), F64_TOL, "float64")

@@ -5,7 +5,8 @@
   Outputs, final states and ALL gradients are compared with exact equality for
   n_threads = 1, 2 and 3, float32 and float64, every cell, on shapes that give
   several unit blocks (H = 40: 3 blocks of 16) and batch chunks (B = 37: 3 chunks of
-  16), and GEMMs of several tiles (T*B = 185 > 72 rows).
+  16), and GEMMs of several tiles (T*B = 148 > 72 rows; 3*4*16 = 192 gate rows in
+  the weight-gradient GEMMs).
 * Every kernel call releases the GIL: a pure-Python thread keeps running while
   another thread is inside one long kernel call.
 * A layer is safe to call from several Python threads at once (inference, and
@@ -36,8 +37,8 @@ def _all_results(layer, case):
 
 CONFIGS = {
     # B, T, I, H, L, bidirectional, lengths, initial state
-    "B37T5I7H40-L1uni": (37, 5, 7, 40, 1, False, False, False),
-    "B37T4I5H40-L2bi-len-init": (37, 4, 5, 40, 2, True, True, True),
+    "B37T4I7H40-L1uni": (37, 4, 7, 40, 1, False, False, False),
+    "B37T3I5H40-L2bi-len-init": (37, 3, 5, 40, 2, True, True, True),
 }
 
 
@@ -144,12 +145,11 @@ def test_gil_probe_detects_a_held_gil():
 
 # ---------------------------------------------------------------- thread safety
 
-@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru"])
+@pytest.mark.parametrize("cell", ["peephole", "gru"])
 def test_concurrent_calls_equal_serial(cell):
     """4 Python threads share one layer (n_threads=2, so OpenMP teams run side by side),
-    each running inference and training forward/backward on its own inputs several
-    times; every result equals the serial one bitwise."""
-    b, t, i, h, L = 9, 6, 4, 20, 2
+    each running inference and training forward/backward on its own inputs twice; every result equals the serial one bitwise."""
+    b, t, i, h, L = 9, 4, 4, 20, 2
     base = ku.make_case(cell, b, t, i, h, L, True, True, True, ku.seed_of("conc", cell),
                         dtype=np.float32)
     layer = ku.make_layer(cell, i, h, L, True, dtype="float32", params=base["params"],
@@ -163,13 +163,15 @@ def test_concurrent_calls_equal_serial(cell):
         c["lengths"] = ku.random_lengths(rng, b, t)
         cases.append(c)
     serial = [_all_results(layer, c) for c in cases]
+    # drop any weights packed by the serial runs, so the threads also race to repack
+    getattr(layer, "params_updated", lambda: None)()
     errors, outputs = [], [[] for _ in cases]
     barrier = threading.Barrier(len(cases))
 
     def worker(k):
         try:
             barrier.wait()
-            for _ in range(3):
+            for _ in range(2):
                 outputs[k].append(_all_results(layer, cases[k]))
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
@@ -181,7 +183,7 @@ def test_concurrent_calls_equal_serial(cell):
         th.join()
     assert not errors, errors
     for k, runs in enumerate(outputs):
-        assert len(runs) == 3
+        assert len(runs) == 2
         for run in runs:
             for name, v in serial[k].items():
                 np.testing.assert_array_equal(run[name], v, err_msg=f"thread {k}: {name}")

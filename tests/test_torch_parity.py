@@ -18,6 +18,16 @@ import kernel_util as ku
 
 torch = pytest.importorskip("torch")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch_single_thread():
+    """These cases are tiny: torch's intra-op threads only add contention (the
+    kernels' thread determinism is tested in test_threads.py)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 # float64: both sides compute the same formulas in float64 with different summation
 # orders and exp implementations; measured ~1e-15. 1e-10 (as in test_reference) leaves
 # room for longer accumulations while a formula or layout error shows at >= 1e-3.
