@@ -97,6 +97,9 @@ class _Recurrent:
     """Shared machinery of LSTM and GRU; see their docstrings."""
 
     _has_cell_state = True
+    # Flops of one time step each time-loop thread must have (0: the kernels'
+    # default; -1: always use n_threads, which the thread-determinism tests set).
+    _step_flops = 0
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
@@ -341,7 +344,8 @@ class _Recurrent:
                                      None if h0 is None else h0[k],
                                      None if c0 is None else c0[k], lengths,
                                      y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc,
-                                     work, None if train else self._packed_weights(layer, d))
+                                     work, None if train else self._packed_weights(layer, d),
+                                     self._step_flops)
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)
@@ -409,7 +413,8 @@ class _Recurrent:
                                       gviews.get(f"weight_peephole_{sfx}"),
                                       dcur, d * H, None if dh_n is None else dh_n[k],
                                       None if dc_n is None else dc_n[k],
-                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work)
+                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work,
+                                      self._step_flops)
             if layer > 0 and cache.masks[layer - 1] is not None:
                 dinp *= cache.masks[layer - 1]
             dcur = dinp

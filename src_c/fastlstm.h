@@ -40,6 +40,8 @@ typedef struct {
     void *work;      /* optional caller workspace (64-byte aligned), reused across calls */
     size_t work_bytes;
     const void *packed;  /* optional forward weights packed by fl_rnn_pack (NULL: pack per call) */
+    long step_flops;     /* time-loop threads get at least this many flops of a step each;
+                            0: the default (1e6), < 0: always use n_threads (tests) */
 } fl_rnn_desc;
 
 /* Pack one layer-direction's weights once (per model load or optimizer step)

@@ -211,7 +211,7 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
                         peep_cell ? peep : NULL, lengths, dy, lddy, dgx, dgh, whhT_b, dh, dc, dhd };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
-    const int nt = d->n_threads < items ? d->n_threads : (int)items;
+    const int nt = SFX(step_threads)(d, items);
     #pragma omp parallel num_threads(nt)
     {
         for (int s = 0; s < T; s++) {

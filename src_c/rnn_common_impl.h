@@ -13,6 +13,23 @@
 
 static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4; }
 
+/* Threads for the time loop. Every step ends in a barrier, which costs about
+ * a microsecond on an idle machine and far more when another process holds a
+ * core, so a step gets one thread per FL_STEP_FLOPS_PER_THREAD flops of
+ * recurrent GEMM, never more threads than work items. Results do not depend
+ * on the choice: work is partitioned in fixed blocks. */
+#define FL_STEP_FLOPS_PER_THREAD 1000000L
+static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
+{
+    long flops = 2L * d->B * d->H * 4L * d->H;
+    long per = d->step_flops > 0 ? d->step_flops : FL_STEP_FLOPS_PER_THREAD;
+    long by_work = d->step_flops < 0 ? d->n_threads : flops / per;
+    long nt = d->n_threads;
+    if (nt > by_work) nt = by_work;
+    if (nt > items) nt = items;
+    return nt < 1 ? 1 : (int)nt;
+}
+
 /* Validate a descriptor; fills NB. */
 static int SFX(rnn_check)(const fl_rnn_desc *d, int *nb)
 {

@@ -261,7 +261,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                         y, ldy, cache_gates };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
-    const int nt = d->n_threads < items ? d->n_threads : (int)items;
+    const int nt = SFX(step_threads)(d, items);
     /* Chunks of TC steps: the input projection of a chunk is one GEMM (the
      * whole sequence in one when training an lstm, straight into the cache),
      * then the chunk's steps run in one parallel region. */
