@@ -2,5 +2,11 @@
 from ._version import __version__
 from .layers import LSTM, GRU
 from ._config import show_config
+from .estimators import LSTMRegressor, LSTMClassifier, LSTMForecaster
+from .data import sliding_windows, pad_sequences, load_airline
+from .io import load
+from .exceptions import NotFittedError
 
-__all__ = ["__version__", "LSTM", "GRU", "show_config"]
+__all__ = ["__version__", "LSTM", "GRU", "show_config", "LSTMRegressor", "LSTMClassifier",
+           "LSTMForecaster", "sliding_windows", "pad_sequences", "load_airline", "load",
+           "NotFittedError"]

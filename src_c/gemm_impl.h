@@ -11,6 +11,7 @@
 #define GEMM_MC 72     /* multiple of GEMM_MR */
 #define GEMM_NC 256    /* multiple of GEMM_NR */
 #define GEMM_KC 256
+#define GEMM_FLOPS_PER_THREAD 4000000L
 
 /* a (M, K) element (i, k) with op(A). */
 static inline REAL SFX(gemm_a_at)(int trans_a, const REAL *A, long lda, long i, long k)
@@ -116,7 +117,15 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
         return FL_OK;
     }
     const int mblocks = (M + GEMM_MC - 1) / GEMM_MC;
-    const int nt = n_threads < mblocks ? n_threads : mblocks;
+    /* a thread per GEMM_FLOPS_PER_THREAD flops: small products (a small batch
+     * in training) skip the fork and the barriers, which dominate there and
+     * are very costly when another process holds a core */
+    const double flops = 2.0 * M * N * K;
+    int nt = n_threads < mblocks ? n_threads : mblocks;
+    if (nt > 1 && flops < (double)GEMM_FLOPS_PER_THREAD * nt) {
+        int by_work = (int)(flops / GEMM_FLOPS_PER_THREAD);
+        nt = by_work < 1 ? 1 : by_work;
+    }
     const long a_size = (long)GEMM_MC * GEMM_KC, b_size = (long)GEMM_KC * GEMM_NC;
     REAL *bp = work;
     #pragma omp parallel num_threads(nt)
@@ -172,3 +181,4 @@ int SFX(fl_gemm_naive)(int trans_a, int M, int N, int K, const REAL *A, long lda
 #undef GEMM_MC
 #undef GEMM_NC
 #undef GEMM_KC
+#undef GEMM_FLOPS_PER_THREAD

@@ -74,7 +74,10 @@ def test_gemm_against_naive_and_numpy(dtype, trans_a, beta):
 
 # Shapes of several output tiles (with one tile every thread count runs the same
 # single-thread code anyway), including ragged last tiles and two K blocks.
-MULTI_TILE = [(73, 16, 17), (150, 257, 1), (6, 513, 257), (145, 300, 300), (216, 17, 0)]
+# (The GEMM runs products under 4e6 flops per thread on fewer threads, so the larger
+# shapes are the ones that really split work.)
+MULTI_TILE = [(73, 16, 17), (150, 257, 1), (6, 513, 257), (145, 300, 300), (216, 17, 0),
+              (400, 300, 300), (300, 520, 260)]
 
 
 @pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])

@@ -1,0 +1,316 @@
+"""Model files: one ``.npz`` with the arrays, a JSON config and a format version.
+
+File layout (a zip archive of ``.npy`` members, as ``numpy.savez`` writes)::
+
+    format_version.npy   int64 scalar, FORMAT_VERSION
+    config.npy           uint8 1-D array: UTF-8 JSON (see below)
+    params.npy           the network's flat parameter buffer (float32/float64)
+    ...                  estimator-specific arrays (classes, scaler, history)
+
+The JSON config holds ``format`` ("fastlstm-model"), ``format_version``,
+``estimator`` (class name), ``params`` (constructor arguments),
+``fitted`` (learned scalars and lists), ``network`` (architecture spec) and
+``arrays``: for every array member its ``shape`` and ``dtype``.
+
+Loading is written for files from untrusted sources:
+
+* numpy's pickle support is never used (arrays are read member by member with
+  ``numpy.lib.format`` and ``allow_pickle=False`` semantics: object dtypes are
+  refused before any data is read);
+* the version and the config are read first; every other member's header
+  (shape, dtype) is compared with the config before its data is read, and
+  the data must be exactly as long as the header says;
+* member names, count and sizes are bounded, and the config must be plain
+  JSON (no NaN/Infinity) within a size limit;
+* the estimator then checks every value (types, ranges, consistency between
+  the arrays and the architecture) before building anything, and the
+  parameters must be finite.
+
+Anything wrong raises ``ValueError`` (a missing file raises the usual
+``FileNotFoundError``).
+"""
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+
+import numpy as np
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+FORMAT_NAME = "fastlstm-model"
+FORMAT_VERSION = 1
+
+MAX_MEMBERS = 16
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB of JSON
+MAX_TOTAL_BYTES = 1 << 32  # 4 GiB of arrays
+
+_ALLOWED_DTYPES = {"float32", "float64", "int64", "int32", "uint8", "bool"}
+_UNICODE_RE = re.compile(r"^<U([1-9][0-9]{0,3})$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _dtype_str(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "U":
+        return "<U%d" % (dtype.itemsize // 4)
+    return dtype.name
+
+
+def _check_dtype_str(s):
+    if not isinstance(s, str):
+        raise ValueError(f"array dtype in config must be a string, got {s!r}")
+    if s in _ALLOWED_DTYPES or _UNICODE_RE.match(s):
+        return np.dtype(s)
+    raise ValueError(f"array dtype {s!r} is not allowed in a model file")
+
+
+def _json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a model config")
+
+
+def save(model, path):
+    """Write a fitted estimator to ``path`` (exactly that name) as one .npz file.
+
+    The file is written to a temporary name next to ``path`` and renamed
+    into place, so a crash never leaves a half-written model behind.
+    """
+    if not hasattr(model, "_to_file_payload"):
+        raise TypeError(f"cannot save a {type(model).__name__}: not a fastlstm estimator")
+    config, arrays = model._to_file_payload()
+    spec = {}
+    for name, arr in arrays.items():
+        if not _NAME_RE.match(name) or name in ("config", "format_version"):
+            raise ValueError(f"invalid array name {name!r}")
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype.kind == "U":
+            arr = arr.astype("<U%d" % max(1, arr.dtype.itemsize // 4))
+        _check_dtype_str(_dtype_str(arr.dtype))
+        arrays[name] = arr
+        spec[name] = {"shape": list(arr.shape), "dtype": _dtype_str(arr.dtype)}
+    config = dict(config)
+    config["format"] = FORMAT_NAME
+    config["format_version"] = FORMAT_VERSION
+    config["arrays"] = spec
+    text = json.dumps(config, allow_nan=False, default=_json_default, sort_keys=True)
+    members = {
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "config": np.frombuffer(text.encode("utf-8"), dtype=np.uint8),
+    }
+    members.update(arrays)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastlstm-", suffix=".npz.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **members)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+# ---------------------------------------------------------------- reading
+
+
+class _Reader:
+    """Reads .npy members of a zip one at a time, checking headers first."""
+
+    def __init__(self, zf):
+        self.zf = zf
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise ValueError(f"model file has {len(infos)} members; at most {MAX_MEMBERS} allowed")
+        names = [i.filename for i in infos]
+        if len(set(names)) != len(names):
+            raise ValueError("model file has duplicate member names")
+        total = 0
+        self.infos = {}
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy") or not _NAME_RE.match(name[:-4]):
+                raise ValueError(f"unexpected member {name!r} in model file")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"member {name!r} uses an unsupported compression")
+            total += info.file_size
+            self.infos[name[:-4]] = info
+        if total > MAX_TOTAL_BYTES:
+            raise ValueError("model file is too large")
+
+    def names(self):
+        return set(self.infos)
+
+    def read(self, name, expect_dtype=None, expect_shape=None, max_bytes=None):
+        info = self.infos.get(name)
+        if info is None:
+            raise ValueError(f"model file is missing the array {name!r}")
+        with self.zf.open(info) as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f"unsupported .npy version {version}")
+            except ValueError as e:
+                raise ValueError(f"array {name!r}: bad .npy header ({e})") from None
+            if dtype.hasobject:
+                raise ValueError(
+                    f"array {name!r} holds Python objects (a pickle payload); "
+                    "model files may only hold numeric arrays"
+                )
+            if expect_dtype is not None and dtype != expect_dtype:
+                raise ValueError(
+                    f"array {name!r} has dtype {dtype}, but the config says {expect_dtype}"
+                )
+            if expect_shape is not None and tuple(shape) != tuple(expect_shape):
+                raise ValueError(
+                    f"array {name!r} has shape {tuple(shape)}, but the config says "
+                    f"{tuple(expect_shape)}"
+                )
+            count = 1
+            for s in shape:
+                count *= int(s)
+            nbytes = count * dtype.itemsize
+            if max_bytes is not None and nbytes > max_bytes:
+                raise ValueError(f"array {name!r} is too large ({nbytes} bytes)")
+            if nbytes > info.file_size:
+                raise ValueError(f"array {name!r} is truncated")
+            data = f.read(nbytes)
+            if len(data) != nbytes:
+                raise ValueError(
+                    f"array {name!r} is truncated: expected {nbytes} bytes of data, "
+                    f"found {len(data)}"
+                )
+            if f.read(1):
+                raise ValueError(f"array {name!r} has trailing data after its values")
+        arr = np.frombuffer(data, dtype=dtype)
+        arr = arr.reshape(shape, order="F" if fortran else "C")
+        return np.array(arr, order="C", copy=True)  # writeable, owns its memory
+
+
+def _reject_constant(token):
+    raise ValueError(f"config contains the non-JSON number {token}")
+
+
+def _finite_float(text):
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"config contains the out-of-range number {text}")
+    return value
+
+
+def read_payload(path):
+    """Read and check the container; returns (config dict, arrays dict)."""
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:1] == b"\x80":  # pickle protocol >= 2 starts with the PROTO opcode
+        raise ValueError(
+            "model file is a pickle, not a fastlstm .npz model file; "
+            "refusing to load it (use pickle.load only on files you trust)"
+        )
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        raise ValueError(f"not a fastlstm model file, or a truncated or corrupt one "
+                         f"(not a valid .npz archive: {e})") from None
+    try:
+        with zf:
+            reader = _Reader(zf)
+            version = reader.read("format_version", max_bytes=64)
+            if version.shape != () or version.dtype.kind not in "iu":
+                raise ValueError("format_version must be an integer scalar")
+            if int(version) != FORMAT_VERSION:
+                raise ValueError(
+                    f"unsupported model format version {int(version)}; this fastlstm "
+                    f"reads version {FORMAT_VERSION}"
+                )
+            raw_config = reader.read("config", expect_dtype=np.dtype(np.uint8),
+                                     max_bytes=MAX_CONFIG_BYTES)
+            if raw_config.ndim != 1:
+                raise ValueError("config must be a 1-D uint8 array")
+            try:
+                config = json.loads(raw_config.tobytes().decode("utf-8"),
+                                    parse_constant=_reject_constant,
+                                    parse_float=_finite_float)
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+                raise ValueError(f"config is not valid UTF-8 JSON: {e}") from None
+            if not isinstance(config, dict):
+                raise ValueError("config must be a JSON object")
+            if config.get("format") != FORMAT_NAME:
+                raise ValueError(f"config format must be {FORMAT_NAME!r}")
+            cv = config.get("format_version")
+            if type(cv) is not int or cv != int(version):
+                raise ValueError("config format_version does not match the file's format_version")
+            spec = config.get("arrays")
+            if not isinstance(spec, dict):
+                raise ValueError("config must list its arrays under 'arrays'")
+            expected = set(spec) | {"config", "format_version"}
+            if reader.names() != expected:
+                extra = sorted(reader.names() - expected)
+                missing = sorted(expected - reader.names())
+                raise ValueError(
+                    f"arrays in the file do not match the config: missing {missing}, "
+                    f"unexpected {extra}"
+                )
+            arrays = {}
+            for name, s in spec.items():
+                if not isinstance(name, str) or not _NAME_RE.match(name):
+                    raise ValueError(f"invalid array name {name!r} in config")
+                if not isinstance(s, dict) or set(s) != {"shape", "dtype"}:
+                    raise ValueError(f"config entry for array {name!r} must have shape and dtype")
+                shape = s["shape"]
+                if not isinstance(shape, list) or len(shape) > 4 or not all(
+                    type(d) is int and 0 <= d < 2**40 for d in shape
+                ):
+                    raise ValueError(f"config shape of array {name!r} is invalid: {shape!r}")
+                dtype = _check_dtype_str(s["dtype"])
+                arr = reader.read(name, expect_dtype=dtype, expect_shape=shape)
+                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    raise ValueError(f"array {name!r} contains NaN or infinity")
+                arrays[name] = arr
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"model file is corrupt: {e}") from None
+    except (EOFError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"model file is truncated or unreadable: {e}") from None
+    return config, arrays
+
+
+def load(path):
+    """Load a model saved with ``estimator.save(path)``; returns the fitted estimator.
+
+    Safe on untrusted files: never unpickles, checks everything against the
+    config before use, and raises ValueError on anything truncated,
+    inconsistent or hostile.
+    """
+    from . import estimators
+
+    config, arrays = read_payload(path)
+    name = config.get("estimator")
+    cls = estimators._REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown estimator {name!r} in model file")
+    try:
+        return cls._from_file_payload(config, arrays)
+    except ValueError:
+        raise
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError) as e:
+        raise ValueError(f"invalid model file: {type(e).__name__}: {e}") from None

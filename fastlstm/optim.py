@@ -1,0 +1,187 @@
+"""Optimizers that update one flat parameter buffer from one flat gradient buffer.
+
+The network keeps every parameter as a view into a single 1-D array and
+every gradient in a mirror of it, so an optimizer step is a handful of
+whole-array numpy operations. The optimizer does not hold the parameter
+buffer (``step(params, grad)`` takes it), which keeps it picklable on its own
+and lets the estimator swap buffers without rebinding anything.
+
+Semantics follow ``torch.optim`` exactly (weight decay is the coupled L2
+form: ``grad += weight_decay * params``), so a test can compare step by step.
+All state arrays are allocated once, on the first step; a step allocates
+nothing beyond numpy scalar temporaries. ``step`` uses ``grad`` as scratch
+when ``weight_decay`` is non-zero (it adds the decay term in place).
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["Adam", "SGD", "clip_grad_norm", "make_optimizer"]
+
+
+def _check_buffers(params, grad):
+    if not (isinstance(params, np.ndarray) and isinstance(grad, np.ndarray)):
+        raise TypeError("params and grad must be numpy arrays")
+    if params.ndim != 1 or grad.ndim != 1:
+        raise ValueError(
+            f"params and grad must be 1-D, got shapes {params.shape} and {grad.shape}"
+        )
+    if params.shape != grad.shape:
+        raise ValueError(
+            f"params and grad must have the same shape, got {params.shape} and {grad.shape}"
+        )
+    if params.dtype != grad.dtype or params.dtype not in (np.float32, np.float64):
+        raise TypeError(
+            "params and grad must share a float32 or float64 dtype, got "
+            f"{params.dtype} and {grad.dtype}"
+        )
+
+
+def _check_float(value, name, low=0.0, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) with torch.optim.Adam's update formula.
+
+    ``p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``
+    """
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        self.lr = _check_float(lr, "learning_rate", 0.0, low_open=True)
+        self.beta1 = _check_float(beta1, "beta1", 0.0, 1.0, high_open=True)
+        self.beta2 = _check_float(beta2, "beta2", 0.0, 1.0, high_open=True)
+        self.eps = _check_float(eps, "eps", 0.0, low_open=True)
+        self.weight_decay = _check_float(weight_decay, "weight_decay", 0.0)
+        self.t = 0
+        self.m = None
+        self.v = None
+        self._tmp = None
+
+    def _init_state(self, params):
+        if self.m is None or self.m.shape != params.shape or self.m.dtype != params.dtype:
+            self.m = np.zeros_like(params)
+            self.v = np.zeros_like(params)
+            self._tmp = np.empty_like(params)
+            self.t = 0
+
+    def step(self, params, grad):
+        _check_buffers(params, grad)
+        self._init_state(params)
+        if self._tmp is None:  # after unpickling
+            self._tmp = np.empty_like(params)
+        m, v, tmp = self.m, self.v, self._tmp
+        b1, b2 = self.beta1, self.beta2
+        if self.weight_decay:
+            np.multiply(params, self.weight_decay, out=tmp)
+            grad += tmp
+        self.t += 1
+        # m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2
+        m *= b1
+        np.multiply(grad, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        bc1 = 1.0 - b1 ** self.t
+        bc2 = 1.0 - b2 ** self.t
+        np.sqrt(v, out=tmp)
+        tmp /= math.sqrt(bc2)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / bc1
+        params -= tmp
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tmp"] = None  # scratch, rebuilt on the next step
+        return state
+
+
+class SGD:
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    torch.optim.SGD's formula with dampening 0: ``b = mu * b + g`` (``b = g``
+    on the first step), ``g = g + mu * b`` if nesterov else ``b``,
+    ``p -= lr * g``.
+    """
+
+    def __init__(self, lr=1e-2, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.lr = _check_float(lr, "learning_rate", 0.0, low_open=True)
+        self.momentum = _check_float(momentum, "momentum", 0.0, 1.0, high_open=True)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.weight_decay = _check_float(weight_decay, "weight_decay", 0.0)
+        self.t = 0
+        self.buf = None
+        self._tmp = None
+
+    def step(self, params, grad):
+        _check_buffers(params, grad)
+        if self._tmp is None or self._tmp.shape != params.shape or self._tmp.dtype != params.dtype:
+            self._tmp = np.empty_like(params)
+        tmp = self._tmp
+        if self.weight_decay:
+            np.multiply(params, self.weight_decay, out=tmp)
+            grad += tmp
+        self.t += 1
+        direction = grad
+        if self.momentum:
+            if self.buf is None or self.buf.shape != params.shape or self.buf.dtype != params.dtype:
+                self.buf = np.array(grad, copy=True)
+            else:
+                self.buf *= self.momentum
+                self.buf += grad
+            if self.nesterov:
+                np.multiply(self.buf, self.momentum, out=tmp)
+                grad += tmp
+            else:
+                direction = self.buf
+        np.multiply(direction, self.lr, out=tmp)
+        params -= tmp
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tmp"] = None  # scratch, rebuilt on the next step
+        return state
+
+
+def clip_grad_norm(flat_grad, max_norm):
+    """Scale ``flat_grad`` in place so its global L2 norm is at most ``max_norm``.
+
+    Same rule as ``torch.nn.utils.clip_grad_norm_``: the scale is
+    ``max_norm / (norm + 1e-6)`` when that is below 1. Returns the norm before
+    clipping (a Python float; NaN or inf is returned as is and nothing is
+    scaled, so the caller can report divergence).
+    """
+    if not isinstance(flat_grad, np.ndarray) or flat_grad.ndim != 1:
+        raise ValueError("flat_grad must be a 1-D numpy array")
+    max_norm = _check_float(max_norm, "clip_norm", 0.0, low_open=True)
+    norm = math.sqrt(float(np.dot(flat_grad, flat_grad)))
+    if not math.isfinite(norm):
+        return norm
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        flat_grad *= coef
+    return norm
+
+
+def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9):
+    """Build an optimizer from the estimator's ``optimizer`` string."""
+    if name == "adam":
+        return Adam(lr=learning_rate, weight_decay=weight_decay)
+    if name == "sgd":
+        return SGD(lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f'optimizer must be "adam" or "sgd", got {name!r}')

@@ -1,0 +1,93 @@
+"""Run every example and the ``python -m fastlstm`` demo end to end, with few epochs.
+
+Each runs in a fresh interpreter exactly as a user would start it
+(``python examples/x.py``), with ``FASTLSTM_EXAMPLE_EPOCHS=2`` to keep the
+suite fast and ``OMP_NUM_THREADS=1`` so a loaded 2-core machine does not
+oversubscribe. The metrics they print must be finite numbers; their
+quality at full length is reported by running them by hand.
+"""
+
+import importlib.util
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+# example -> lines (regexes) its output must contain, each with a number
+EXPECTED = {
+    "forecast_univariate.py": [r"seasonal naive\s+(\S+)", r"raw series\s+(\S+)$",
+                               r"first differences\s+(\S+)$"],
+    "text_classification.py": [r"test accuracy (\S+)", r"val_loss (\S+),"],
+    "tiny_regression.py": [r"cell='lstm'.*training MSE (\S+),", r"cell='cifg'.*training MSE (\S+),"],
+    "relu_peephole.py": [r"persistence\s+(\S+)", r"cell='lstm'\s+(\S+)$",
+                         r"cell='peephole'\s+(\S+)$"],
+    "stacked_dropout.py": [r"persistence\s+(\S+)", r"LSTM\(50\), dropout 0.2\s+(\S+)",
+                           r"GRU\(50\), dropout 0.2\s+(\S+)"],
+}
+
+
+def _env():
+    env = dict(os.environ)
+    env["FASTLSTM_EXAMPLE_EPOCHS"] = "2"
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def _run(args, timeout=120):
+    return subprocess.run([sys.executable] + args, cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_every_example_is_tested():
+    assert sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs_end_to_end(name):
+    proc = _run([os.path.join("examples", name)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for pattern in EXPECTED[name]:
+        m = re.search(pattern, proc.stdout, flags=re.MULTILINE)
+        assert m, f"{name}: no line matching {pattern!r} in:\n{proc.stdout}"
+        assert math.isfinite(float(m.group(1))), m.group(0)
+
+
+def test_example_epochs_argument_overrides_env():
+    proc = _run([os.path.join("examples", "tiny_regression.py"), "--epochs", "1"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_demo_prints_a_forecast_against_seasonal_naive():
+    proc = _run(["-m", "fastlstm", "--epochs", "2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    lstm = float(re.search(r"LSTMForecaster\s+(\S+)", out).group(1))
+    naive = float(re.search(r"seasonal naive\s+(\S+)", out).group(1))
+    assert math.isfinite(lstm)
+    from fastlstm.data import load_airline
+
+    s = load_airline()
+    want = math.sqrt(sum((a - b) ** 2 for a, b in zip(s[-24:-12], s[-12:])) / 12)
+    assert naive == pytest.approx(want, abs=0.005)  # printed with 2 decimals
+    assert re.search(r"fit time: \S+ s \(2 epochs", out)
+
+
+def test_demo_plot(tmp_path):
+    target = tmp_path / "forecast.png"
+    proc = _run(["-m", "fastlstm", "--epochs", "1", "--plot", str(target)])
+    if importlib.util.find_spec("matplotlib") is None:
+        # the optional extra is missing: a clear message and a non-zero exit
+        assert proc.returncode == 2
+        assert "pip install" in proc.stderr and "plot" in proc.stderr
+        assert not target.exists()
+    else:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
