@@ -1,12 +1,32 @@
-"""fastlstm: LSTM and GRU training and inference on the CPU, in C with OpenMP."""
+"""fastlstm: LSTM and GRU training and inference on the CPU, in C with OpenMP.
+
+The layers load eagerly; the estimators, data helpers and model files load on
+first use, so a server that only runs ``fastlstm.LSTM`` imports little more
+than numpy and the kernels.
+"""
+import importlib
+
 from ._version import __version__
 from .layers import LSTM, GRU
 from ._config import show_config
-from .estimators import LSTMRegressor, LSTMClassifier, LSTMForecaster
-from .data import sliding_windows, pad_sequences, load_airline
-from .io import load
-from .exceptions import NotFittedError
 
-__all__ = ["__version__", "LSTM", "GRU", "show_config", "LSTMRegressor", "LSTMClassifier",
-           "LSTMForecaster", "sliding_windows", "pad_sequences", "load_airline", "load",
-           "NotFittedError"]
+_LAZY = {
+    "LSTMRegressor": "estimators", "LSTMClassifier": "estimators", "LSTMForecaster": "estimators",
+    "sliding_windows": "data", "pad_sequences": "data", "load_airline": "data",
+    "load": "io", "NotFittedError": "exceptions",
+}
+
+__all__ = ["__version__", "LSTM", "GRU", "show_config"] + list(_LAZY)
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastlstm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
