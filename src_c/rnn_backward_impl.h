@@ -8,7 +8,7 @@
  * gradients, the bias gradients and dX then come from single GEMMs (or
  * column sums) over all T*B rows.
  */
-#define BCHUNK 16
+#define BCHUNK 24   /* batch rows per work item: a multiple of the 6-row register tile */
 
 typedef struct {
     const fl_rnn_desc *d;
@@ -20,7 +20,7 @@ typedef struct {
     const REAL *dy; long lddy;
     REAL *dgx;           /* (T*B, ghp) gradient wrt the input-side pre-activations */
     REAL *dgh;           /* (T*B, ghp) recurrent side; == dgx except for gru */
-    const REAL *whhT_b;  /* (NB, ghp, U) */
+    const REAL *whhT_b;  /* (NB, U/NRK, ghp, NRK) */
     REAL *dh, *dc, *dhd; /* (B, H): dh_t, dc_t, and for gru the direct part of dh_{t-1} */
 } SFX(bwd_args);
 
@@ -121,12 +121,12 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         if (b1 - r0 == 1) {   /* a lone row (batch 1) */
             VEC acc[U / VL];
             for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
-            SFX(row1_kernel)((int)a->ghp, grow[0], w, U, acc, U);
+            SFX(row1_kernel)((int)a->ghp, grow[0], w, a->ghp * NRK, acc, U);
             for (int v = 0; v < U / VL; v++) SFX(vstore)(out[0] + v * VL, acc[v]);
         } else for (int cg = 0; cg < U; cg += NRK) {
             VEC acc[6][2];
             for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = (VEC){0};
-            SFX(rows6_kernel)((int)a->ghp, grow, w + cg, U, acc);
+            SFX(rows6_kernel)((int)a->ghp, grow, w + (long)cg * a->ghp, NRK, acc);
             for (int r = 0; r < 6; r++) {
                 SFX(vstore)(out[r] + cg, acc[r][0]);
                 SFX(vstore)(out[r] + cg + VL, acc[r][1]);
@@ -189,13 +189,16 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     REAL *gemm_work = peep + 3L * nb * U;
     if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
 
-    /* whhT_b[j][n][u] = w_hh[canon(n)][j*U+u]; wih_rows[n][k] = w_ih[canon(n)][k] */
+    /* whhT_b (NB, U/NRK, ghp, NRK): block j's columns of W_hh (rows in the
+     * interleaved order) as contiguous slabs of NRK units, like whh_b in the
+     * forward pass; wih_rows[n][k] = w_ih[canon(n)][k] */
     for (int j = 0; j < nb; j++)
         for (long n = 0; n < ghp; n++) {
             long r = SFX(canon_row)(n, G, H);
             for (int u = 0; u < U; u++) {
                 int h = j * U + u;
-                whhT_b[((long)j * ghp + n) * U + u] = (r >= 0 && h < H) ? w_hh[r * H + h] : 0;
+                whhT_b[(((long)j * U + (u / NRK) * NRK) * ghp) + n * NRK + u % NRK] =
+                    (r >= 0 && h < H) ? w_hh[r * H + h] : 0;
             }
         }
     for (long n = 0; n < ghp; n++) {

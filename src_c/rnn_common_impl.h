@@ -67,18 +67,20 @@ static inline void SFX(pack_wih_cols)(REAL *wih_r, const REAL *w_ih, int G, int 
                 }
 }
 
-/* whh_b (NB, H, G*U): block j is the contiguous (H, G*U) slice its thread
- * multiplies by h_{t-1} every step. */
+/* whh_b (NB, G*U/NRK, H, NRK): block j's W_hh^T cut into column groups of
+ * NRK columns (the register tile's width), each a contiguous (H, NRK) slab,
+ * so the recurrent step streams each slab sequentially. Column c of block j
+ * is unit j*U + c%U of gate c/U. */
 static inline void SFX(pack_whh_blocks)(REAL *whh_b, const REAL *w_hh, int G, int H, int nb)
 {
+    const int GU = G * U;
     for (int j = 0; j < nb; j++)
-        for (int k = 0; k < H; k++)
-            for (int g = 0; g < G; g++)
-                for (int u = 0; u < U; u++) {
-                    int h = j * U + u;
-                    whh_b[((long)j * H + k) * G * U + g * U + u] =
-                        h < H ? w_hh[((long)g * H + h) * H + k] : 0;
-                }
+        for (int c = 0; c < GU; c++) {
+            const int g = c / U, h = j * U + c % U;
+            REAL *dst = whh_b + ((long)j * GU + (c / NRK) * NRK) * H + c % NRK;
+            for (int k = 0; k < H; k++)
+                dst[(long)k * NRK] = h < H ? w_hh[((long)g * H + h) * H + k] : 0;
+        }
 }
 
 /* Bias in interleaved order: bp (NB*G*U) = b1 (+ b2 if given). */

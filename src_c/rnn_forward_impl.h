@@ -9,7 +9,7 @@
  *    the cell update while the G*U accumulators are still hot. One barrier per
  *    step, because every item reads all of h_{t-1}.
  */
-#define BCHUNK 16   /* batch rows per work item */
+#define BCHUNK 24   /* batch rows per work item: a multiple of the 6-row register tile */
 
 typedef struct {
     const fl_rnn_desc *d;
@@ -18,7 +18,7 @@ typedef struct {
     long gcc;            /* NB*4*U: width of a gate-cache row */
     const REAL *gx;      /* (TC*B, ghp): Gx of time steps [gx_t0, gx_t0 + TC) */
     int gx_t0;
-    const REAL *whh_b;   /* (NB, H, G*U) */
+    const REAL *whh_b;   /* (NB, G*U/NRK, H, NRK) */
     const REAL *bias;    /* (ghp) lstm: b_ih + b_hh; gru: b_hh */
     const REAL *bias_x;  /* (ghp) gru only: b_ih */
     const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
@@ -54,7 +54,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 VEC bv = SFX(vload)(bias + v * VL);
                 acc[v] = G == 4 ? SFX(vload)(gxrow[0] + v * VL) + bv : bv;
             }
-            SFX(row1_kernel)(H, hrow[0], w, GU, acc, GU);
+            SFX(row1_kernel)(H, hrow[0], w, (long)H * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
         } else for (int cg = 0; cg < GU; cg += NRK) {
             VEC acc[6][2];
@@ -63,7 +63,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 acc[r][0] = G == 4 ? SFX(vload)(gxrow[r] + cg) + bv0 : bv0;
                 acc[r][1] = G == 4 ? SFX(vload)(gxrow[r] + cg + VL) + bv1 : bv1;
             }
-            SFX(rows6_kernel)(H, hrow, w + cg, GU, acc);
+            SFX(rows6_kernel)(H, hrow, w + (long)cg * H, NRK, acc);
             for (int r = 0; r < 6; r++) {
                 SFX(vstore)(pre[r] + cg, acc[r][0]);
                 SFX(vstore)(pre[r] + cg + VL, acc[r][1]);

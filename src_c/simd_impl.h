@@ -46,32 +46,34 @@ static inline void SFX(rows6_kernel)(int K, const REAL *const a[6], const REAL *
     acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
 }
 
-/* One row: acc[v] += sum_k a[k] * w[k*ldw + v*VL ..] for nv vectors. A single
- * row needs many columns in flight to hide FMA latency, so it takes up to 8
- * vectors at once (batch-1 inference, the serving case). Called through
- * row1_kernel so nv is a constant and the accumulators stay in registers. */
-static inline void SFX(row1_nv)(int K, const REAL *a, const REAL *w, long ldw, VEC *acc, int nv)
+/* One row: acc[v] += sum_k a[k] * w[v/2 * pstride + k*NRK + (v%2)*VL] for
+ * nv vectors, i.e. nv/2 column groups stored as (K, NRK) slabs pstride apart.
+ * A single row needs many columns in flight to hide FMA latency, so it takes
+ * up to 8 vectors at once (batch-1 inference, the serving case). Called
+ * through row1_kernel so nv is a constant and the accumulators stay in
+ * registers. */
+static inline void SFX(row1_nv)(int K, const REAL *a, const REAL *w, long pstride, VEC *acc, int nv)
 {
     VEC c[8];
     for (int v = 0; v < nv; v++) c[v] = acc[v];
     for (int k = 0; k < K; k++) {
         const REAL x = a[k];
-        const REAL *wk = w + (long)k * ldw;
-        for (int v = 0; v < nv; v++) c[v] += x * SFX(vload)(wk + v * VL);
+        const REAL *wk = w + (long)k * NRK;
+        for (int v = 0; v < nv; v++) c[v] += x * SFX(vload)(wk + (v / 2) * pstride + (v % 2) * VL);
     }
     for (int v = 0; v < nv; v++) acc[v] = c[v];
 }
 
-/* acc (ncols / VL vectors) += a (K) * w (K, ldw)[:, 0:ncols]; ncols a multiple of NRK. */
-static inline void SFX(row1_kernel)(int K, const REAL *a, const REAL *w, long ldw, VEC *acc,
+/* acc (ncols / VL vectors) += a (K) * the ncols / NRK slabs at w; ncols a multiple of NRK. */
+static inline void SFX(row1_kernel)(int K, const REAL *a, const REAL *w, long pstride, VEC *acc,
                                     int ncols)
 {
     int v = 0, nvec = ncols / VL;
-    for (; nvec - v >= 8; v += 8) SFX(row1_nv)(K, a, w + v * VL, ldw, acc + v, 8);
+    for (; nvec - v >= 8; v += 8) SFX(row1_nv)(K, a, w + (v / 2) * pstride, pstride, acc + v, 8);
     switch (nvec - v) {
-    case 6: SFX(row1_nv)(K, a, w + v * VL, ldw, acc + v, 6); break;
-    case 4: SFX(row1_nv)(K, a, w + v * VL, ldw, acc + v, 4); break;
-    case 2: SFX(row1_nv)(K, a, w + v * VL, ldw, acc + v, 2); break;
+    case 6: SFX(row1_nv)(K, a, w + (v / 2) * pstride, pstride, acc + v, 6); break;
+    case 4: SFX(row1_nv)(K, a, w + (v / 2) * pstride, pstride, acc + v, 4); break;
+    case 2: SFX(row1_nv)(K, a, w + (v / 2) * pstride, pstride, acc + v, 2); break;
     default: break;
     }
 }
