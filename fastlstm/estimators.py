@@ -650,10 +650,12 @@ class _LSTMBase(_EstimatorBase):
             t0 = time.perf_counter()
             order = self._shuffle_rng.permutation(n) if p["shuffle"] else np.arange(n)
             total = 0.0
+            cache = None
             for b, start in enumerate(range(0, n, bs)):
                 idx = order[start:start + bs]
                 Xb, lb, Yb, mask = self._batch(Xa, lengths, Y, idx)
-                out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng)
+                # the previous batch's cache is spent: recycle its activation memory
+                out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng, reuse=cache)
                 loss, dout = loss_and_grad(loss_name, out, Yb, mask)
                 if not math.isfinite(loss):
                     self._diverged(epoch, b, "loss", loss, p)

@@ -297,7 +297,7 @@ class _Recurrent:
         return _float_array(name, value, self.dtype, len(shape), shape)
 
     # ----- forward / backward -----------------------------------------------
-    def _forward(self, x, h0, c0, lengths, train):
+    def _forward(self, x, h0, c0, lengths, train, reuse=None):
         x = self._check_x(x)
         B, T, _ = x.shape
         lengths = self._check_lengths(lengths, B, T)
@@ -308,20 +308,28 @@ class _Recurrent:
         h_n = np.empty((L * D, B, H), dt)
         c_n = np.empty((L * D, B, H), dt) if lstm else None
         cache = None
+        recycled = None
         if train:
             cache = _Cache()
             cache.inputs, cache.layers, cache.masks = [], [], []
             cache.lengths, cache.shape, cache.dtype, cache.layer_id = lengths, (B, T), dt, id(self)
+            if reuse is not None:
+                if not isinstance(reuse, _Cache) or reuse.layer_id != id(self):
+                    raise ValueError("reuse must be a cache returned by this layer's forward")
+                if reuse.layers is not None and reuse.shape == (B, T) and reuse.dtype == dt:
+                    recycled = reuse.layers
+                reuse.layers = None          # its memory now belongs to the new cache
         inp = np.ascontiguousarray(x.transpose(1, 0, 2))          # (T, B, I)
         gcols = _kernels.gate_cache_cols(H)
         work = self._work(B, T, 1 if train else 0)
         try:
-            y_out = self._forward_layers(inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols)
+            y_out = self._forward_layers(inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols,
+                                         recycled)
         finally:
             self._workspace.release(work)
         return y_out, h_n, c_n, cache
 
-    def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols):
+    def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols, recycled):
         T, B, _ = inp.shape
         H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
         cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
@@ -333,7 +341,9 @@ class _Recurrent:
             for d in range(D):
                 k = layer * D + d
                 w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_params(layer, d)
-                if train:
+                if train and recycled is not None:
+                    cg, ch, cc = recycled[layer][d]   # same shapes: overwritten in full
+                elif train:
                     cg = np.empty((T, B, gcols), dt)
                     ch = np.empty((T + 1, B, H), dt)
                     cc = np.empty((T + 1, B, H), dt) if lstm else None
@@ -366,6 +376,9 @@ class _Recurrent:
             raise TypeError("cache must be the third value returned by forward(..., train=True)")
         if cache.layer_id != id(self):
             raise ValueError("cache was produced by a different layer")
+        if cache.layers is None:
+            raise ValueError("cache was recycled by a later forward(..., reuse=cache): "
+                             "run backward before reusing a cache")
         B, T = cache.shape
         H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
         lstm = self._has_cell_state
@@ -478,10 +491,15 @@ class LSTM(_Recurrent):
         y, h_n, c_n, _ = self._forward(x, h0, c0, lengths, train=False)
         return y, (h_n, c_n)
 
-    def forward(self, x, state=None, lengths=None, train=True):
-        """Returns y, (h_n, c_n), cache; the cache feeds ``backward`` (None when train=False)."""
+    def forward(self, x, state=None, lengths=None, train=True, reuse=None):
+        """Returns y, (h_n, c_n), cache; the cache feeds ``backward`` (None when train=False).
+
+        ``reuse``: a cache from an earlier forward of this layer that is no longer
+        needed; its memory holds the new activations (a training loop then
+        allocates nothing per batch), and it can no longer be used for backward.
+        """
         h0, c0 = self._split_state(state)
-        y, h_n, c_n, cache = self._forward(x, h0, c0, lengths, train)
+        y, h_n, c_n, cache = self._forward(x, h0, c0, lengths, train, reuse)
         return y, (h_n, c_n), cache
 
     def backward(self, cache, dy, dh_n=None, dc_n=None, grad_out=None):
@@ -513,8 +531,8 @@ class GRU(_Recurrent):
         y, h_n, _, _ = self._forward(x, state, None, lengths, train=False)
         return y, h_n
 
-    def forward(self, x, state=None, lengths=None, train=True):
-        y, h_n, _, cache = self._forward(x, state, None, lengths, train)
+    def forward(self, x, state=None, lengths=None, train=True, reuse=None):
+        y, h_n, _, cache = self._forward(x, state, None, lengths, train, reuse)
         return y, h_n, cache
 
     def backward(self, cache, dy, dh_n=None, grad_out=None):

@@ -293,7 +293,7 @@ class Network:
 
     # ------------------------------------------------------------ forward
 
-    def forward(self, X, lengths=None, train=False, rng=None):
+    def forward(self, X, lengths=None, train=False, rng=None, reuse=None):
         """Forward one batch.
 
         X : (B, T, I) floats of the network dtype, or (B, T) int token ids
@@ -302,6 +302,8 @@ class Network:
             token) gives the head a zero state, as a fully masked Keras input.
         train : dropout on, and a cache for :meth:`backward` is returned.
         rng : numpy Generator for the dropout masks (train mode).
+        reuse : a cache from an earlier training forward that is no longer
+            needed; the layers recycle its activation memory.
 
         Returns (out, cache): out (B, K) or (B, T, K); cache None unless train.
         """
@@ -325,7 +327,8 @@ class Network:
         y = state = None
         for k, layer in enumerate(self.layers):
             if train:
-                y, state, cache = layer.forward(inp, None, klen, train=True)
+                old = reuse["caches"][k] if reuse is not None else None
+                y, state, cache = layer.forward(inp, None, klen, train=True, reuse=old)
                 caches.append(cache)
             else:
                 y, state = layer(inp, None, klen)

@@ -8,9 +8,16 @@
  */
 #define GEMM_MR 6      /* rows6_kernel */
 #define GEMM_NR NRK    /* columns of the rows6_kernel register tile */
+#ifndef GEMM_MC
 #define GEMM_MC 72     /* multiple of GEMM_MR */
-#define GEMM_NC 256    /* multiple of GEMM_NR */
+#endif
+#ifndef GEMM_NC
+#define GEMM_NC 4096   /* multiple of GEMM_NR; a B panel (KC x NC) lives in L3, and A is
+                          packed once per N panel, so wide panels pack A less often */
+#endif
+#ifndef GEMM_KC
 #define GEMM_KC 256
+#endif
 #define GEMM_FLOPS_PER_THREAD 4000000L
 
 /* a (M, K) element (i, k) with op(A). */
@@ -20,23 +27,27 @@ static inline REAL SFX(gemm_a_at)(int trans_a, const REAL *A, long lda, long i, 
 }
 
 /* Pack rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into MR-row slivers,
- * each row contiguous in k: ap[r*kc + k]; rows past mc are zero. */
+ * k-major inside a sliver: ap[(s*kc + k)*MR + r]; rows past mc are zero. */
 static void SFX(gemm_pack_a)(REAL *ap, int trans_a, const REAL *A, long lda,
                              int i0, int mc, int k0, int kc)
 {
-    int rows = (mc + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
-    if (trans_a) {
-        /* op(A) row i is column i of A: walk A by rows so reads are contiguous */
-        for (int k = 0; k < kc; k++) {
-            const REAL *src = A + (long)(k0 + k) * lda + i0;
-            for (int r = 0; r < mc; r++) ap[(long)r * kc + k] = src[r];
+    for (int s = 0; s < mc; s += GEMM_MR) {
+        REAL *dst = ap + (long)s * kc;
+        const int rows = mc - s < GEMM_MR ? mc - s : GEMM_MR;
+        if (trans_a) {
+            /* op(A) row i is column i of A: each k reads MR adjacent values */
+            for (int k = 0; k < kc; k++) {
+                const REAL *src = A + (long)(k0 + k) * lda + i0 + s;
+                for (int r = 0; r < GEMM_MR; r++) dst[k * GEMM_MR + r] = r < rows ? src[r] : 0;
+            }
+        } else {
+            for (int r = 0; r < GEMM_MR; r++) {
+                const REAL *src = A + (long)(i0 + s + r) * lda + k0;
+                if (r < rows) for (int k = 0; k < kc; k++) dst[k * GEMM_MR + r] = src[k];
+                else for (int k = 0; k < kc; k++) dst[k * GEMM_MR + r] = 0;
+            }
         }
-    } else {
-        for (int r = 0; r < mc; r++)
-            memcpy(ap + (long)r * kc, A + (long)(i0 + r) * lda + k0, sizeof(REAL) * kc);
     }
-    for (int r = mc; r < rows; r++)
-        for (int k = 0; k < kc; k++) ap[(long)r * kc + k] = 0;
 }
 
 /* Pack sliver s (columns [j0 + s*NR, +NR)) of rows [k0, k0+kc) of B:
@@ -67,12 +78,8 @@ void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REAL *bp,
         const REAL *b = bp + (long)sj * kc;
         for (int si = 0; si < mc; si += GEMM_MR) {
             VEC acc[GEMM_MR][2];
-            const REAL *arow[GEMM_MR];
-            for (int r = 0; r < GEMM_MR; r++) {
-                acc[r][0] = acc[r][1] = (VEC){0};
-                arow[r] = ap + (long)(si + r) * kc;
-            }
-            SFX(rows6_kernel)(kc, arow, b, GEMM_NR, acc);
+            for (int r = 0; r < GEMM_MR; r++) acc[r][0] = acc[r][1] = (VEC){0};
+            SFX(rows6p_kernel)(kc, ap + (long)si * kc, b, GEMM_NR, acc);
             int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
             int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
             for (int r = 0; r < rows; r++) {

@@ -123,14 +123,16 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
             SFX(row1_kernel)((int)a->ghp, grow[0], w, a->ghp * NRK, acc, U);
             for (int v = 0; v < U / VL; v++) SFX(vstore)(out[0] + v * VL, acc[v]);
-        } else for (int cg = 0; cg < U; cg += NRK) {
-            VEC acc[6][2];
-            for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = (VEC){0};
-            SFX(rows6_kernel)((int)a->ghp, grow, w + (long)cg * a->ghp, NRK, acc);
-            for (int r = 0; r < 6; r++) {
-                SFX(vstore)(out[r] + cg, acc[r][0]);
-                SFX(vstore)(out[r] + cg + VL, acc[r][1]);
-            }
+        } else {
+            VEC acc[U / NRK][6][2];
+            for (int q = 0; q < U / NRK; q++)
+                for (int r = 0; r < 6; r++) acc[q][r][0] = acc[q][r][1] = (VEC){0};
+            SFX(rows6_slabs)((int)a->ghp, grow, w, a->ghp * NRK, U / NRK, acc);
+            for (int q = 0; q < U / NRK; q++)
+                for (int r = 0; r < 6; r++) {
+                    SFX(vstore)(out[r] + q * NRK, acc[q][r][0]);
+                    SFX(vstore)(out[r] + q * NRK + VL, acc[q][r][1]);
+                }
         }
         const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         for (int r = 0; r < nrows; r++) {

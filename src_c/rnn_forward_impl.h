@@ -56,18 +56,23 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             }
             SFX(row1_kernel)(H, hrow[0], w, (long)H * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
-        } else for (int cg = 0; cg < GU; cg += NRK) {
-            VEC acc[6][2];
-            VEC bv0 = SFX(vload)(bias + cg), bv1 = SFX(vload)(bias + cg + VL);
-            for (int r = 0; r < 6; r++) {   /* gru keeps the input part apart (reset gate) */
-                acc[r][0] = G == 4 ? SFX(vload)(gxrow[r] + cg) + bv0 : bv0;
-                acc[r][1] = G == 4 ? SFX(vload)(gxrow[r] + cg + VL) + bv1 : bv1;
+        } else {
+            VEC acc[4 * U / NRK][6][2];
+            const int ncg = GU / NRK;
+            for (int q = 0; q < ncg; q++) {
+                const int cg = q * NRK;
+                VEC bv0 = SFX(vload)(bias + cg), bv1 = SFX(vload)(bias + cg + VL);
+                for (int r = 0; r < 6; r++) {   /* gru keeps the input part apart (reset gate) */
+                    acc[q][r][0] = G == 4 ? SFX(vload)(gxrow[r] + cg) + bv0 : bv0;
+                    acc[q][r][1] = G == 4 ? SFX(vload)(gxrow[r] + cg + VL) + bv1 : bv1;
+                }
             }
-            SFX(rows6_kernel)(H, hrow, w + (long)cg * H, NRK, acc);
-            for (int r = 0; r < 6; r++) {
-                SFX(vstore)(pre[r] + cg, acc[r][0]);
-                SFX(vstore)(pre[r] + cg + VL, acc[r][1]);
-            }
+            SFX(rows6_slabs)(H, hrow, w, (long)H * NRK, ncg, acc);
+            for (int q = 0; q < ncg; q++)
+                for (int r = 0; r < 6; r++) {
+                    SFX(vstore)(pre[r] + q * NRK, acc[q][r][0]);
+                    SFX(vstore)(pre[r] + q * NRK + VL, acc[q][r][1]);
+                }
         }
         const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         for (int r = 0; r < nrows; r++) {
