@@ -278,3 +278,13 @@ def onnx_lstm_run(params, x_tbi, h0, c0, lengths, cell, bidirectional=False,
     Y = np.transpose(Y, (0, 2, 1, 3)).reshape(T, B, D * H)
     Y_c = out[2] if cell != "gru" else None
     return Y, out[1], Y_c
+
+
+# The (cell, activation, gate_activation) combinations the finite-difference
+# tests cover: every cell with both cell activations and the sigmoid gate, plus
+# hard_sigmoid where the gates differ most (peephole feeds c into the gates,
+# gru multiplies the reset gate after the matmul, lstm with relu).
+FD_CELL_ACTS = [(c, a, "sigmoid") for c in ("lstm", "peephole", "cifg", "gru")
+                for a in ("tanh", "relu")] + [
+    ("peephole", "tanh", "hard_sigmoid"), ("gru", "tanh", "hard_sigmoid"),
+    ("lstm", "relu", "hard_sigmoid")]

@@ -15,7 +15,7 @@ uses H=17, B=17 (two unit blocks, two batch chunks).
 import numpy as np
 import pytest
 
-from helpers import record_error
+from helpers import FD_CELL_ACTS, record_error
 import kernel_util as ku
 
 B, T, I, H = 3, 4, 3, 5
@@ -105,13 +105,7 @@ def check_directional(layer, case, seed, skip=()):
     return worst, grads
 
 
-# (cell, activation, gate_activation): every cell with both cell activations and the
-# sigmoid gate, plus hard_sigmoid for three cells (peephole feeds c into the gates,
-# gru multiplies the reset gate after the matmul, lstm with relu).
-CELL_ACTS = [(c, a, "sigmoid") for c in ("lstm", "peephole", "cifg", "gru")
-             for a in ("tanh", "relu")] + [
-    ("peephole", "tanh", "hard_sigmoid"), ("gru", "tanh", "hard_sigmoid"),
-    ("lstm", "relu", "hard_sigmoid")]
+CELL_ACTS = FD_CELL_ACTS
 
 
 @pytest.mark.parametrize("use_init", [False, True], ids=["zero_state", "init_state"])

@@ -156,12 +156,7 @@ def check_elementwise(case, cell, bidirectional, num_layers, activation, gate_ac
     return worst
 
 
-# (cell, activation, gate_activation): every cell with both cell activations and the
-# sigmoid gate, plus hard_sigmoid for the two cells whose gates differ most (peephole
-# feeds c into the gates, gru multiplies the reset gate after the matmul).
-CELL_ACTS = [(c, a, "sigmoid") for c in ref.CELLS for a in ref.ACTIVATIONS] + [
-    ("peephole", "tanh", "hard_sigmoid"), ("gru", "tanh", "hard_sigmoid"),
-    ("lstm", "relu", "hard_sigmoid")]
+CELL_ACTS = helpers.FD_CELL_ACTS
 
 
 @pytest.mark.parametrize("use_init", [False, True], ids=["zero_state", "init_state"])
