@@ -53,8 +53,11 @@ def _float_array(name, value, dtype, ndim, shape=None):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    with np.errstate(over="ignore"):           # float64 beyond float32's range -> inf, caught below
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype != dtype:
+        with np.errstate(over="ignore"):       # float64 beyond float32's range -> inf, caught below
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+    else:
+        arr = np.ascontiguousarray(arr)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
@@ -155,6 +158,7 @@ class _Recurrent:
         self._bind(np.ascontiguousarray(init, dtype=self.dtype))
         self._workspace = _Workspace()
         self._packed = {}
+        self._work_sizes = {}
 
     def params_updated(self):
         """Tell the layer its parameters changed in place (after an optimizer step on a
@@ -176,7 +180,7 @@ class _Recurrent:
         return packed
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_workspace"], state["_views"], state["_packed"]
+        del state["_workspace"], state["_views"], state["_packed"], state["_work_sizes"]
         return state
 
     def __setstate__(self, state):
@@ -184,15 +188,22 @@ class _Recurrent:
         self._bind(self._flat)
         self._workspace = _Workspace()
         self._packed = {}
+        self._work_sizes = {}
 
     def _work(self, B, T, pass_):
         """Scratch for the largest kernel call of this shape (None if another thread holds it)."""
-        need = max(_kernels.work_bytes(_CELL_CODES[self.cell], T, B,
-                                       self.input_size if layer == 0 else
-                                       self.num_directions * self.hidden_size,
-                                       self.hidden_size, self.n_threads, pass_,
-                                       self.dtype == np.float64)
-                   for layer in range(min(self.num_layers, 2)))
+        key = (B, T, pass_, self.n_threads)
+        need = self._work_sizes.get(key)
+        if need is None:
+            need = max(_kernels.work_bytes(_CELL_CODES[self.cell], T, B,
+                                           self.input_size if layer == 0 else
+                                           self.num_directions * self.hidden_size,
+                                           self.hidden_size, self.n_threads, pass_,
+                                           self.dtype == np.float64)
+                       for layer in range(min(self.num_layers, 2)))
+            if len(self._work_sizes) > 64:      # many shapes seen: start over
+                self._work_sizes.clear()
+            self._work_sizes[key] = need
         return self._workspace.acquire(need)
 
     # ----- parameters -------------------------------------------------------

@@ -104,6 +104,24 @@ void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REAL *bp,
  * MC x KC block of A and multiplies it by the shared panel. M blocks are
  * dealt to threads statically; every element of C sums over k in the same
  * order whatever the thread count. */
+/* A few rows of A (batch-1 serving, one streaming step): C rows are axpys over
+ * B's rows, read once, with no packing. Sums over k in order. */
+FL_CLONES
+void SFX(fl_gemm_few_rows)(int M, int N, int K, const REAL *A, long lda, const REAL *B, long ldb,
+                           REAL beta, REAL *C, long ldc)
+{
+    for (int i = 0; i < M; i++) {
+        REAL *c = C + (long)i * ldc;
+        if (beta == 0) for (int j = 0; j < N; j++) c[j] = 0;
+        else if (beta != 1) for (int j = 0; j < N; j++) c[j] *= beta;
+        for (int k = 0; k < K; k++) {
+            const REAL a = A[(long)i * lda + k];
+            const REAL *b = B + (long)k * ldb;
+            for (int j = 0; j < N; j++) c[j] += a * b[j];
+        }
+    }
+}
+
 /* Elements of workspace fl_gemm_ws needs for n_threads threads. */
 long SFX(fl_gemm_work_elems)(int n_threads)
 {
@@ -121,6 +139,10 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
     if (K == 0) {
         for (long i = 0; i < M; i++)
             for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return FL_OK;
+    }
+    if (M <= 2 && !trans_a) {
+        SFX(fl_gemm_few_rows)(M, N, K, A, lda, B, ldb, beta, C, ldc);
         return FL_OK;
     }
     const int mblocks = (M + GEMM_MC - 1) / GEMM_MC;
