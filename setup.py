@@ -1,8 +1,9 @@
 """Build fastlstm's one extension: fastlstm/_kernels.pyx + the C kernels in src_c/.
 
 OpenMP is probed by compiling a small program with -fopenmp; FASTLSTM_OPENMP=0
-forces a single-threaded build. No -march=native: the kernels dispatch at run
-time between AVX-512, AVX2+FMA and baseline code (src_c/fl_simd.h).
+forces a single-threaded build. Nothing is compiled for the build machine's
+CPU alone: the kernels dispatch at run time between AVX-512, AVX2+FMA and
+baseline code (src_c/fl_simd.h).
 """
 import os
 import shutil
