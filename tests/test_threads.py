@@ -64,11 +64,19 @@ def test_bitwise_identical_for_any_thread_count(cell, dtype, config):
             np.testing.assert_array_equal(results[nt][k], v, err_msg=f"{k}, n_threads={nt}")
 
 
-def test_openmp_is_built_in():
-    """The thread tests above are only meaningful with OpenMP: say so if it is off."""
-    if not _kernels.openmp_enabled():
-        pytest.skip("built without OpenMP: every n_threads runs single-threaded")
-    assert _kernels.openmp_max_threads() >= 1
+def test_openmp_state_is_reported_consistently():
+    """show_config tells whether the thread tests above ran threads at all: with
+    OpenMP it reports the usable cores, without it (FASTLSTM_OPENMP=0 builds,
+    where every n_threads runs single-threaded) exactly one thread."""
+    from fastlstm._config import config
+    from fastlstm._threads import usable_cpus
+    c = config()
+    assert c["openmp"] == _kernels.openmp_enabled()
+    if c["openmp"]:
+        assert _kernels.openmp_max_threads() >= 1
+        assert c["n_threads"] == usable_cpus()
+    else:
+        assert c["n_threads"] == 1
 
 
 # ---------------------------------------------------------------- GIL release
