@@ -27,11 +27,19 @@ typedef struct {
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
 } SFX(fwd_args);
 
+/* h in the register tile's packed form: (ceil(B/6), H, 6), row b at
+ * [(b/6)*6H + k*6 + b%6]. The step writes h_t in this form as well, so the
+ * next step's tile reads one contiguous stream with no packing; rows past B
+ * stay zero. */
+static inline long SFX(hpk_elems)(int B, int H) { return (long)((B + 5) / 6) * 6 * H; }
+
 /* One work item at time t: rows [b0, b1) of unit block j.
- * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev). */
+ * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev);
+ * hpin, hpout: h_{t-1} IN and h_t OUT in packed form (hpk_elems). */
 FL_CLONES
 void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
-                          const REAL *hprev, const REAL *cprev, REAL *hcur, REAL *ccur)
+                          const REAL *hprev, const REAL *cprev, REAL *hcur, REAL *ccur,
+                          const REAL *hpin, REAL *hpout)
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, B = d->B, G = a->G, GU = G * U;
@@ -67,7 +75,9 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                     acc[q][r][1] = G == 4 ? SFX(vload)(gxrow[r] + cg + VL) + bv1 : bv1;
                 }
             }
-            SFX(rows6_slabs)(H, hrow, w, (long)H * NRK, ncg, acc);
+            const REAL *hp6 = hpin + (long)(r0 / 6) * 6 * H;
+            for (int q = 0; q < ncg; q++)
+                SFX(rows6p_kernel)(H, hp6, w + (long)q * H * NRK, NRK, acc[q]);
             for (int q = 0; q < ncg; q++)
                 for (int r = 0; r < 6; r++) {
                     SFX(vstore)(pre[r] + q * NRK, acc[q][r][0]);
@@ -80,9 +90,11 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             const long row = (long)t * B + b;
             const REAL *acc = pre[r];
             REAL *yrow = a->y + row * a->ldy + h0;
+            REAL *hpo = hpout + (long)(b / 6) * 6 * H + (long)h0 * 6 + b % 6;   /* stride 6 */
             if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
                 for (int u = 0; u < nu; u++) {
                     hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
+                    hpo[6 * u] = hprev[(long)b * H + h0 + u];
                     if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
                     yrow[u] = 0;
                 }
@@ -109,7 +121,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 for (int u = 0; u < U; u++) t2[u] = gx[2 * U + u] + bx[2 * U + u] + t0[u] * acc[2 * U + u];
                 SFX(act_blk)(relu, t2, t2);
                 for (int u = 0; u < U; u++) out[u] = (1 - t1[u]) * t2[u] + t1[u] * st[u];
-                for (int u = 0; u < nu; u++) { hout[u] = out[u]; yrow[u] = out[u]; }
+                for (int u = 0; u < nu; u++) { hout[u] = out[u]; yrow[u] = out[u]; hpo[6 * u] = out[u]; }
                 if (cg) {
                     memcpy(cg, t0, sizeof t0); memcpy(cg + U, t1, sizeof t1);
                     memcpy(cg + 2 * U, t2, sizeof t2); memcpy(cg + 3 * U, acc + 2 * U, sizeof t0);
@@ -133,7 +145,9 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 SFX(act_blk)(relu, out, st);
                 for (int u = 0; u < U; u++) out[u] *= t3[u];
                 REAL *cout = ccur + (long)b * H + h0;
-                for (int u = 0; u < nu; u++) { cout[u] = st[u]; hout[u] = out[u]; yrow[u] = out[u]; }
+                for (int u = 0; u < nu; u++) {
+                    cout[u] = st[u]; hout[u] = out[u]; yrow[u] = out[u]; hpo[6 * u] = out[u];
+                }
                 if (cg) {
                     memcpy(cg, t0, sizeof t0); memcpy(cg + U, t1, sizeof t1);
                     memcpy(cg + 2 * U, t2, sizeof t2); memcpy(cg + 3 * U, t3, sizeof t3);
@@ -213,7 +227,8 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
     const int train = pass == 1, tc = SFX(gx_chunk)(d, train);
     const int gx_in_cache = train && d->cell != FL_CELL_GRU;
     return sizeof(REAL) * ((long)d->I * ghp + (long)nb * d->H * G * U + 2 * ghp + 3L * nb * U
-                           + 3 * BH + SFX(fl_gemm_work_elems)(d->n_threads)
+                           + 3 * BH + 2 * SFX(hpk_elems)(d->B, d->H)
+                           + SFX(fl_gemm_work_elems)(d->n_threads)
                            + (gx_in_cache ? 0 : (long)tc * d->B * ghp));
 }
 
@@ -249,7 +264,9 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     REAL *wih_r = pk, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
     REAL *bias_x = bias + ghp, *peep = bias_x + ghp;
     REAL *hbuf = work + npacked, *cbuf = hbuf + 2 * BH;   /* inference state: h ping-pong, c in place */
-    REAL *gemm_work = cbuf + BH;
+    const long hpn = SFX(hpk_elems)(B, H);
+    REAL *hpk = cbuf + BH;                                 /* packed h ping-pong (2, hpn) */
+    REAL *gemm_work = hpk + 2 * hpn;
     REAL *gx = gx_in_cache ? cache_gates : gemm_work + SFX(fl_gemm_work_elems)(d->n_threads);
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
@@ -260,6 +277,10 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         hs[init_off + k] = h0 ? h0[k] : 0;
         if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
     }
+    for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < H; k++)
+            hpk[(long)(b / 6) * 6 * H + (long)k * 6 + b % 6] = h0 ? h0[(long)b * H + k] : 0;
 
     SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, whh_b, bias, bias_x,
                         d->cell == FL_CELL_PEEPHOLE ? peep : NULL, lengths,
@@ -296,7 +317,8 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                 for (long it = 0; it < items; it++) {
                     int j = (int)(it / nbc), bc = (int)(it % nbc);
                     int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
-                    SFX(fl_rnn_fwd_item)(&a, t, j, b0, b1, hprev, cprev, hcur, ccur);
+                    SFX(fl_rnn_fwd_item)(&a, t, j, b0, b1, hprev, cprev, hcur, ccur,
+                                         hpk + (s & 1) * hpn, hpk + ((s + 1) & 1) * hpn);
                 }
             }
         }
