@@ -2,12 +2,12 @@
  *
  * C (M, N) = beta * C + op(A) (M, K) * B (K, N), blocked as in GotoBLAS:
  * B panels (KC x NC) packed into NR-wide slivers shared by all threads, A
- * blocks (MC x KC) packed per thread, a 6 x NR register tile (rows6_kernel).
+ * blocks (MC x KC) packed per thread, a 6 x NR register tile (rows6p_kernel).
  * K is walked in fixed KC blocks, so every element of C sums over k in the
  * same order whatever the thread count: bitwise identical for any n_threads.
  */
-#define GEMM_MR 6      /* rows6_kernel */
-#define GEMM_NR NRK    /* columns of the rows6_kernel register tile */
+#define GEMM_MR 6      /* rows6p_kernel */
+#define GEMM_NR NRK    /* columns of the rows6p_kernel register tile */
 #ifndef GEMM_MC
 #define GEMM_MC 72     /* multiple of GEMM_MR */
 #endif
@@ -82,6 +82,20 @@ void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REAL *bp,
             SFX(rows6p_kernel)(kc, ap + (long)si * kc, b, GEMM_NR, acc);
             int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
             int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
+            if (cols == GEMM_NR) {   /* full-width tile: vector stores */
+                for (int r = 0; r < rows; r++) {
+                    REAL *crow = C + (long)(si + r) * ldc + sj;
+                    VEC v0 = acc[r][0], v1 = acc[r][1];
+                    if (!(first && beta == 0)) {
+                        const VEC s = (VEC){0} + (first ? beta : 1);
+                        v0 += s * SFX(vload)(crow);
+                        v1 += s * SFX(vload)(crow + VL);
+                    }
+                    SFX(vstore)(crow, v0);
+                    SFX(vstore)(crow + VL, v1);
+                }
+                continue;
+            }
             for (int r = 0; r < rows; r++) {
                 REAL tile[GEMM_NR];
                 SFX(vstore)(tile, acc[r][0]);

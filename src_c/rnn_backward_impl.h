@@ -30,8 +30,11 @@ static inline void SFX(load_blk)(REAL *dst, const REAL *src, int n)
     for (int u = 0; u < U; u++) dst[u] = u < n ? src[u] : 0;
 }
 
+/* Phase 1 also writes dG_h[t] in the register tile's packed form (ceil(B/6),
+ * ghp, 6), so phase 2 streams it without repacking it for every unit block;
+ * rows past B stay zero. dgp is that buffer for step t. */
 FL_CLONES
-void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1)
+void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1, REAL *dgp)
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, B = d->B, rev = d->reverse;
@@ -44,8 +47,9 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         const long row = (long)t * B + b;
         REAL *gx = a->dgx + row * a->ghp + (long)j * G * U;
         REAL *gh = a->dgh + row * a->ghp + (long)j * G * U;
+        REAL *gp = dgp + (long)(b / 6) * 6 * a->ghp + (long)j * G * U * 6 + b % 6;   /* stride 6 */
         if (a->lengths && t >= a->lengths[b]) {   /* padding: no gradient, state carried */
-            for (int n = 0; n < G * U; n++) { gx[n] = 0; gh[n] = 0; }
+            for (int n = 0; n < G * U; n++) { gx[n] = 0; gh[n] = 0; gp[6 * n] = 0; }
             continue;
         }
         const REAL *cg = a->cache_gates + row * a->gcc + (long)j * 4 * U;
@@ -101,11 +105,13 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         /* padding units must carry exactly zero into the deferred GEMMs */
         for (int u = nu; u < U; u++)
             for (int q = 0; q < G; q++) { gx[q * U + u] = 0; gh[q * U + u] = 0; }
+        for (int n = 0; n < G * U; n++) gp[6 * n] = gh[n];
     }
 }
 
 FL_CLONES
-void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1)
+void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1,
+                           const REAL *dgp)
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, B = d->B, gru = d->cell == FL_CELL_GRU;
@@ -127,7 +133,9 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             VEC acc[U / NRK][6][2];
             for (int q = 0; q < U / NRK; q++)
                 for (int r = 0; r < 6; r++) acc[q][r][0] = acc[q][r][1] = (VEC){0};
-            SFX(rows6_slabs)((int)a->ghp, grow, w, a->ghp * NRK, U / NRK, acc);
+            const REAL *gp6 = dgp + (long)(r0 / 6) * 6 * a->ghp;
+            for (int q = 0; q < U / NRK; q++)
+                SFX(rows6p_kernel)((int)a->ghp, gp6, w + q * a->ghp * NRK, NRK, acc[q]);
             for (int q = 0; q < U / NRK; q++)
                 for (int r = 0; r < 6; r++) {
                     SFX(vstore)(out[r] + q * NRK, acc[q][r][0]);
@@ -188,7 +196,10 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
     REAL *dw_int = dhd + BH;             /* (ghp, max(I, H)) interleaved weight gradient */
     REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp, *peep = dbh + ghp;
-    REAL *gemm_work = peep + 3L * nb * U;
+    const long dgpn = (long)((B + 5) / 6) * 6 * ghp;
+    REAL *dgpk = peep + 3L * nb * U;     /* packed dG_h ping-pong (2, dgpn) */
+    REAL *gemm_work = dgpk + 2 * dgpn;
+    for (long k = 0; k < 2 * dgpn; k++) dgpk[k] = 0;
     if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
 
     /* whhT_b (NB, U/NRK, ghp, NRK): block j's columns of W_hh (rows in the
@@ -225,15 +236,17 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
             for (long it = 0; it < items; it++) {
                 int j = (int)(it / nbc), bc = (int)(it % nbc);
                 int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
-                SFX(fl_rnn_bwd_phase1)(&a, t, j, b0, b1);
+                SFX(fl_rnn_bwd_phase1)(&a, t, j, b0, b1, dgpk + (s & 1) * dgpn);
             }
             /* phase 2 writes only dh of the item's own rows and units, which
-             * only the same item (same thread, static schedule) reads next */
+             * only the same item (same thread, static schedule) reads next;
+             * the packed dG alternates buffers, so the next phase 1 never
+             * overwrites what a slower thread's phase 2 still reads */
             #pragma omp for schedule(static) nowait
             for (long it = 0; it < items; it++) {
                 int j = (int)(it / nbc), bc = (int)(it % nbc);
                 int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
-                SFX(fl_rnn_bwd_phase2)(&a, t, j, b0, b1);
+                SFX(fl_rnn_bwd_phase2)(&a, t, j, b0, b1, dgpk + (s & 1) * dgpn);
             }
         }
     }

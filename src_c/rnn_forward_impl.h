@@ -222,6 +222,7 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
         const long TB = (long)d->T * d->B, wmax = d->I > d->H ? d->I : d->H;
         return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
                                + 3 * BH + ghp * wmax + 2 * ghp + 3L * nb * U
+                               + 2L * ((d->B + 5) / 6) * 6 * ghp
                                + SFX(fl_gemm_work_elems)(d->n_threads));
     }
     const int train = pass == 1, tc = SFX(gx_chunk)(d, train);

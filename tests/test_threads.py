@@ -148,8 +148,10 @@ def test_kernels_release_the_gil(what):
 
 def test_gil_probe_detects_a_held_gil():
     """Negative control: sorting a list of floats is one C call that keeps the GIL;
-    there the probe sees the Python thread finish only after the call."""
-    data = list(np.random.default_rng(0).random(150_000))
+    there the probe sees the Python thread finish only after the call. The list is
+    long enough that the probe thread's work (1/8 of the call) outlasts the
+    interpreter's 5 ms switch interval, so it cannot finish before the sort starts."""
+    data = list(np.random.default_rng(0).random(1_000_000))
     ta, tb, _ = _gil_released_during(lambda: sorted(data))
     assert tb > ta
 
