@@ -141,6 +141,7 @@ class _EstimatorBase:
 
     def __getstate__(self):
         state = dict(self.__dict__)
+        state.pop("_spent_cache", None)   # scratch memory, not model state
         state["_fastlstm_version"] = _version()
         return state
 
@@ -579,6 +580,8 @@ class _LSTMBase(_EstimatorBase):
         p = self._validate_params()
         fitted = hasattr(self, "_network")
         first = not fitted or not (incremental or p["warm_start"])
+        # activation memory of the last partial_fit batch, recycled by the next one
+        spent = self.__dict__.pop("_spent_cache", None)
         dtype = np.dtype(p["dtype"]) if first else self._network.dtype
         if first:
             for attr in ("n_features_in_", "_fit_vocab"):
@@ -605,7 +608,10 @@ class _LSTMBase(_EstimatorBase):
         elif not hasattr(self, "_optimizer") or first:
             self._optimizer = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])
         epochs = 1 if incremental else p["epochs"]
-        self._train(Xa, lengths, Y, val, p, epochs, use_stopping=not incremental)
+        spent = self._train(Xa, lengths, Y, val, p, epochs, use_stopping=not incremental,
+                            cache=spent if incremental and not first else None)
+        if incremental:
+            self._spent_cache = spent
         return self
 
     def _split_validation(self, Xa, lengths, Y, p):
@@ -637,7 +643,10 @@ class _LSTMBase(_EstimatorBase):
                 lb = None
         return Xb, lb, Yb, mask
 
-    def _train(self, Xa, lengths, Y, val, p, epochs, use_stopping):
+    def _train(self, Xa, lengths, Y, val, p, epochs, use_stopping, cache=None):
+        """Train for ``epochs`` epochs. ``cache``: a spent training cache of this
+        network whose memory the first batch may recycle. Returns the last
+        batch's cache (spent)."""
         net = self._network
         opt = self._optimizer
         n = Xa.shape[0]
@@ -650,7 +659,6 @@ class _LSTMBase(_EstimatorBase):
             t0 = time.perf_counter()
             order = self._shuffle_rng.permutation(n) if p["shuffle"] else np.arange(n)
             total = 0.0
-            cache = None
             for b, start in enumerate(range(0, n, bs)):
                 idx = order[start:start + bs]
                 Xb, lb, Yb, mask = self._batch(Xa, lengths, Y, idx)
@@ -701,6 +709,7 @@ class _LSTMBase(_EstimatorBase):
             net.params[...] = best_params
             net.params_changed()
         self._no_improvement_count = 0 if use_stopping else self._no_improvement_count
+        return cache
 
     def _diverged(self, epoch, batch, what, value, p):
         where = f"epoch {self.n_iter_ + 1}" + ("" if batch is None else f", batch {batch + 1}")
@@ -1096,7 +1105,10 @@ class LSTMRegressor(_LSTMBase):
         return self._fit(X, y, incremental=False, validation_data=validation_data)
 
     def partial_fit(self, X, y):
-        """One epoch over X, y, continuing from the current weights (and optimizer state)."""
+        """One epoch over X, y, continuing from the current weights (and optimizer state).
+
+        The activation memory of the last batch is kept for the next call to
+        recycle (one batch of LSTM activations; not pickled, released by ``fit``)."""
         return self._fit(X, y, incremental=True)
 
     def predict(self, X):
@@ -1313,7 +1325,10 @@ class LSTMClassifier(_LSTMBase):
         return self._fit(X, y, incremental=False, validation_data=validation_data)
 
     def partial_fit(self, X, y, classes=None):
-        """One epoch over X, y. ``classes`` (all labels) is required on the first call."""
+        """One epoch over X, y. ``classes`` (all labels) is required on the first call.
+
+        As for the regressor, the last batch's activation memory is kept for the
+        next call to recycle."""
         if not hasattr(self, "_network") and classes is None:
             raise ValueError(f"{type(self).__name__}: classes must be passed on the first call "
                              "to partial_fit (all labels that will ever appear)")

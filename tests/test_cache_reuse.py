@@ -36,3 +36,32 @@ def test_reuse_rejects_foreign_cache_and_tolerates_other_shapes():
     y, _, c = a.forward(np.ones((4, 2, 3), np.float32), reuse=ca)
     assert y.shape == (4, 2, 4)
     a.backward(c, np.ones_like(y))
+
+
+def test_partial_fit_recycles_the_last_batch_without_changing_results():
+    """partial_fit keeps its spent cache for the next call; the weights after three
+    calls equal those of an estimator whose spare cache is dropped each time, the
+    spare is not pickled, and it does not outlive a shape or a fit() change."""
+    import pickle
+
+    from fastlstm import LSTMRegressor
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3, 8, 6, 2))
+    y = rng.standard_normal((3, 8))
+    kw = dict(hidden_sizes=(5,), batch_size=8, shuffle=False, random_state=0, n_threads=1,
+              dtype="float64")
+    kept, dropped = LSTMRegressor(**kw), LSTMRegressor(**kw)
+    spares = []
+    for Xi, yi in zip(X, y):
+        kept.partial_fit(Xi, yi)
+        spares.append(kept._spent_cache)
+        dropped.partial_fit(Xi, yi)
+        dropped.__dict__.pop("_spent_cache")
+    assert all(s is not None for s in spares)
+    np.testing.assert_array_equal(kept._network.params, dropped._network.params)
+    # the second call's forward took over the first call's memory
+    assert spares[0]["caches"][0].layers is None
+    assert "_spent_cache" not in pickle.loads(pickle.dumps(kept)).__dict__
+    kept.partial_fit(X[0][:3, :4], y[0][:3])       # another shape: not recycled, no error
+    kept.fit(X[0], y[0])
+    assert "_spent_cache" not in kept.__dict__
