@@ -14,4 +14,13 @@
 #define FL_CLONES
 #define FL_HAVE_DISPATCH 0
 #endif
+
+/* Helpers that must inline into the FL_CLONES function calling them: a helper
+ * compiled on its own gets the baseline ISA, and 32-byte vectors then go
+ * through memory. */
+#if defined(__GNUC__)
+#define FL_INLINE static inline __attribute__((always_inline))
+#else
+#define FL_INLINE static inline
+#endif
 #endif

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #undef REAL
 #undef UREAL
+#undef IREAL
 #undef SFX
 #undef RC
 #undef FL_MANT_BITS
@@ -13,6 +14,7 @@
 #ifdef FL_F32
 #define REAL float
 #define UREAL uint32_t
+#define IREAL int32_t
 #define SFX(name) name##_f32
 #define RC(c) c##f
 #define FL_MANT_BITS 23
@@ -23,6 +25,7 @@
 #else
 #define REAL double
 #define UREAL uint64_t
+#define IREAL int64_t
 #define SFX(name) name##_f64
 #define RC(c) c
 #define FL_MANT_BITS 52

@@ -9,6 +9,7 @@
 #include "real_type.h"
 #include "activations_impl.h"
 #include "simd_impl.h"
+#include "vec_activations_impl.h"
 #include "rnn_common_impl.h"
 #include "rnn_forward_impl.h"
 #undef U
@@ -17,6 +18,7 @@
 #include "real_type.h"
 #include "activations_impl.h"
 #include "simd_impl.h"
+#include "vec_activations_impl.h"
 #include "rnn_common_impl.h"
 #include "rnn_forward_impl.h"
 #undef U

@@ -33,6 +33,61 @@ typedef struct {
  * stay zero. */
 static inline long SFX(hpk_elems)(int B, int H) { return (long)((B + 5) / 6) * 6 * H; }
 
+/* Gate nonlinearities and state update of one batch row on a full block of U
+ * units, VL units per instruction.
+ * acc (G*U) IN: pre-activations (lstm: input and recurrent parts and both
+ * biases; gru: recurrent part and b_hh, input part in gx (G*U) plus bias_x);
+ * st (U) IN: c_{t-1} (lstm) or h_{t-1} (gru); hout, cout, yrow, hpo (stride
+ * 6) OUT: h_t, c_t, the output row and h_t in packed form; cg (4*U) OUT: the
+ * gate cache for backward, or NULL. */
+FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
+                                         int h0, int j, const REAL *st, REAL *hout, REAL *cout,
+                                         REAL *yrow, REAL *hpo, REAL *cg)
+{
+    const fl_rnn_desc *d = a->d;
+    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
+    for (int v = 0; v < U; v += VL) {
+        VEC h, q0, q1, q2, q3;   /* what the gate cache keeps */
+        const VEC s = SFX(vload)(st + v);
+        if (d->cell == FL_CELL_GRU) {
+            /* r, z, n, and W_hn h + b_hn */
+            const REAL *bx = a->bias_x + (long)j * 3 * U;
+            q0 = SFX(vgate)(hard, SFX(vload)(gx + v) + SFX(vload)(bx + v) + SFX(vload)(acc + v));
+            q1 = SFX(vgate)(hard, SFX(vload)(gx + U + v) + SFX(vload)(bx + U + v)
+                                  + SFX(vload)(acc + U + v));
+            q3 = SFX(vload)(acc + 2 * U + v);
+            q2 = SFX(vact)(relu, SFX(vload)(gx + 2 * U + v) + SFX(vload)(bx + 2 * U + v) + q0 * q3);
+            h = (1 - q1) * q2 + q1 * s;
+        } else {
+            /* i, f, g, o; s = c_{t-1} */
+            VEC zi = SFX(vload)(acc + v), zf = SFX(vload)(acc + U + v), zo = SFX(vload)(acc + 3 * U + v);
+            const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
+            const long php = (long)a->nb * U;
+            if (pp) {
+                zi += SFX(vload)(pp + h0 + v) * s;
+                zf += SFX(vload)(pp + php + h0 + v) * s;
+            }
+            q0 = SFX(vgate)(hard, zi);
+            q1 = d->cell == FL_CELL_CIFG ? 1 - q0 : SFX(vgate)(hard, zf);
+            q2 = SFX(vact)(relu, SFX(vload)(acc + 2 * U + v));
+            const VEC c = q1 * s + q0 * q2;
+            if (pp) zo += SFX(vload)(pp + 2 * php + h0 + v) * c;
+            q3 = SFX(vgate)(hard, zo);
+            h = q3 * SFX(vact)(relu, c);
+            SFX(vstore)(cout + v, c);
+        }
+        SFX(vstore)(hout + v, h);
+        SFX(vstore)(yrow + v, h);
+        REAL hv[VL];
+        SFX(vstore)(hv, h);
+        for (int l = 0; l < VL; l++) hpo[6 * (v + l)] = hv[l];
+        if (cg) {
+            SFX(vstore)(cg + v, q0); SFX(vstore)(cg + U + v, q1);
+            SFX(vstore)(cg + 2 * U + v, q2); SFX(vstore)(cg + 3 * U + v, q3);
+        }
+    }
+}
+
 /* One work item at time t: rows [b0, b1) of unit block j.
  * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev);
  * hpin, hpout: h_{t-1} IN and h_t OUT in packed form (hpk_elems). */
@@ -100,8 +155,17 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 }
                 continue;
             }
-            /* epilogue over the whole block of U units (padding units hold finite
-             * values and are never stored), so every loop below vectorises */
+            if (nu == U) {   /* a full block: the vector epilogue */
+                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j,
+                                      (d->cell == FL_CELL_GRU ? hprev : cprev) + (long)b * H + h0,
+                                      hcur + (long)b * H + h0,
+                                      ccur ? ccur + (long)b * H + h0 : NULL, yrow, hpo,
+                                      a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U
+                                                     : NULL);
+                continue;
+            }
+            /* the last block of units when U does not divide H: padding units
+             * hold finite values and are never stored */
             const REAL *hp = hprev + (long)b * H + h0;
             REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
             REAL *hout = hcur + (long)b * H + h0;

@@ -1,0 +1,91 @@
+/* The activations of activations_impl.h on whole vectors (include after
+ * simd_impl.h). Same formulas, constants and clamps as the scalar forms, written
+ * with GCC's generic vector types so the kernels' epilogues compute a gate on
+ * VL units per instruction whatever the compiler's auto-vectoriser decides
+ * (it left much of the scalar epilogue scalar: a quarter to a half of a step
+ * at H = 128). Comparisons give lane masks (-1 / 0); vsel blends with them. */
+#undef VMASK
+#undef VBITS
+typedef IREAL SFX(vmask) __attribute__((vector_size(32)));
+typedef UREAL SFX(vbits) __attribute__((vector_size(32)));
+#define VMASK SFX(vmask)
+#define VBITS SFX(vbits)
+
+FL_INLINE VEC SFX(vsplat)(REAL x) { return (VEC){0} + x; }
+
+/* m ? a : b, lane by lane (m from a vector comparison) */
+FL_INLINE VEC SFX(vsel)(VMASK m, VEC a, VEC b)
+{
+    VMASK ai, bi;
+    memcpy(&ai, &a, sizeof a);
+    memcpy(&bi, &b, sizeof b);
+    VMASK r = (m & ai) | (~m & bi);
+    VEC out;
+    memcpy(&out, &r, sizeof out);
+    return out;
+}
+
+FL_INLINE VEC SFX(vexp)(VEC x)
+{
+    const VEC lo = SFX(vsplat)(FL_EXP_LO), hi = SFX(vsplat)(FL_EXP_HI);
+    x = SFX(vsel)(x < lo, lo, x);
+    x = SFX(vsel)(x > hi, hi, x);
+    const REAL ln2_hi = RC(0.693145751953125);
+    const REAL ln2_lo = RC(1.42860682030941723212e-06);
+    VEC kf = x * RC(1.44269504088896340736) + FL_ROUND_MAGIC;
+    VEC k = kf - FL_ROUND_MAGIC;
+    VEC r = (x - k * ln2_hi) - k * ln2_lo;
+#ifdef FL_F32
+    VEC p = SFX(vsplat)(RC(1.0) / RC(5040.0));
+    p = p * r + RC(1.0) / RC(720.0);
+    p = p * r + RC(1.0) / RC(120.0);
+    p = p * r + RC(1.0) / RC(24.0);
+#else
+    VEC p = SFX(vsplat)(RC(1.0) / RC(479001600.0));
+    p = p * r + RC(1.0) / RC(39916800.0);
+    p = p * r + RC(1.0) / RC(3628800.0);
+    p = p * r + RC(1.0) / RC(362880.0);
+    p = p * r + RC(1.0) / RC(40320.0);
+    p = p * r + RC(1.0) / RC(5040.0);
+    p = p * r + RC(1.0) / RC(720.0);
+    p = p * r + RC(1.0) / RC(120.0);
+    p = p * r + RC(1.0) / RC(24.0);
+#endif
+    p = p * r + RC(1.0) / RC(6.0);
+    p = p * r + RC(0.5);
+    p = p * r + RC(1.0);
+    p = p * r + RC(1.0);
+    const REAL magic = FL_ROUND_MAGIC;
+    UREAL mbits;
+    memcpy(&mbits, &magic, sizeof mbits);
+    VBITS kbits, sbits;
+    memcpy(&kbits, &kf, sizeof kbits);
+    sbits = (kbits - mbits + (UREAL)FL_EXP_BIAS) << FL_MANT_BITS;
+    VEC scale;
+    memcpy(&scale, &sbits, sizeof scale);
+    return p * scale;
+}
+
+FL_INLINE VEC SFX(vsigmoid)(VEC x) { return RC(1.0) / (RC(1.0) + SFX(vexp)(-x)); }
+
+FL_INLINE VEC SFX(vtanh)(VEC x)
+{
+    const VMASK neg = x < 0;
+    const VEC ax = SFX(vsel)(neg, -x, x);
+    const VEC e = SFX(vexp)(RC(-2.0) * ax);
+    const VEC t = (RC(1.0) - e) / (RC(1.0) + e);
+    return SFX(vsel)(neg, -t, t);
+}
+
+FL_INLINE VEC SFX(vhard_sigmoid)(VEC x)
+{
+    VEC y = RC(0.2) * x + RC(0.5);
+    const VEC zero = (VEC){0}, one = SFX(vsplat)(1);
+    y = SFX(vsel)(y < zero, zero, y);
+    return SFX(vsel)(y > one, one, y);
+}
+
+FL_INLINE VEC SFX(vrelu)(VEC x) { return SFX(vsel)(x > 0, x, (VEC){0}); }
+
+FL_INLINE VEC SFX(vgate)(int hard, VEC x) { return hard ? SFX(vhard_sigmoid)(x) : SFX(vsigmoid)(x); }
+FL_INLINE VEC SFX(vact)(int relu, VEC x) { return relu ? SFX(vrelu)(x) : SFX(vtanh)(x); }
