@@ -30,6 +30,57 @@ static inline void SFX(load_blk)(REAL *dst, const REAL *src, int n)
     for (int u = 0; u < U; u++) dst[u] = u < n ? src[u] : 0;
 }
 
+/* Phase 1 for one batch row on a full block of U units, VL units per
+ * instruction (the scalar loops below handle the last block when U does not
+ * divide H). dht (U) IN: dL/dh_t of the row (dh plus dy); cg (4*U) IN: the
+ * gate cache; st, st2 (U) IN: lstm c_{t-1} and c_t, gru h_{t-1} (st2 unused);
+ * dc (U) IN/OUT: dL/dc_t in, dL/dc_{t-1} out (lstm); dhd (U) OUT: gru's
+ * direct part of dL/dh_{t-1}; gx, gh (G*U) OUT: the row's block of dG;
+ * gp (stride 6) OUT: gh in packed form. */
+FL_INLINE void SFX(bwd_row_vec)(const SFX(bwd_args) *a, int h0, const REAL *dht, const REAL *cg,
+                                const REAL *st, const REAL *st2, REAL *dc, REAL *dhd,
+                                REAL *gx, REAL *gh, REAL *gp)
+{
+    const fl_rnn_desc *d = a->d;
+    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
+    const int G = d->cell == FL_CELL_GRU ? 3 : 4;
+    for (int v = 0; v < U; v += VL) {
+        const VEC dh = SFX(vload)(dht + v);
+        if (d->cell == FL_CELL_GRU) {
+            const VEC r = SFX(vload)(cg + v), z = SFX(vload)(cg + U + v);
+            const VEC n = SFX(vload)(cg + 2 * U + v), hn = SFX(vload)(cg + 3 * U + v);
+            const VEC hp = SFX(vload)(st + v);
+            const VEC dzn = SFX(vdact)(relu, n, dh * (1 - z));
+            const VEC dzz = SFX(vdgate)(hard, z, dh * (hp - n));
+            const VEC dzr = SFX(vdgate)(hard, r, dzn * hn);
+            SFX(vstore)(gx + v, dzr); SFX(vstore)(gx + U + v, dzz); SFX(vstore)(gx + 2 * U + v, dzn);
+            SFX(vstore)(gh + v, dzr); SFX(vstore)(gh + U + v, dzz);
+            SFX(vstore)(gh + 2 * U + v, dzn * r);
+            SFX(vstore)(dhd + v, dh * z);
+        } else {
+            const VEC i = SFX(vload)(cg + v), f = SFX(vload)(cg + U + v);
+            const VEC g = SFX(vload)(cg + 2 * U + v), o = SFX(vload)(cg + 3 * U + v);
+            const VEC cp = SFX(vload)(st + v), ac = SFX(vact)(relu, SFX(vload)(st2 + v));
+            const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
+            const long php = (long)a->nb * U;
+            const VEC dzo = SFX(vdgate)(hard, o, dh * ac);
+            VEC dct = SFX(vload)(dc + v) + SFX(vdact)(relu, ac, dh * o);
+            if (pp) dct += dzo * SFX(vload)(pp + 2 * php + h0 + v);
+            VEC dzf = (VEC){0}, di = dct * g;
+            if (d->cell == FL_CELL_CIFG) di -= dct * cp;
+            else dzf = SFX(vdgate)(hard, f, dct * cp);
+            const VEC dzi = SFX(vdgate)(hard, i, di);
+            const VEC dzg = SFX(vdact)(relu, g, dct * i);
+            dct *= f;
+            if (pp) dct += dzi * SFX(vload)(pp + h0 + v) + dzf * SFX(vload)(pp + php + h0 + v);
+            SFX(vstore)(dc + v, dct);
+            SFX(vstore)(gx + v, dzi); SFX(vstore)(gx + U + v, dzf);
+            SFX(vstore)(gx + 2 * U + v, dzg); SFX(vstore)(gx + 3 * U + v, dzo);
+        }
+    }
+    for (int n = 0; n < G * U; n++) gp[6 * n] = gh[n];
+}
+
 /* Phase 1 also writes dG_h[t] in the register tile's packed form (ceil(B/6),
  * ghp, 6), so phase 2 streams it without repacking it for every unit block;
  * rows past B stay zero. dgp is that buffer for step t. */
@@ -58,6 +109,16 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         if (a->dy) {
             const REAL *dyr = a->dy + row * a->lddy + h0;
             for (int u = 0; u < nu; u++) dht[u] += dyr[u];
+        }
+        if (nu == U) {
+            const long bo = (long)b * H + h0;
+            if (d->cell == FL_CELL_GRU)
+                SFX(bwd_row_vec)(a, h0, dht, cg, a->cache_h + in * BH + bo, NULL, NULL,
+                                 a->dhd + bo, gx, gh, gp);
+            else
+                SFX(bwd_row_vec)(a, h0, dht, cg, a->cache_c + in * BH + bo,
+                                 a->cache_c + out * BH + bo, a->dc + bo, NULL, gx, gh, gp);
+            continue;
         }
         if (d->cell == FL_CELL_GRU) {
             const REAL *r = cg, *z = cg + U, *n = cg + 2 * U, *hn = cg + 3 * U;

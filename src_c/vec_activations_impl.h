@@ -89,3 +89,15 @@ FL_INLINE VEC SFX(vrelu)(VEC x) { return SFX(vsel)(x > 0, x, (VEC){0}); }
 
 FL_INLINE VEC SFX(vgate)(int hard, VEC x) { return hard ? SFX(vhard_sigmoid)(x) : SFX(vsigmoid)(x); }
 FL_INLINE VEC SFX(vact)(int relu, VEC x) { return relu ? SFX(vrelu)(x) : SFX(vtanh)(x); }
+
+/* Derivatives through the outputs y, times g (as dgate_blk and dact_blk). */
+FL_INLINE VEC SFX(vdgate)(int hard, VEC y, VEC g)
+{
+    if (hard) return SFX(vsel)((y > 0) & (y < 1), g * RC(0.2), (VEC){0});
+    return g * (y * (RC(1.0) - y));
+}
+FL_INLINE VEC SFX(vdact)(int relu, VEC y, VEC g)
+{
+    if (relu) return SFX(vsel)(y > 0, g, (VEC){0});
+    return g * (RC(1.0) - y * y);
+}

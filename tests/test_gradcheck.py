@@ -18,7 +18,7 @@ import pytest
 from helpers import FD_CELL_ACTS, record_error
 import kernel_util as ku
 
-B, T, I, H = 3, 4, 3, 5
+B, T, I, H = 3, 4, 3, 18   # H = 18: one full unit block (vector epilogues) and a partial one
 LENGTHS = np.array([4, 1, 3])  # full length, length 1 and one in between
 
 # Central differences in float64 with eps = 1e-6: truncation error ~ eps^2 f''' ~ 1e-12,

@@ -51,10 +51,11 @@ def _check(got, want, tol, label):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_every_variant_float64(cell, activation, gate_activation, bidirectional):
-    """2 layers, lengths and initial state; parameters uniform in [-1, 1] so that gates
+    """2 layers, lengths and initial state, H = 19 (a full unit block and a partial one);
+    parameters uniform in [-1, 1] so that gates
     saturate (hard_sigmoid flat parts, dead relu units) and every branch runs."""
     seed = ku.seed_of("variants", cell, activation, gate_activation, bidirectional)
-    case = ku.make_case(cell, 5, 4, 3, 7, 2, bidirectional, True, True, seed, scale=1.0)
+    case = ku.make_case(cell, 5, 4, 3, 19, 2, bidirectional, True, True, seed, scale=1.0)
     got, want, _, _ = _run_both(cell, case, 2, bidirectional, activation, gate_activation)
     _check(got, want, F64_TOL, "float64")
 
