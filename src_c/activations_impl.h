@@ -1,6 +1,8 @@
-/* Branch-free sigmoid, tanh, relu and hard sigmoid for the templated kernels
- * (include after real_type.h). Written so GCC vectorises loops that call them:
- * no libm calls, only selects, FMAs and integer bit operations.
+/* Branch-free scalar sigmoid, tanh, relu and hard sigmoid (include after
+ * real_type.h): the reference forms of the vector functions in
+ * vec_activations_impl.h, which the kernels' epilogues use, with the same
+ * formulas and constants; fl_activation's tail runs these. No libm calls,
+ * only selects, FMAs and integer bit operations.
  *
  * exp(x) = 2^k * p(r), k = round(x / ln 2), r = x - k ln 2 in [-ln2/2, ln2/2],
  * p the Taylor polynomial of degree 7 (float) or 12 (double); its truncation
@@ -70,48 +72,3 @@ static inline REAL SFX(fl_hard_sigmoid)(REAL x)
 }
 
 static inline REAL SFX(fl_relu)(REAL x) { return x > 0 ? x : 0; }
-
-/* Gate activation and its derivative expressed through the output y. */
-static inline REAL SFX(fl_gate)(int hard, REAL x)
-{
-    return hard ? SFX(fl_hard_sigmoid)(x) : SFX(fl_sigmoid)(x);
-}
-static inline REAL SFX(fl_dgate)(int hard, REAL y)
-{
-    return hard ? ((y > 0 && y < 1) ? RC(0.2) : 0) : y * (RC(1.0) - y);
-}
-/* Candidate / cell activation (tanh or relu) and its derivative through y. */
-static inline REAL SFX(fl_act)(int relu, REAL x)
-{
-    return relu ? SFX(fl_relu)(x) : SFX(fl_tanh)(x);
-}
-static inline REAL SFX(fl_dact)(int relu, REAL y)
-{
-    return relu ? (y > 0 ? RC(1.0) : 0) : RC(1.0) - y * y;
-}
-
-/* The same functions over one block of FL_UNIT_BLOCK units: the loops have a
- * fixed trip count and no branches inside, so they vectorise; the kernels'
- * epilogues call these rather than the scalar forms. */
-static inline void SFX(gate_blk)(int hard, REAL *y, const REAL *x)
-{
-    if (hard) for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_hard_sigmoid)(x[u]);
-    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_sigmoid)(x[u]);
-}
-static inline void SFX(act_blk)(int relu, REAL *y, const REAL *x)
-{
-    if (relu) for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_relu)(x[u]);
-    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) y[u] = SFX(fl_tanh)(x[u]);
-}
-/* d = dgate(y) * g, through the output y */
-static inline void SFX(dgate_blk)(int hard, REAL *d, const REAL *y, const REAL *g)
-{
-    if (hard) for (int u = 0; u < FL_UNIT_BLOCK; u++)
-        d[u] = g[u] * ((y[u] > 0 && y[u] < 1) ? RC(0.2) : 0);
-    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) d[u] = g[u] * (y[u] * (RC(1.0) - y[u]));
-}
-static inline void SFX(dact_blk)(int relu, REAL *d, const REAL *y, const REAL *g)
-{
-    if (relu) for (int u = 0; u < FL_UNIT_BLOCK; u++) d[u] = y[u] > 0 ? g[u] : 0;
-    else      for (int u = 0; u < FL_UNIT_BLOCK; u++) d[u] = g[u] * (RC(1.0) - y[u] * y[u]);
-}

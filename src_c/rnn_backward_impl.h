@@ -24,15 +24,7 @@ typedef struct {
     REAL *dh, *dc, *dhd; /* (B, H): dh_t, dc_t, and for gru the direct part of dh_{t-1} */
 } SFX(bwd_args);
 
-/* Load n <= U values, zero-filling the block's padding units. */
-static inline void SFX(load_blk)(REAL *dst, const REAL *src, int n)
-{
-    for (int u = 0; u < U; u++) dst[u] = u < n ? src[u] : 0;
-}
-
-/* Phase 1 for one batch row on a full block of U units, VL units per
- * instruction (the scalar loops below handle the last block when U does not
- * divide H). dht (U) IN: dL/dh_t of the row (dh plus dy); cg (4*U) IN: the
+/* Phase 1 for one batch row on a block of U units, VL units per instruction. dht (U) IN: dL/dh_t of the row (dh plus dy); cg (4*U) IN: the
  * gate cache; st, st2 (U) IN: lstm c_{t-1} and c_t, gru h_{t-1} (st2 unused);
  * dc (U) IN/OUT: dL/dc_t in, dL/dc_{t-1} out (lstm); dhd (U) OUT: gru's
  * direct part of dL/dh_{t-1}; gx, gh (G*U) OUT: the row's block of dG;
@@ -89,8 +81,7 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, B = d->B, rev = d->reverse;
-    const int G = d->cell == FL_CELL_GRU ? 3 : 4;
-    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
+    const int gru = d->cell == FL_CELL_GRU, G = gru ? 3 : 4;
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
     const long BH = (long)B * H;
     const long in = rev ? t + 1 : t, out = rev ? t : t + 1;
@@ -104,69 +95,32 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             continue;
         }
         const REAL *cg = a->cache_gates + row * a->gcc + (long)j * 4 * U;
-        REAL dht[U], t0[U], t1[U], t2[U], t3[U];
+        REAL dht[U];
         SFX(load_blk)(dht, a->dh + (long)b * H + h0, nu);
         if (a->dy) {
             const REAL *dyr = a->dy + row * a->lddy + h0;
             for (int u = 0; u < nu; u++) dht[u] += dyr[u];
         }
+        const long bo = (long)b * H + h0;
+        const REAL *st = (gru ? a->cache_h : a->cache_c) + in * BH + bo;
+        const REAL *st2 = gru ? NULL : a->cache_c + out * BH + bo;
         if (nu == U) {
-            const long bo = (long)b * H + h0;
-            if (d->cell == FL_CELL_GRU)
-                SFX(bwd_row_vec)(a, h0, dht, cg, a->cache_h + in * BH + bo, NULL, NULL,
-                                 a->dhd + bo, gx, gh, gp);
-            else
-                SFX(bwd_row_vec)(a, h0, dht, cg, a->cache_c + in * BH + bo,
-                                 a->cache_c + out * BH + bo, a->dc + bo, NULL, gx, gh, gp);
+            SFX(bwd_row_vec)(a, h0, dht, cg, st, st2, gru ? NULL : a->dc + bo,
+                             gru ? a->dhd + bo : NULL, gx, gh, gp);
             continue;
         }
-        if (d->cell == FL_CELL_GRU) {
-            const REAL *r = cg, *z = cg + U, *n = cg + 2 * U, *hn = cg + 3 * U;
-            REAL hp[U];
-            SFX(load_blk)(hp, a->cache_h + in * BH + (long)b * H + h0, nu);
-            for (int u = 0; u < U; u++) { t0[u] = dht[u] * (1 - z[u]); t1[u] = dht[u] * (hp[u] - n[u]); }
-            SFX(dact_blk)(relu, gx + 2 * U, n, t0);          /* dzn */
-            SFX(dgate_blk)(hard, gx + U, z, t1);             /* dzz */
-            for (int u = 0; u < U; u++) t2[u] = gx[2 * U + u] * hn[u];
-            SFX(dgate_blk)(hard, gx, r, t2);                 /* dzr */
-            for (int u = 0; u < U; u++) {
-                gh[u] = gx[u]; gh[U + u] = gx[U + u]; gh[2 * U + u] = gx[2 * U + u] * r[u];
-            }
-            REAL *dhd = a->dhd + (long)b * H + h0;
-            for (int u = 0; u < nu; u++) dhd[u] = dht[u] * z[u];
-        } else {
-            const REAL *i = cg, *f = cg + U, *g = cg + 2 * U, *o = cg + 3 * U;
-            const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
-            const long php = (long)a->nb * U;
-            REAL cp[U], c[U], ac[U], dct[U];
-            SFX(load_blk)(cp, a->cache_c + in * BH + (long)b * H + h0, nu);
-            SFX(load_blk)(c, a->cache_c + out * BH + (long)b * H + h0, nu);
-            SFX(load_blk)(dct, a->dc + (long)b * H + h0, nu);
-            SFX(act_blk)(relu, ac, c);
-            for (int u = 0; u < U; u++) { t0[u] = dht[u] * ac[u]; t1[u] = dht[u] * o[u]; }
-            SFX(dgate_blk)(hard, gx + 3 * U, o, t0);         /* dzo */
-            SFX(dact_blk)(relu, t2, ac, t1);                 /* dh * o * act'(c) */
-            for (int u = 0; u < U; u++) dct[u] += t2[u];
-            if (pp) for (int u = 0; u < U; u++) dct[u] += gx[3 * U + u] * pp[2 * php + h0 + u];
-            for (int u = 0; u < U; u++) { t0[u] = dct[u] * g[u]; t3[u] = dct[u] * i[u]; }
-            if (d->cell == FL_CELL_CIFG) {
-                for (int u = 0; u < U; u++) { t0[u] -= dct[u] * cp[u]; gx[U + u] = 0; }
-            } else {
-                for (int u = 0; u < U; u++) t1[u] = dct[u] * cp[u];
-                SFX(dgate_blk)(hard, gx + U, f, t1);         /* dzf */
-            }
-            SFX(dgate_blk)(hard, gx, i, t0);                 /* dzi */
-            SFX(dact_blk)(relu, gx + 2 * U, g, t3);          /* dzg */
-            for (int u = 0; u < U; u++) dct[u] *= f[u];
-            if (pp) for (int u = 0; u < U; u++)
-                dct[u] += gx[u] * pp[h0 + u] + gx[U + u] * pp[php + h0 + u];
-            REAL *dc = a->dc + (long)b * H + h0;
-            for (int u = 0; u < nu; u++) dc[u] = dct[u];
-        }
-        /* padding units must carry exactly zero into the deferred GEMMs */
+        /* the last block when U does not divide H: stage through zero-padded
+         * blocks; padding units must carry exactly zero into the deferred GEMMs */
+        REAL s1[U], s2[U], dcb[U], dhdb[U];
+        SFX(load_blk)(s1, st, nu);
+        if (!gru) { SFX(load_blk)(s2, st2, nu); SFX(load_blk)(dcb, a->dc + bo, nu); }
+        SFX(bwd_row_vec)(a, h0, dht, cg, s1, s2, dcb, dhdb, gx, gh, gp);
         for (int u = nu; u < U; u++)
-            for (int q = 0; q < G; q++) { gx[q * U + u] = 0; gh[q * U + u] = 0; }
-        for (int n = 0; n < G * U; n++) gp[6 * n] = gh[n];
+            for (int q = 0; q < G; q++) { gx[q * U + u] = 0; gh[q * U + u] = 0; gp[6 * (q * U + u)] = 0; }
+        for (int u = 0; u < nu; u++) {
+            if (gru) a->dhd[bo + u] = dhdb[u];
+            else a->dc[bo + u] = dcb[u];
+        }
     }
 }
 

@@ -30,6 +30,12 @@ static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
     return nt < 1 ? 1 : (int)nt;
 }
 
+/* Load n <= U values, zero-filling the block's padding units. */
+static inline void SFX(load_blk)(REAL *dst, const REAL *src, int n)
+{
+    for (int u = 0; u < U; u++) dst[u] = u < n ? src[u] : 0;
+}
+
 /* Validate a descriptor; fills NB. */
 static int SFX(rnn_check)(const fl_rnn_desc *d, int *nb)
 {

@@ -33,7 +33,7 @@ typedef struct {
  * stay zero. */
 static inline long SFX(hpk_elems)(int B, int H) { return (long)((B + 5) / 6) * 6 * H; }
 
-/* Gate nonlinearities and state update of one batch row on a full block of U
+/* Gate nonlinearities and state update of one batch row on a block of U
  * units, VL units per instruction.
  * acc (G*U) IN: pre-activations (lstm: input and recurrent parts and both
  * biases; gru: recurrent part and b_hh, input part in gx (G*U) plus bias_x);
@@ -98,7 +98,6 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, B = d->B, G = a->G, GU = G * U;
-    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
     const REAL *w = a->whh_b + (long)j * H * GU;
     const REAL *bias = a->bias + (long)j * GU;
@@ -155,66 +154,21 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 }
                 continue;
             }
-            if (nu == U) {   /* a full block: the vector epilogue */
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j,
-                                      (d->cell == FL_CELL_GRU ? hprev : cprev) + (long)b * H + h0,
-                                      hcur + (long)b * H + h0,
-                                      ccur ? ccur + (long)b * H + h0 : NULL, yrow, hpo,
-                                      a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U
-                                                     : NULL);
-                continue;
-            }
-            /* the last block of units when U does not divide H: padding units
-             * hold finite values and are never stored */
-            const REAL *hp = hprev + (long)b * H + h0;
+            const REAL *st = (d->cell == FL_CELL_GRU ? hprev : cprev) + (long)b * H + h0;
             REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
-            REAL *hout = hcur + (long)b * H + h0;
-            REAL t0[U], t1[U], t2[U], t3[U], st[U], out[U];
-            for (int u = 0; u < U; u++) st[u] = u < nu ? (d->cell == FL_CELL_GRU ? hp[u]
-                                                     : cprev[(long)b * H + h0 + u]) : 0;
-            if (d->cell == FL_CELL_GRU) {
-                /* t0 = r, t1 = z, t2 = n, acc[2U..] = W_hn h + b_hn */
-                const REAL *gx = gxrow[r];
-                const REAL *bx = a->bias_x + (long)j * 3 * U;
-                for (int u = 0; u < U; u++) {
-                    t0[u] = gx[u] + bx[u] + acc[u];
-                    t1[u] = gx[U + u] + bx[U + u] + acc[U + u];
-                }
-                SFX(gate_blk)(hard, t0, t0);
-                SFX(gate_blk)(hard, t1, t1);
-                for (int u = 0; u < U; u++) t2[u] = gx[2 * U + u] + bx[2 * U + u] + t0[u] * acc[2 * U + u];
-                SFX(act_blk)(relu, t2, t2);
-                for (int u = 0; u < U; u++) out[u] = (1 - t1[u]) * t2[u] + t1[u] * st[u];
-                for (int u = 0; u < nu; u++) { hout[u] = out[u]; yrow[u] = out[u]; hpo[6 * u] = out[u]; }
-                if (cg) {
-                    memcpy(cg, t0, sizeof t0); memcpy(cg + U, t1, sizeof t1);
-                    memcpy(cg + 2 * U, t2, sizeof t2); memcpy(cg + 3 * U, acc + 2 * U, sizeof t0);
-                }
+            REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
+            if (nu == U) {
+                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st, hout, cout, yrow, hpo, cg);
             } else {
-                /* t0 = i, t1 = f, t2 = g, t3 = o, st = c_{t-1} then c_t */
-                const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
-                const long php = (long)a->nb * U;
-                for (int u = 0; u < U; u++) { t0[u] = acc[u]; t1[u] = acc[U + u]; t3[u] = acc[3 * U + u]; }
-                if (pp) for (int u = 0; u < U; u++) {
-                    t0[u] += pp[h0 + u] * st[u];
-                    t1[u] += pp[php + h0 + u] * st[u];
-                }
-                SFX(gate_blk)(hard, t0, t0);
-                if (d->cell == FL_CELL_CIFG) for (int u = 0; u < U; u++) t1[u] = 1 - t0[u];
-                else SFX(gate_blk)(hard, t1, t1);
-                SFX(act_blk)(relu, t2, acc + 2 * U);
-                for (int u = 0; u < U; u++) st[u] = t1[u] * st[u] + t0[u] * t2[u];
-                if (pp) for (int u = 0; u < U; u++) t3[u] += pp[2 * php + h0 + u] * st[u];
-                SFX(gate_blk)(hard, t3, t3);
-                SFX(act_blk)(relu, out, st);
-                for (int u = 0; u < U; u++) out[u] *= t3[u];
-                REAL *cout = ccur + (long)b * H + h0;
+                /* the last block when U does not divide H: stage the state through
+                 * zero-padded blocks (padding units compute finite values that are
+                 * never stored; the gate cache keeps them, backward ignores them) */
+                REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
+                SFX(load_blk)(st_b, st, nu);
+                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st_b, h_b, c_b, y_b, hp_b, cg);
                 for (int u = 0; u < nu; u++) {
-                    cout[u] = st[u]; hout[u] = out[u]; yrow[u] = out[u]; hpo[6 * u] = out[u];
-                }
-                if (cg) {
-                    memcpy(cg, t0, sizeof t0); memcpy(cg + U, t1, sizeof t1);
-                    memcpy(cg + 2 * U, t2, sizeof t2); memcpy(cg + 3 * U, t3, sizeof t3);
+                    hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
+                    if (cout) cout[u] = c_b[u];
                 }
             }
         }
