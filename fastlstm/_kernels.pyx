@@ -6,6 +6,7 @@ layer has already validated values and given clear messages), releases the
 GIL, calls C once and turns a status code into an exception.
 Arrays marked OUT are written; all others are read only.
 """
+from libc.string cimport memset
 
 cdef extern from "fastlstm.h" nogil:
     ctypedef struct fl_rnn_desc:
@@ -14,6 +15,7 @@ cdef extern from "fastlstm.h" nogil:
         size_t work_bytes
         const void *packed
         long step_flops
+        int y_batch_first
     size_t fl_rnn_packed_bytes_f32(const fl_rnn_desc *d)
     size_t fl_rnn_packed_bytes_f64(const fl_rnn_desc *d)
     int fl_rnn_pack_f32(const fl_rnn_desc *d, float *packed, const float *w_ih, const float *w_hh,
@@ -85,6 +87,12 @@ cdef bint _state_cache_ok(const real[:, :, ::1] cache, int T, int B, int H):
     return cache is None or (cache.shape[0] == T + 1 and cache.shape[1] == B and cache.shape[2] == H)
 
 
+cdef fl_rnn_desc _zero_desc() noexcept nogil:
+    cdef fl_rnn_desc d
+    memset(&d, 0, sizeof(d))
+    return d
+
+
 cdef void _set_work(fl_rnn_desc *d, unsigned char[::1] work, long step_flops):
     d.work = &work[0] if work is not None and work.shape[0] > 0 else NULL
     d.work_bytes = work.shape[0] if work is not None else 0
@@ -107,7 +115,7 @@ def rnn_pack(int cell, int T, int B, int n_threads,
              const real[:, ::1] w_peep,        # IN  (3, H) or None
              real[::1] packed):                # OUT packed_len(...) elements
     """Pack one layer-direction's forward weights once, for rnn_forward(packed=...)."""
-    cdef fl_rnn_desc d
+    cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
     d.T, d.B, d.I, d.H = T, B, w_ih.shape[1], w_hh.shape[1]
     d.work, d.work_bytes, d.packed, d.step_flops = NULL, 0, NULL, 0
@@ -128,7 +136,7 @@ def rnn_pack(int cell, int T, int B, int n_threads,
 
 def packed_len(int cell, int I, int H, bint double):
     """Elements of a packed weight buffer for this cell and size."""
-    cdef fl_rnn_desc d
+    cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, 1
     d.T, d.B, d.I, d.H, d.work, d.work_bytes, d.packed, d.step_flops = 1, 1, I, H, NULL, 0, NULL, 0
     if double:
@@ -138,7 +146,7 @@ def packed_len(int cell, int I, int H, bint double):
 
 def work_bytes(int cell, int T, int B, int I, int H, int n_threads, int pass_, bint double):
     """Scratch bytes a kernel call needs (pass_: 0 inference, 1 training forward, 2 backward)."""
-    cdef fl_rnn_desc d
+    cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
     d.T, d.B, d.I, d.H, d.work, d.work_bytes, d.packed, d.step_flops = T, B, I, H, NULL, 0, NULL, 0
     return fl_rnn_work_bytes_f64(&d, pass_) if double else fl_rnn_work_bytes_f32(&d, pass_)
@@ -170,7 +178,8 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
                 const real[:, ::1] h0,            # IN  (B, H) or None
                 const real[:, ::1] c0,            # IN  (B, H) or None
                 const int[::1] lengths,           # IN  (B) or None
-                real[:, :, ::1] y, int y_off,     # OUT (T, B, ldy), columns [y_off, y_off + H)
+                real[:, :, ::1] y, int y_off,     # OUT (T, B, ldy) or, y_batch_first, (B, T, ldy);
+                                                  #     columns [y_off, y_off + H)
                 real[:, ::1] h_n,                 # OUT (B, H)
                 real[:, ::1] c_n,                 # OUT (B, H) or None (gru)
                 real[:, :, ::1] cache_gates,      # OUT (T, B, gate_cache_cols(H)) or None
@@ -178,11 +187,13 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
                 real[:, :, ::1] cache_c,          # OUT (T+1, B, H) or None
                 unsigned char[::1] work=None,     # scratch reused across calls, or None
                 const real[::1] packed=None,      # IN  weights from rnn_pack (same cell, I, H), or None
-                long step_flops=0):               # time-loop threading threshold (0: default)
-    cdef fl_rnn_desc d
+                long step_flops=0,                # time-loop threading threshold (0: default)
+                bint y_batch_first=False):
+    cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
     _set_work(&d, work, step_flops)
     d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
+    d.y_batch_first = y_batch_first
     d.H = w_hh.shape[1]
     cdef int G = 3 if cell == 3 else 4
     cdef int T = d.T, B = d.B, H = d.H
@@ -192,7 +203,8 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
     _need(h0 is None or (h0.shape[0] == B and h0.shape[1] == H), "h0")
     _need(c0 is None or (c0.shape[0] == B and c0.shape[1] == H), "c0")
     _need(lengths is None or lengths.shape[0] == B, "lengths")
-    _need(y.shape[0] == T and y.shape[1] == B and 0 <= y_off and y_off + H <= y.shape[2], "y")
+    _need(y.shape[0] == (B if y_batch_first else T) and y.shape[1] == (T if y_batch_first else B)
+          and 0 <= y_off and y_off + H <= y.shape[2], "y")
     _need(h_n.shape[0] == B and h_n.shape[1] == H, "h_n")
     _need(c_n is None or (c_n.shape[0] == B and c_n.shape[1] == H), "c_n")
     _need(cache_gates is None or (cache_gates.shape[0] == T and cache_gates.shape[1] == B
@@ -245,11 +257,13 @@ def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
                  const real[:, ::1] w_peep,        # IN  (3, H) or None
                  const int[::1] lengths,           # IN  (B) or None
                  unsigned char[::1] work=None,     # scratch reused across calls, or None
-                 long step_flops=0):               # time-loop threading threshold (0: default)
-    cdef fl_rnn_desc d
+                 long step_flops=0,                # time-loop threading threshold (0: default)
+                bint y_batch_first=False):
+    cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
     _set_work(&d, work, step_flops)
     d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
+    d.y_batch_first = y_batch_first
     d.H = w_hh.shape[1]
     cdef int G = 3 if cell == 3 else 4
     cdef int T = d.T, B = d.B, H = d.H, I = d.I

@@ -347,7 +347,9 @@ class _Recurrent:
         gate = _GATE_CODES[self.gate_activation]
         lstm = self._has_cell_state
         for layer in range(L):
-            y = np.empty((T, B, D * H), dt)
+            last = layer == L - 1
+            # the last layer writes batch-first output directly (no transpose)
+            y = np.empty((B, T, D * H) if last else (T, B, D * H), dt)
             per_dir = []
             for d in range(D):
                 k = layer * D + d
@@ -366,7 +368,7 @@ class _Recurrent:
                                      None if c0 is None else c0[k], lengths,
                                      y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc,
                                      work, None if train else self._packed_weights(layer, d),
-                                     self._step_flops)
+                                     self._step_flops, last)
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)
@@ -380,7 +382,7 @@ class _Recurrent:
                 if train and layer < L - 1:
                     cache.masks.append(None)
                 inp = y
-        return np.ascontiguousarray(inp.transpose(1, 0, 2))      # (B, T, D*H)
+        return inp      # the last layer's y, (B, T, D*H)
 
     def _backward(self, cache, dy, dh_n, dc_n, grad_out):
         if not isinstance(cache, _Cache):

@@ -42,6 +42,8 @@ typedef struct {
     const void *packed;  /* optional forward weights packed by fl_rnn_pack (NULL: pack per call) */
     long step_flops;     /* time-loop threads get at least this many flops of a step each;
                             0: the default (1e6), < 0: always use n_threads (tests) */
+    int y_batch_first;   /* fl_rnn_forward's y rows: 0 time-major, row (t, b) at y + (t*B + b)*ldy;
+                            1 batch-first, at y + (b*T + t)*ldy (saves the caller a transpose) */
 } fl_rnn_desc;
 
 /* Pack one layer-direction's weights once (per model load or optimizer step)

@@ -143,7 +143,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             const int b = r0 + r;
             const long row = (long)t * B + b;
             const REAL *acc = pre[r];
-            REAL *yrow = a->y + row * a->ldy + h0;
+            REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
             REAL *hpo = hpout + (long)(b / 6) * 6 * H + (long)h0 * 6 + b % 6;   /* stride 6 */
             if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
                 for (int u = 0; u < nu; u++) {
