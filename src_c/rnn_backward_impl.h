@@ -1,10 +1,12 @@
 /* Backward through time for one recurrent layer in one direction (include
- * after real_type.h, activations_impl.h and rnn_common_impl.h).
+ * after real_type.h, activations_impl.h, simd_impl.h, vec_activations_impl.h
+ * and rnn_common_impl.h).
  *
  * The reverse time loop only carries dh and dc and stores the pre-activation
- * gate gradients dG of every step. Per step, phase 1 (elementwise, per unit
- * block) turns dh, dc and the cached gates into dG[t]; after a barrier, phase
- * 2 computes dh_{t-1} = dG[t] * W_hh for the block's units. The weight
+ * gate gradients dG of every step. Per step, phase 1 (elementwise on whole
+ * vectors, per unit block) turns dh, dc and the cached gates into dG[t], also
+ * in the register tile's packed form; after a barrier, phase 2 computes
+ * dh_{t-1} = dG[t] * W_hh for the block's units. The weight
  * gradients, the bias gradients and dX then come from single GEMMs (or
  * column sums) over all T*B rows.
  */

@@ -1,13 +1,17 @@
 /* Forward pass of one recurrent layer in one direction (include after
- * real_type.h, activations_impl.h and rnn_common_impl.h).
+ * real_type.h, activations_impl.h, simd_impl.h, vec_activations_impl.h and
+ * rnn_common_impl.h).
  *
- * 1. Pack the weights (once per call).
- * 2. Hoisted input projection: Gx (T*B, NB*G*U) = X (T*B, I) * W_ih^T, one GEMM.
- * 3. Time loop inside one OpenMP region. Work items are (unit block j, batch
- *    chunk): an item multiplies h_{t-1} by its block of W_hh, which stays in
- *    its thread's cache across steps, then applies the gate nonlinearities and
- *    the cell update while the G*U accumulators are still hot. One barrier per
- *    step, because every item reads all of h_{t-1}.
+ * 1. Weights packed once per parameter change (fl_rnn_pack), or per call.
+ * 2. Hoisted input projection: Gx (rows, NB*G*U) = X (rows, I) * W_ih^T, one
+ *    GEMM per chunk of time steps.
+ * 3. Time loop inside one OpenMP region per chunk. Work items are (unit block
+ *    j, batch chunk): an item multiplies h_{t-1} by its block of W_hh, which
+ *    stays in its thread's cache across steps, then applies the gate
+ *    nonlinearities and the cell update on whole vectors while the G*U
+ *    accumulators are still hot. The epilogue also writes h_t in the register
+ *    tile's packed form, so the next step's tile needs no packing. One barrier
+ *    per step, because every item reads all of h_{t-1}.
  */
 #define BCHUNK 24   /* batch rows per work item: a multiple of the 6-row register tile */
 
