@@ -42,6 +42,13 @@ def _choice(name, value, options):
 
 def _float_array(name, value, dtype, ndim, shape=None):
     """Cast value to a C-contiguous array of dtype, with clear errors for bad input."""
+    if (type(value) is np.ndarray and value.dtype == dtype and value.ndim == ndim
+            and value.flags.c_contiguous and value.size > 0
+            and (shape is None or value.shape == tuple(shape))):
+        # the common case, checked in a few attribute reads (batch-1 serving calls)
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):      # a torch tensor
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)
@@ -180,7 +187,8 @@ class _Recurrent:
         return packed
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_workspace"], state["_views"], state["_packed"], state["_work_sizes"]
+        del state["_workspace"], state["_views"], state["_layer_views"], state["_packed"]
+        del state["_work_sizes"]
         return state
 
     def __setstate__(self, state):
@@ -232,6 +240,14 @@ class _Recurrent:
             n = int(np.prod(shape))
             self._views[name] = buf[offset:offset + n].reshape(shape)
             offset += n
+        v = self._views
+        self._layer_views = {}    # (layer, direction) -> the five views the kernels take
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                sfx = f"l{layer}" + ("_reverse" if d else "")
+                self._layer_views[layer, d] = (
+                    v[f"weight_ih_{sfx}"], v[f"weight_hh_{sfx}"], v[f"bias_ih_{sfx}"],
+                    v[f"bias_hh_{sfx}"], v.get(f"weight_peephole_{sfx}"))
 
     def _slices(self):
         offset = 0
@@ -271,10 +287,7 @@ class _Recurrent:
         self.params_updated()
 
     def _layer_params(self, layer, d):
-        sfx = f"l{layer}" + ("_reverse" if d else "")
-        v = self._views
-        return (v[f"weight_ih_{sfx}"], v[f"weight_hh_{sfx}"], v[f"bias_ih_{sfx}"],
-                v[f"bias_hh_{sfx}"], v.get(f"weight_peephole_{sfx}"))
+        return self._layer_views[layer, d]
 
     # ----- input checks -----------------------------------------------------
     def _check_x(self, x):
