@@ -59,5 +59,7 @@ def test_lstm(benchmark, shape, mode, fw, n_threads):
     if fw == "fastlstm" and mode == "train":
         benchmark.extra_info["fastlstm_train"] = bl.fastlstm_train_label()
     benchmark.pedantic(fn, rounds=rounds, iterations=iterations, warmup_rounds=0)
+    if benchmark.stats is None:                 # --benchmark-disable: ran once, nothing timed
+        return
     med = benchmark.stats.stats.median
     benchmark.extra_info["gflops"] = case.flops(mode) / med / 1e9 if med else None

@@ -67,7 +67,8 @@ size_t fl_rnn_work_bytes_f64(const fl_rnn_desc *d, int pass);
 long fl_gate_cache_cols(int H);
 
 /* One layer, one direction, forward.
- * y       (T, B, ldy)  OUT  columns [0, H); zero at steps past a sequence's length
+ * y       (T, B, ldy)  OUT  columns [0, H); zero at steps past a sequence's length;
+ *                      (B, T, ldy) when d->y_batch_first
  * h_n,c_n (B, H)       OUT  state after each sequence's last real step (c_n NULL for gru)
  * cache_gates (T, B, fl_gate_cache_cols(H))  OUT  NULL in inference
  * cache_h, cache_c (T+1, B, H)  OUT  NULL in inference; slot order is time order
