@@ -1,5 +1,5 @@
 /* Backward through time for one recurrent layer in one direction (include
- * after real_type.h, activations_impl.h, simd_impl.h, vec_activations_impl.h
+ * after real_type.h, simd_impl.h, vec_activations_impl.h
  * and rnn_common_impl.h).
  *
  * The reverse time loop only carries dh and dc and stores the pre-activation

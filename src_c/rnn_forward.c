@@ -7,7 +7,6 @@
 
 #define FL_F32
 #include "real_type.h"
-#include "activations_impl.h"
 #include "simd_impl.h"
 #include "vec_activations_impl.h"
 #include "rnn_common_impl.h"
@@ -16,7 +15,6 @@
 #undef FL_F32
 #define FL_F64
 #include "real_type.h"
-#include "activations_impl.h"
 #include "simd_impl.h"
 #include "vec_activations_impl.h"
 #include "rnn_common_impl.h"

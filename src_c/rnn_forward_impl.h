@@ -1,5 +1,5 @@
 /* Forward pass of one recurrent layer in one direction (include after
- * real_type.h, activations_impl.h, simd_impl.h, vec_activations_impl.h and
+ * real_type.h, simd_impl.h, vec_activations_impl.h and
  * rnn_common_impl.h).
  *
  * 1. Weights packed once per parameter change (fl_rnn_pack), or per call.

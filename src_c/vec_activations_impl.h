@@ -1,9 +1,18 @@
-/* The activations of activations_impl.h on whole vectors (include after
- * simd_impl.h). Same formulas, constants and clamps as the scalar forms, written
- * with GCC's generic vector types so the kernels' epilogues compute a gate on
- * VL units per instruction whatever the compiler's auto-vectoriser decides
- * (it left much of the scalar epilogue scalar: a quarter to a half of a step
- * at H = 128). Comparisons give lane masks (-1 / 0); vsel blends with them. */
+/* The activations the kernels' epilogues use, on whole vectors (include after
+ * simd_impl.h): branch-free sigmoid, tanh, hard sigmoid, relu and the
+ * derivatives through the outputs, written with GCC's generic vector types so
+ * a gate is computed on VL units per instruction whatever the compiler's
+ * auto-vectoriser decides (it left much of an earlier scalar epilogue scalar:
+ * a quarter to a half of a step at H = 128). No libm calls, only selects,
+ * FMAs and integer bit operations; comparisons give lane masks (-1 / 0) and
+ * vsel blends with them.
+ *
+ * exp(x) = 2^k * p(r), k = round(x / ln 2), r = x - k ln 2 in [-ln2/2, ln2/2],
+ * p the Taylor polynomial of degree 6 (float) or 12 (double); its truncation
+ * error is below 2e-7 (float) and 2e-16 (double) relative, so sigmoid and tanh
+ * are within 3e-7 (float) and a few ulp of 1 (double) in absolute terms
+ * (tests/test_activations.py measures it against numpy in float64).
+ */
 #undef VMASK
 #undef VBITS
 typedef IREAL SFX(vmask) __attribute__((vector_size(32)));

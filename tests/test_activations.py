@@ -1,6 +1,5 @@
 """The kernels' own activations (fastlstm._kernels.activation, the very inline
-functions the LSTM/GRU kernels call: the vector forms of full unit blocks and the
-scalar forms of a partial one) against float64 numpy references.
+vector functions the LSTM/GRU epilogues call) against float64 numpy references.
 
 The design's target: sigmoid and tanh within 1e-6 absolute in float32 against a
 float64 reference; float64 within 1e-14. hard_sigmoid and relu have no
@@ -41,10 +40,10 @@ def _sigmoid64(x):
 
 
 def _run(which, x, order="forward"):
-    """Whole vectors of x take the vector forms (what full unit blocks use), a
-    tail shorter than a vector the scalar forms (the partial block). order
-    "reversed" evaluates x back to front, so the extremes at the end of the
-    grid go through the vector forms too."""
+    """Whole vectors of x go straight through the vector functions; a tail
+    shorter than a vector goes through a zero-padded vector (as a partial unit
+    block does). order "reversed" evaluates x back to front, so the extremes at
+    the end of the grid take both routes."""
     if order == "reversed":
         return _run(which, np.ascontiguousarray(x[::-1]))[::-1]
     y = np.empty_like(x)
