@@ -96,7 +96,6 @@ cdef fl_rnn_desc _zero_desc() noexcept nogil:
 cdef void _set_work(fl_rnn_desc *d, unsigned char[::1] work, long step_flops):
     d.work = &work[0] if work is not None and work.shape[0] > 0 else NULL
     d.work_bytes = work.shape[0] if work is not None else 0
-    d.packed = NULL
     d.step_flops = step_flops
 
 
@@ -118,7 +117,6 @@ def rnn_pack(int cell, int T, int B, int n_threads,
     cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
     d.T, d.B, d.I, d.H = T, B, w_ih.shape[1], w_hh.shape[1]
-    d.work, d.work_bytes, d.packed, d.step_flops = NULL, 0, NULL, 0
     cdef int G = 3 if cell == 3 else 4
     _need(w_ih.shape[0] == G * d.H and w_hh.shape[0] == G * d.H and b_ih.shape[0] == G * d.H
           and b_hh.shape[0] == G * d.H, "weights")
@@ -138,7 +136,7 @@ def packed_len(int cell, int I, int H, bint double):
     """Elements of a packed weight buffer for this cell and size."""
     cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, 1
-    d.T, d.B, d.I, d.H, d.work, d.work_bytes, d.packed, d.step_flops = 1, 1, I, H, NULL, 0, NULL, 0
+    d.T, d.B, d.I, d.H = 1, 1, I, H
     if double:
         return fl_rnn_packed_bytes_f64(&d) // 8
     return fl_rnn_packed_bytes_f32(&d) // 4
@@ -148,7 +146,7 @@ def work_bytes(int cell, int T, int B, int I, int H, int n_threads, int pass_, b
     """Scratch bytes a kernel call needs (pass_: 0 inference, 1 training forward, 2 backward)."""
     cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
-    d.T, d.B, d.I, d.H, d.work, d.work_bytes, d.packed, d.step_flops = T, B, I, H, NULL, 0, NULL, 0
+    d.T, d.B, d.I, d.H = T, B, I, H
     return fl_rnn_work_bytes_f64(&d, pass_) if double else fl_rnn_work_bytes_f32(&d, pass_)
 
 
@@ -257,13 +255,11 @@ def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
                  const real[:, ::1] w_peep,        # IN  (3, H) or None
                  const int[::1] lengths,           # IN  (B) or None
                  unsigned char[::1] work=None,     # scratch reused across calls, or None
-                 long step_flops=0,                # time-loop threading threshold (0: default)
-                bint y_batch_first=False):
+                 long step_flops=0):               # time-loop threading threshold (0: default)
     cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
     _set_work(&d, work, step_flops)
     d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
-    d.y_batch_first = y_batch_first
     d.H = w_hh.shape[1]
     cdef int G = 3 if cell == 3 else 4
     cdef int T = d.T, B = d.B, H = d.H, I = d.I

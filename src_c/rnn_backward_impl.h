@@ -26,8 +26,9 @@ typedef struct {
     REAL *dh, *dc, *dhd; /* (B, H): dh_t, dc_t, and for gru the direct part of dh_{t-1} */
 } SFX(bwd_args);
 
-/* Phase 1 for one batch row on a block of U units, VL units per instruction. dht (U) IN: dL/dh_t of the row (dh plus dy); cg (4*U) IN: the
- * gate cache; st, st2 (U) IN: lstm c_{t-1} and c_t, gru h_{t-1} (st2 unused);
+/* Phase 1 for one batch row on a block of U units, VL units per instruction.
+ * dht (U) IN: dL/dh_t of the row (dh plus dy); cg (4*U) IN: the gate cache;
+ * st, st2 (U) IN: lstm c_{t-1} and c_t, gru h_{t-1} (st2 unused);
  * dc (U) IN/OUT: dL/dc_t in, dL/dc_{t-1} out (lstm); dhd (U) OUT: gru's
  * direct part of dL/dh_{t-1}; gx, gh (G*U) OUT: the row's block of dG;
  * gp (stride 6) OUT: gh in packed form. */
@@ -75,9 +76,9 @@ FL_INLINE void SFX(bwd_row_vec)(const SFX(bwd_args) *a, int h0, const REAL *dht,
     for (int n = 0; n < G * U; n++) gp[6 * n] = gh[n];
 }
 
-/* Phase 1 also writes dG_h[t] in the register tile's packed form (ceil(B/6),
- * ghp, 6), so phase 2 streams it without repacking it for every unit block;
- * rows past B stay zero. dgp is that buffer for step t. */
+/* Phase 1 also writes dG_h[t] in the register tile's packed form (pk_index),
+ * so phase 2 streams it without repacking it for every unit block. dgp is
+ * that buffer for step t. */
 FL_CLONES
 void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1, REAL *dgp)
 {
@@ -91,7 +92,7 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         const long row = (long)t * B + b;
         REAL *gx = a->dgx + row * a->ghp + (long)j * G * U;
         REAL *gh = a->dgh + row * a->ghp + (long)j * G * U;
-        REAL *gp = dgp + (long)(b / 6) * 6 * a->ghp + (long)j * G * U * 6 + b % 6;   /* stride 6 */
+        REAL *gp = dgp + SFX(pk_index)(b, (long)j * G * U, a->ghp);   /* stride 6 */
         if (a->lengths && t >= a->lengths[b]) {   /* padding: no gradient, state carried */
             for (int n = 0; n < G * U; n++) { gx[n] = 0; gh[n] = 0; gp[6 * n] = 0; }
             continue;
@@ -118,7 +119,9 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         if (!gru) { SFX(load_blk)(s2, st2, nu); SFX(load_blk)(dcb, a->dc + bo, nu); }
         SFX(bwd_row_vec)(a, h0, dht, cg, s1, s2, dcb, dhdb, gx, gh, gp);
         for (int u = nu; u < U; u++)
-            for (int q = 0; q < G; q++) { gx[q * U + u] = 0; gh[q * U + u] = 0; gp[6 * (q * U + u)] = 0; }
+            for (int q = 0; q < G; q++) {
+                gx[q * U + u] = 0; gh[q * U + u] = 0; gp[6 * (q * U + u)] = 0;
+            }
         for (int u = 0; u < nu; u++) {
             if (gru) a->dhd[bo + u] = dhdb[u];
             else a->dc[bo + u] = dcb[u];
@@ -136,15 +139,11 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
     const REAL *w = a->whhT_b + (long)j * a->ghp * U;
     for (int r0 = b0; r0 < b1; r0 += 6) {
         REAL out[6][U];
-        const REAL *grow[6];
-        for (int r = 0; r < 6; r++) {
-            int b = r0 + r < b1 ? r0 + r : r0;
-            grow[r] = a->dgh + ((long)t * B + b) * a->ghp;
-        }
         if (b1 - r0 == 1) {   /* a lone row (batch 1) */
             VEC acc[U / VL];
             for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
-            SFX(row1_kernel)((int)a->ghp, grow[0], w, a->ghp * NRK, acc, U);
+            SFX(row1_kernel)((int)a->ghp, a->dgh + ((long)t * B + r0) * a->ghp, w, a->ghp * NRK,
+                             acc, U);
             for (int v = 0; v < U / VL; v++) SFX(vstore)(out[0] + v * VL, acc[v]);
         } else {
             VEC acc[U / NRK][6][2];
@@ -213,7 +212,7 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
     REAL *dw_int = dhd + BH;             /* (ghp, max(I, H)) interleaved weight gradient */
     REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp, *peep = dbh + ghp;
-    const long dgpn = (long)((B + 5) / 6) * 6 * ghp;
+    const long dgpn = SFX(pk_elems)(B, ghp);
     REAL *dgpk = peep + 3L * nb * U;     /* packed dG_h ping-pong (2, dgpn) */
     REAL *gemm_work = dgpk + 2 * dgpn;
     for (long k = 0; k < 2 * dgpn; k++) dgpk[k] = 0;

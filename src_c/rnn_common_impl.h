@@ -30,6 +30,15 @@ static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
     return nt < 1 ? 1 : (int)nt;
 }
 
+/* The register tile's packed form of a (rows, K) matrix (h_t forward, dG_t
+ * backward): (ceil(rows/6), K, 6), element (b, k) at pk_index(b, k, K); rows
+ * past the last stay zero. */
+static inline long SFX(pk_elems)(int rows, long K) { return (long)((rows + 5) / 6) * 6 * K; }
+static inline long SFX(pk_index)(int b, long k, long K)
+{
+    return (long)(b / 6) * 6 * K + k * 6 + b % 6;
+}
+
 /* Load n <= U values, zero-filling the block's padding units. */
 static inline void SFX(load_blk)(REAL *dst, const REAL *src, int n)
 {

@@ -31,12 +31,6 @@ typedef struct {
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
 } SFX(fwd_args);
 
-/* h in the register tile's packed form: (ceil(B/6), H, 6), row b at
- * [(b/6)*6H + k*6 + b%6]. The step writes h_t in this form as well, so the
- * next step's tile reads one contiguous stream with no packing; rows past B
- * stay zero. */
-static inline long SFX(hpk_elems)(int B, int H) { return (long)((B + 5) / 6) * 6 * H; }
-
 /* Gate nonlinearities and state update of one batch row on a block of U
  * units, VL units per instruction.
  * acc (G*U) IN: pre-activations (lstm: input and recurrent parts and both
@@ -45,8 +39,8 @@ static inline long SFX(hpk_elems)(int B, int H) { return (long)((B + 5) / 6) * 6
  * 6) OUT: h_t, c_t, the output row and h_t in packed form; cg (4*U) OUT: the
  * gate cache for backward, or NULL. */
 FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
-                                         int h0, int j, const REAL *st, REAL *hout, REAL *cout,
-                                         REAL *yrow, REAL *hpo, REAL *cg)
+                                     int h0, int j, const REAL *st, REAL *hout, REAL *cout,
+                                     REAL *yrow, REAL *hpo, REAL *cg)
 {
     const fl_rnn_desc *d = a->d;
     const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
@@ -64,7 +58,8 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
             h = (1 - q1) * q2 + q1 * s;
         } else {
             /* i, f, g, o; s = c_{t-1} */
-            VEC zi = SFX(vload)(acc + v), zf = SFX(vload)(acc + U + v), zo = SFX(vload)(acc + 3 * U + v);
+            VEC zi = SFX(vload)(acc + v), zf = SFX(vload)(acc + U + v);
+            VEC zo = SFX(vload)(acc + 3 * U + v);
             const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
             const long php = (long)a->nb * U;
             if (pp) {
@@ -94,7 +89,8 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
 
 /* One work item at time t: rows [b0, b1) of unit block j.
  * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev);
- * hpin, hpout: h_{t-1} IN and h_t OUT in packed form (hpk_elems). */
+ * hpin, hpout: h_{t-1} IN and h_t OUT in the tile's packed form (pk_index),
+ * so the next step's tile reads one contiguous stream with no packing. */
 FL_CLONES
 void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                           const REAL *hprev, const REAL *cprev, REAL *hcur, REAL *ccur,
@@ -108,10 +104,9 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
     for (int r0 = b0; r0 < b1; r0 += 6) {
         /* pre (6, G*U): the block's gate pre-activations for up to 6 rows */
         REAL pre[6][4 * U];
-        const REAL *hrow[6], *gxrow[6];
+        const REAL *gxrow[6];
         for (int r = 0; r < 6; r++) {
             int b = r0 + r < b1 ? r0 + r : r0;   /* spare rows repeat row r0 */
-            hrow[r] = hprev + (long)b * H;
             gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
         if (b1 - r0 == 1) {   /* a lone row (batch 1): all G*U columns at once */
@@ -120,7 +115,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 VEC bv = SFX(vload)(bias + v * VL);
                 acc[v] = G == 4 ? SFX(vload)(gxrow[0] + v * VL) + bv : bv;
             }
-            SFX(row1_kernel)(H, hrow[0], w, (long)H * NRK, acc, GU);
+            SFX(row1_kernel)(H, hprev + (long)r0 * H, w, (long)H * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
         } else {
             VEC acc[4 * U / NRK][6][2];
@@ -148,7 +143,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             const long row = (long)t * B + b;
             const REAL *acc = pre[r];
             REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
-            REAL *hpo = hpout + (long)(b / 6) * 6 * H + (long)h0 * 6 + b % 6;   /* stride 6 */
+            REAL *hpo = hpout + SFX(pk_index)(b, h0, H);   /* stride 6 */
             if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
                 for (int u = 0; u < nu; u++) {
                     hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
@@ -244,13 +239,13 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
         const long TB = (long)d->T * d->B, wmax = d->I > d->H ? d->I : d->H;
         return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
                                + 3 * BH + ghp * wmax + 2 * ghp + 3L * nb * U
-                               + 2L * ((d->B + 5) / 6) * 6 * ghp
+                               + 2 * SFX(pk_elems)(d->B, ghp)
                                + SFX(fl_gemm_work_elems)(d->n_threads));
     }
     const int train = pass == 1, tc = SFX(gx_chunk)(d, train);
     const int gx_in_cache = train && d->cell != FL_CELL_GRU;
     return sizeof(REAL) * ((long)d->I * ghp + (long)nb * d->H * G * U + 2 * ghp + 3L * nb * U
-                           + 3 * BH + 2 * SFX(hpk_elems)(d->B, d->H)
+                           + 3 * BH + 2 * SFX(pk_elems)(d->B, d->H)
                            + SFX(fl_gemm_work_elems)(d->n_threads)
                            + (gx_in_cache ? 0 : (long)tc * d->B * ghp));
 }
@@ -287,7 +282,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     REAL *wih_r = pk, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
     REAL *bias_x = bias + ghp, *peep = bias_x + ghp;
     REAL *hbuf = work + npacked, *cbuf = hbuf + 2 * BH;   /* inference state: h ping-pong, c in place */
-    const long hpn = SFX(hpk_elems)(B, H);
+    const long hpn = SFX(pk_elems)(B, H);
     REAL *hpk = cbuf + BH;                                 /* packed h ping-pong (2, hpn) */
     REAL *gemm_work = hpk + 2 * hpn;
     REAL *gx = gx_in_cache ? cache_gates : gemm_work + SFX(fl_gemm_work_elems)(d->n_threads);
@@ -303,7 +298,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < H; k++)
-            hpk[(long)(b / 6) * 6 * H + (long)k * 6 + b % 6] = h0 ? h0[(long)b * H + k] : 0;
+            hpk[SFX(pk_index)(b, k, H)] = h0 ? h0[(long)b * H + k] : 0;
 
     SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, whh_b, bias, bias_x,
                         d->cell == FL_CELL_PEEPHOLE ? peep : NULL, lengths,
