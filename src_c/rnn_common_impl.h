@@ -30,6 +30,26 @@ static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
     return nt < 1 ? 1 : (int)nt;
 }
 
+/* Threads for a time loop split by batch rows, or 0 to split by unit blocks
+ * (step_threads). A thread that owns batch rows runs them through every step
+ * and every unit block with no barrier, but streams all of W_hh (wcols
+ * columns of H) each step, so the split is taken only while W_hh fits in a
+ * core's L2, and only with at least FL_BATCH_FLOPS_PER_THREAD flops of the
+ * chunk's recurrence per thread (one fork and join per chunk of steps). */
+#define FL_BATCH_SPLIT_WBYTES (384L * 1024)
+#define FL_BATCH_FLOPS_PER_THREAD 2000000L
+static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps)
+{
+    const long rg = (d->B + 5) / 6;
+    if (d->n_threads < 2 || rg < 2 || d->step_flops == -2) return 0;
+    if (wcols * d->H * (long)sizeof(REAL) > FL_BATCH_SPLIT_WBYTES) return 0;
+    const long flops = 2L * steps * d->B * d->H * wcols;
+    long nt = d->n_threads < rg ? d->n_threads : rg;
+    if (d->step_flops >= 0 && nt > flops / FL_BATCH_FLOPS_PER_THREAD)
+        nt = flops / FL_BATCH_FLOPS_PER_THREAD;
+    return nt >= 2 ? (int)nt : 0;
+}
+
 /* The register tile's packed form of a (rows, K) matrix (h_t forward, dG_t
  * backward): (ceil(rows/6), K, 6), element (b, k) at pk_index(b, k, K); rows
  * past the last stay zero. */
@@ -69,32 +89,22 @@ static int SFX(lengths_ok)(const int *lengths, int B, int T)
     return 1;
 }
 
-/* wih_r (I, NB*G*U): column (j*G+g)*U+u holds w_ih row g*H + j*U + u. */
-static inline void SFX(pack_wih_cols)(REAL *wih_r, const REAL *w_ih, int G, int H, int I, int nb)
-{
-    long ghp = (long)nb * G * U;
-    for (int k = 0; k < I; k++)
-        for (int j = 0; j < nb; j++)
-            for (int g = 0; g < G; g++)
-                for (int u = 0; u < U; u++) {
-                    int h = j * U + u;
-                    wih_r[k * ghp + (j * G + g) * U + u] = h < H ? w_ih[((long)g * H + h) * I + k] : 0;
-                }
-}
-
-/* whh_b (NB, G*U/NRK, H, NRK): block j's W_hh^T cut into column groups of
- * NRK columns (the register tile's width), each a contiguous (H, NRK) slab,
- * so the recurrent step streams each slab sequentially. Column c of block j
- * is unit j*U + c%U of gate c/U. */
-static inline void SFX(pack_whh_blocks)(REAL *whh_b, const REAL *w_hh, int G, int H, int nb)
+/* wb (NB, G*U/NRK, KT, NRK): block j of W^T cut into column groups of NRK
+ * columns (the register tile's width), each a contiguous (KT, NRK) slab, so
+ * the step streams each slab sequentially. Column c of block j is unit
+ * j*U + c%U of gate c/U. w (G*H, K) fills slab rows [k0, k0 + K): W_hh alone
+ * (k0 = 0, K = KT = H), or W_ih then W_hh when the step also projects the
+ * input (KT = I + H). */
+static inline void SFX(pack_w_slabs)(REAL *wb, const REAL *w, int G, int H, int K, int k0,
+                                     int KT, int nb)
 {
     const int GU = G * U;
     for (int j = 0; j < nb; j++)
         for (int c = 0; c < GU; c++) {
             const int g = c / U, h = j * U + c % U;
-            REAL *dst = whh_b + ((long)j * GU + (c / NRK) * NRK) * H + c % NRK;
-            for (int k = 0; k < H; k++)
-                dst[(long)k * NRK] = h < H ? w_hh[((long)g * H + h) * H + k] : 0;
+            REAL *dst = wb + ((long)j * GU + (c / NRK) * NRK) * KT + (long)k0 * NRK + c % NRK;
+            for (int k = 0; k < K; k++)
+                dst[(long)k * NRK] = h < H ? w[((long)g * H + h) * K + k] : 0;
         }
 }
 

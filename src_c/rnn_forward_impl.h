@@ -3,17 +3,38 @@
  * rnn_common_impl.h).
  *
  * 1. Weights packed once per parameter change (fl_rnn_pack), or per call.
- * 2. Hoisted input projection: Gx (rows, NB*G*U) = X (rows, I) * W_ih^T, one
- *    GEMM per chunk of time steps.
- * 3. Time loop inside one OpenMP region per chunk. Work items are (unit block
- *    j, batch chunk): an item multiplies h_{t-1} by its block of W_hh, which
- *    stays in its thread's cache across steps, then applies the gate
+ * 2. Input projection: for a narrow input (I <= FL_FUSE_MAX_I, not gru) the
+ *    step's tile does it: the tile multiplies [x_t, h_{t-1}] (K = I + H) by
+ *    [W_ih; W_hh]^T, the packed h buffer carries x_t in its first I columns,
+ *    and the whole sequence is one parallel region. Otherwise it is hoisted: Gx (rows, NB*G*U) = X (rows, I) * W_ih^T,
+ *    one GEMM per chunk of time steps, each chunk's steps one region.
+ * 3. The time loop. Work items are (unit block j, batch rows): an item
+ *    multiplies its rows of h_{t-1} by block j of W_hh, then applies the gate
  *    nonlinearities and the cell update on whole vectors while the G*U
  *    accumulators are still hot. The epilogue also writes h_t in the register
- *    tile's packed form, so the next step's tile needs no packing. One barrier
- *    per step, because every item reads all of h_{t-1}.
+ *    tile's packed form, so the next step's tile needs no packing. Threads
+ *    split the work one of two ways (batch_threads decides):
+ *    - by batch rows, when W_hh fits in a core's L2: each thread runs its own
+ *      rows through every step, all blocks, with no barrier at all;
+ *    - by unit blocks: a thread's blocks of W_hh stay in its cache across
+ *      steps, and every step ends in a barrier, because each item reads all
+ *      of h_{t-1}.
  */
 #define BCHUNK 24   /* batch rows per work item: a multiple of the 6-row register tile */
+#define FL_FUSE_MAX_I 64   /* widest input the step projects itself */
+#define PROJ_MC 72         /* rows of X per block of the hoisted projection */
+#define PROJ_FLOPS_PER_THREAD 4000000L   /* as the GEMM's: smaller products run on fewer threads */
+
+/* Does the step project the input (x_t * W_ih^T in the tile)? For narrow
+ * inputs, with more than one row tile or a single step (streaming). A
+ * sequence of at most 6 rows per step (serving) does better with Gx hoisted,
+ * where the projection's tile runs over 6 time steps at once. gru needs the
+ * input part of its candidate gate apart from the recurrent part. Both ways
+ * give bitwise the same result. */
+static inline int SFX(fused_x)(const fl_rnn_desc *d)
+{
+    return d->cell != FL_CELL_GRU && d->I <= FL_FUSE_MAX_I && (d->B > 6 || d->T == 1);
+}
 
 typedef struct {
     const fl_rnn_desc *d;
@@ -22,10 +43,12 @@ typedef struct {
     long gcc;            /* NB*4*U: width of a gate-cache row */
     const REAL *gx;      /* (TC*B, ghp): Gx of time steps [gx_t0, gx_t0 + TC) */
     int gx_t0;
-    const REAL *whh_b;   /* (NB, G*U/NRK, H, NRK) */
+    const REAL *wb;      /* (NB, G*U/NRK, I + H, NRK): [W_ih; W_hh]^T slabs */
+    int xk;              /* input columns the step projects: I, or 0 when Gx is hoisted */
     const REAL *bias;    /* (ghp) lstm: b_ih + b_hh; gru: b_hh */
     const REAL *bias_x;  /* (ghp) gru only: b_ih */
     const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
+    const REAL *x; long ldx;   /* the layer input (T, B, ldx), read when xk > 0 */
     const int *lengths;
     REAL *y; long ldy;
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
@@ -34,7 +57,7 @@ typedef struct {
 /* Gate nonlinearities and state update of one batch row on a block of U
  * units, VL units per instruction.
  * acc (G*U) IN: pre-activations (lstm: input and recurrent parts and both
- * biases; gru: recurrent part and b_hh, input part in gx (G*U) plus bias_x);
+ * biases; gru: recurrent part and b_hh, input part and b_ih in gx (G*U));
  * st (U) IN: c_{t-1} (lstm) or h_{t-1} (gru); hout, cout, yrow, hpo (stride
  * 6) OUT: h_t, c_t, the output row and h_t in packed form; cg (4*U) OUT: the
  * gate cache for backward, or NULL. */
@@ -49,12 +72,10 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
         const VEC s = SFX(vload)(st + v);
         if (d->cell == FL_CELL_GRU) {
             /* r, z, n, and W_hn h + b_hn */
-            const REAL *bx = a->bias_x + (long)j * 3 * U;
-            q0 = SFX(vgate)(hard, SFX(vload)(gx + v) + SFX(vload)(bx + v) + SFX(vload)(acc + v));
-            q1 = SFX(vgate)(hard, SFX(vload)(gx + U + v) + SFX(vload)(bx + U + v)
-                                  + SFX(vload)(acc + U + v));
+            q0 = SFX(vgate)(hard, SFX(vload)(gx + v) + SFX(vload)(acc + v));
+            q1 = SFX(vgate)(hard, SFX(vload)(gx + U + v) + SFX(vload)(acc + U + v));
             q3 = SFX(vload)(acc + 2 * U + v);
-            q2 = SFX(vact)(relu, SFX(vload)(gx + 2 * U + v) + SFX(vload)(bx + 2 * U + v) + q0 * q3);
+            q2 = SFX(vact)(relu, SFX(vload)(gx + 2 * U + v) + q0 * q3);
             h = (1 - q1) * q2 + q1 * s;
         } else {
             /* i, f, g, o; s = c_{t-1} */
@@ -89,61 +110,71 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
 
 /* One work item at time t: rows [b0, b1) of unit block j.
  * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev);
- * hpin, hpout: h_{t-1} IN and h_t OUT in the tile's packed form (pk_index),
- * so the next step's tile reads one contiguous stream with no packing. */
+ * hpin, hpout: [x_t, h_{t-1}] IN and [x_tn, h_t] OUT in the tile's packed
+ * form (pk_index, KT columns), so the next step's tile reads one contiguous
+ * stream with no packing; the j = 0 item writes the rows of x_tn, the next
+ * step's input (tn < 0: none). */
 FL_CLONES
 void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                           const REAL *hprev, const REAL *cprev, REAL *hcur, REAL *ccur,
-                          const REAL *hpin, REAL *hpout)
+                          const REAL *hpin, REAL *hpout, int tn)
 {
     const fl_rnn_desc *d = a->d;
-    const int H = d->H, B = d->B, G = a->G, GU = G * U;
+    const int H = d->H, B = d->B, I = d->I, G = a->G, GU = G * U;
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
-    const REAL *w = a->whh_b + (long)j * H * GU;
+    const int xk = a->xk, KT = xk + H, KW = I + H;   /* KT: columns of the packed [x, h] */
+    const REAL *w = a->wb + (long)j * KW * GU;
     const REAL *bias = a->bias + (long)j * GU;
     for (int r0 = b0; r0 < b1; r0 += 6) {
+        const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         /* pre (6, G*U): the block's gate pre-activations for up to 6 rows */
         REAL pre[6][4 * U];
-        const REAL *gxrow[6];
-        for (int r = 0; r < 6; r++) {
+        const REAL *gxrow[6] = { NULL };
+        for (int r = 0; r < 6 && !xk; r++) {
             int b = r0 + r < b1 ? r0 + r : r0;   /* spare rows repeat row r0 */
             gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
-        if (b1 - r0 == 1) {   /* a lone row (batch 1): all G*U columns at once */
+        int live = !a->lengths;   /* rows all past their lengths only carry their state */
+        for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[r0 + r];
+        /* Gx starts from the bias (lstm: b_ih + b_hh), as a projecting step's
+         * accumulators do, so a row's result is the same whichever way its
+         * batch projects the input; gru keeps its input part apart (reset gate) */
+        const int add_gx = G == 4 && !xk;
+        if (live && nrows == 1) {   /* a lone row (batch 1): all G*U columns at once */
             VEC acc[4 * U / VL];
             for (int v = 0; v < GU / VL; v++) {
                 VEC bv = SFX(vload)(bias + v * VL);
-                acc[v] = G == 4 ? SFX(vload)(gxrow[0] + v * VL) + bv : bv;
+                acc[v] = add_gx ? SFX(vload)(gxrow[0] + v * VL) : bv;
             }
-            SFX(row1_kernel)(H, hprev + (long)r0 * H, w, (long)H * NRK, acc, GU);
+            if (xk) SFX(row1_kernel)(I, a->x + ((long)t * B + r0) * a->ldx, w, (long)KW * NRK, acc, GU);
+            SFX(row1_kernel)(H, hprev + (long)r0 * H, w + (long)I * NRK, (long)KW * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
-        } else {
+        } else if (live) {
             VEC acc[4 * U / NRK][6][2];
             const int ncg = GU / NRK;
             for (int q = 0; q < ncg; q++) {
                 const int cg = q * NRK;
                 VEC bv0 = SFX(vload)(bias + cg), bv1 = SFX(vload)(bias + cg + VL);
-                for (int r = 0; r < 6; r++) {   /* gru keeps the input part apart (reset gate) */
-                    acc[q][r][0] = G == 4 ? SFX(vload)(gxrow[r] + cg) + bv0 : bv0;
-                    acc[q][r][1] = G == 4 ? SFX(vload)(gxrow[r] + cg + VL) + bv1 : bv1;
+                for (int r = 0; r < 6; r++) {
+                    acc[q][r][0] = add_gx ? SFX(vload)(gxrow[r] + cg) : bv0;
+                    acc[q][r][1] = add_gx ? SFX(vload)(gxrow[r] + cg + VL) : bv1;
                 }
             }
-            const REAL *hp6 = hpin + (long)(r0 / 6) * 6 * H;
+            const REAL *hp6 = hpin + (long)(r0 / 6) * 6 * KT;
             for (int q = 0; q < ncg; q++)
-                SFX(rows6p_kernel)(H, hp6, w + (long)q * H * NRK, NRK, acc[q]);
+                SFX(rows6p_kernel)(KT, hp6, w + ((long)q * KW + I - xk) * NRK, NRK, acc[q]);
             for (int q = 0; q < ncg; q++)
                 for (int r = 0; r < 6; r++) {
                     SFX(vstore)(pre[r] + q * NRK, acc[q][r][0]);
                     SFX(vstore)(pre[r] + q * NRK + VL, acc[q][r][1]);
                 }
         }
-        const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         for (int r = 0; r < nrows; r++) {
             const int b = r0 + r;
             const long row = (long)t * B + b;
             const REAL *acc = pre[r];
             REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
-            REAL *hpo = hpout + SFX(pk_index)(b, h0, H);   /* stride 6 */
+            REAL *hpo = hpout + SFX(pk_index)(b, xk + h0, KT);   /* stride 6 */
             if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
                 for (int u = 0; u < nu; u++) {
                     hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
@@ -171,24 +202,61 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 }
             }
         }
+        if (xk && j == 0 && tn >= 0)   /* the next step's input rows, packed */
+            for (int r = 0; r < nrows; r++) {
+                const REAL *xr = a->x + ((long)tn * B + r0 + r) * a->ldx;
+                for (int k = 0; k < xk; k++) hpout[SFX(pk_index)(r0 + r, k, KT)] = xr[k];
+            }
     }
 }
 
-/* Time steps per input-projection GEMM: all of them when an lstm trains (Gx
- * goes straight into the gate cache); otherwise enough steps for about 256
- * GEMM rows, so Gx stays small and cache-resident. */
+/* Time steps per hoisted projection: all of them when the step projects
+ * the input (there is none) or an lstm trains (Gx goes straight into the
+ * gate cache); otherwise enough steps for about 256 rows, so Gx stays small
+ * and cache-resident. */
 static int SFX(gx_chunk)(const fl_rnn_desc *d, int train)
 {
-    if (train && d->cell != FL_CELL_GRU) return d->T;
+    if (SFX(fused_x)(d) || (train && d->cell != FL_CELL_GRU)) return d->T;
     int tc = (256 + d->B - 1) / d->B;
     return tc < d->T ? tc : d->T;
 }
 
-/* Elements of the packed forward weights: wih_r, whh_b, bias, bias_x, peep. */
+/* The hoisted input projection of one block of rows: gx (rows, ghp) =
+ * bias + X (rows, I) * W_ih^T (lstm: b_ih + b_hh; gru: b_ih), rows <= PROJ_MC, taking W_ih from the x rows of the
+ * step's [W_ih; W_hh] slabs (one packed form for both ways of projecting).
+ * The block is packed into 6-row slivers (xp, PROJ_MC * I) so each (I, NRK)
+ * slab stays in L1 across the block's tiles, as in the GEMM; sums run over k
+ * in order, so the result does not depend on how rows are split. */
+FL_CLONES
+void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx, int rows, REAL *xp,
+                         REAL *gx)
+{
+    const int I = a->d->I, KW = I + a->d->H;
+    const REAL *bias = a->G == 4 ? a->bias : a->bias_x;
+    for (int s = 0; s < rows; s += 6)
+        for (int r = 0; r < 6; r++)
+            for (int k = 0; k < I; k++)
+                xp[(long)s * I + 6L * k + r] = s + r < rows ? x[(long)(s + r) * ldx + k] : 0;
+    for (long c0 = 0; c0 < a->ghp; c0 += NRK) {   /* column groups, in slab order */
+        const REAL *w = a->wb + c0 * KW;
+        for (int s = 0; s < rows; s += 6) {
+            const VEC b0 = SFX(vload)(bias + c0), b1 = SFX(vload)(bias + c0 + VL);
+            VEC acc[6][2];
+            for (int r = 0; r < 6; r++) { acc[r][0] = b0; acc[r][1] = b1; }
+            SFX(rows6p_kernel)(I, xp + (long)s * I, w, NRK, acc);
+            for (int r = 0; r < 6 && s + r < rows; r++) {
+                SFX(vstore)(gx + (long)(s + r) * a->ghp + c0, acc[r][0]);
+                SFX(vstore)(gx + (long)(s + r) * a->ghp + c0 + VL, acc[r][1]);
+            }
+        }
+    }
+}
+
+/* Elements of the packed forward weights: wb, bias, bias_x, peep. */
 static long SFX(packed_elems)(const fl_rnn_desc *d, int nb)
 {
     const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U;
-    return (long)d->I * ghp + (long)nb * d->H * G * U + 2 * ghp + 3L * nb * U;
+    return ((long)d->I + d->H) * ghp + 2 * ghp + 3L * nb * U;
 }
 
 static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_ih,
@@ -196,10 +264,9 @@ static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_
 {
     const int G = SFX(rnn_gates)(d->cell), H = d->H, I = d->I;
     const long ghp = (long)nb * G * U;
-    REAL *wih_r = pk, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
-    REAL *bias_x = bias + ghp, *peep = bias_x + ghp;
-    SFX(pack_wih_cols)(wih_r, w_ih, G, H, I, nb);
-    SFX(pack_whh_blocks)(whh_b, w_hh, G, H, nb);
+    REAL *wb = pk, *bias = wb + ((long)I + H) * ghp, *bias_x = bias + ghp, *peep = bias_x + ghp;
+    SFX(pack_w_slabs)(wb, w_ih, G, H, I, 0, I + H, nb);
+    SFX(pack_w_slabs)(wb, w_hh, G, H, H, I, I + H, nb);
     if (d->cell == FL_CELL_GRU) {
         SFX(pack_bias)(bias, b_hh, NULL, G, H, nb);
         SFX(pack_bias)(bias_x, b_ih, NULL, G, H, nb);
@@ -229,6 +296,17 @@ int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const
     return FL_OK;
 }
 
+/* Elements of a forward's workspace after the packed weights: state (3*B*H),
+ * the packed [x, h] ping-pong, the projection's per-thread X blocks and Gx. */
+static long SFX(fwd_work_elems)(const fl_rnn_desc *d, long ghp, int train)
+{
+    const int fused = SFX(fused_x)(d), tc = SFX(gx_chunk)(d, train);
+    const int no_gx = fused || (train && d->cell != FL_CELL_GRU);
+    return 3L * d->B * d->H + 2 * SFX(pk_elems)(d->B, (fused ? d->I : 0) + d->H)
+           + (fused ? 0 : (long)d->n_threads * PROJ_MC * d->I)
+           + (no_gx ? 0 : (long)tc * d->B * ghp);
+}
+
 size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
 {
     int nb;
@@ -242,12 +320,7 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
                                + 2 * SFX(pk_elems)(d->B, ghp)
                                + SFX(fl_gemm_work_elems)(d->n_threads));
     }
-    const int train = pass == 1, tc = SFX(gx_chunk)(d, train);
-    const int gx_in_cache = train && d->cell != FL_CELL_GRU;
-    return sizeof(REAL) * ((long)d->I * ghp + (long)nb * d->H * G * U + 2 * ghp + 3L * nb * U
-                           + 3 * BH + 2 * SFX(pk_elems)(d->B, d->H)
-                           + SFX(fl_gemm_work_elems)(d->n_threads)
-                           + (gx_in_cache ? 0 : (long)tc * d->B * ghp));
+    return sizeof(REAL) * (SFX(packed_elems)(d, nb) + SFX(fwd_work_elems)(d, ghp, pass == 1));
 }
 
 int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
@@ -270,22 +343,22 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
     const long ghp = (long)nb * G * U, BH = (long)B * H;
-    const int TC = SFX(gx_chunk)(d, train);
-    const int gx_in_cache = train && !gru;
+    const int TC = SFX(gx_chunk)(d, train), fused = SFX(fused_x)(d);
+    const int gx_in_cache = train && !gru && !fused;
     int owned;
     REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, train), &owned);
     if (!work) return FL_ERR_NOMEM;
-    const long npacked = SFX(packed_elems)(d, nb);
     REAL *pk = work;
     if (d->packed) pk = (REAL *)d->packed;        /* weights packed once by fl_rnn_pack */
     else SFX(pack_all)(d, nb, pk, w_ih, w_hh, b_ih, b_hh, w_peep);
-    REAL *wih_r = pk, *whh_b = wih_r + (long)I * ghp, *bias = whh_b + (long)nb * H * G * U;
-    REAL *bias_x = bias + ghp, *peep = bias_x + ghp;
-    REAL *hbuf = work + npacked, *cbuf = hbuf + 2 * BH;   /* inference state: h ping-pong, c in place */
-    const long hpn = SFX(pk_elems)(B, H);
-    REAL *hpk = cbuf + BH;                                 /* packed h ping-pong (2, hpn) */
-    REAL *gemm_work = hpk + 2 * hpn;
-    REAL *gx = gx_in_cache ? cache_gates : gemm_work + SFX(fl_gemm_work_elems)(d->n_threads);
+    REAL *wb = pk, *bias = wb + ((long)I + H) * ghp, *bias_x = bias + ghp, *peep = bias_x + ghp;
+    REAL *hbuf = work + SFX(packed_elems)(d, nb), *cbuf = hbuf + 2 * BH;   /* inference state: h ping-pong, c in place */
+    const int xk = fused ? I : 0, KT = xk + H;
+    const long hpn = SFX(pk_elems)(B, KT);
+    REAL *hpk = cbuf + BH;                                 /* packed [x, h] ping-pong (2, hpn) */
+    REAL *xpk = hpk + 2 * hpn;                             /* projection X blocks (n_threads, PROJ_MC, I) */
+    REAL *gx = fused ? NULL
+             : gx_in_cache ? cache_gates : xpk + (long)d->n_threads * PROJ_MC * I;
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
     const int rev = d->reverse;
@@ -296,28 +369,47 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
     }
     for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        const REAL *x0 = x + ((long)(rev ? T - 1 : 0) * B + b) * ldx;   /* the first step's input */
+        for (int k = 0; k < xk; k++) hpk[SFX(pk_index)(b, k, KT)] = x0[k];
         for (int k = 0; k < H; k++)
-            hpk[SFX(pk_index)(b, k, H)] = h0 ? h0[(long)b * H + k] : 0;
+            hpk[SFX(pk_index)(b, xk + k, KT)] = h0 ? h0[(long)b * H + k] : 0;
+    }
 
-    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, whh_b, bias, bias_x,
-                        d->cell == FL_CELL_PEEPHOLE ? peep : NULL, lengths,
-                        y, ldy, cache_gates };
-    const int nbc = (B + BCHUNK - 1) / BCHUNK;
+    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, wb, xk, bias, bias_x,
+                        d->cell == FL_CELL_PEEPHOLE ? peep : NULL, x, ldx,
+                        lengths, y, ldy, cache_gates };
+    const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
     const long items = (long)nb * nbc;
-    const int nt = SFX(step_threads)(d, items);
-    /* Chunks of TC steps: the input projection of a chunk is one GEMM (the
-     * whole sequence in one when training an lstm, straight into the cache),
-     * then the chunk's steps run in one parallel region. */
+    const int nbt = SFX(batch_threads)(d, G * U * (long)nb, TC);
+    const int nt = nbt ? nbt : SFX(step_threads)(d, items);
+    /* Chunks of TC steps: a chunk's input projection, hoisted (the whole
+     * sequence at once when training an lstm, straight into the cache; none
+     * when the step projects the input), then its steps in one region. */
     for (int s0 = 0; s0 < T; s0 += TC) {
         const int s1 = s0 + TC < T ? s0 + TC : T;
         const int t0 = rev ? T - s1 : s0;   /* chunk covers times [t0, t0 + s1 - s0) */
         a.gx_t0 = t0;
-        st = SFX(fl_gemm_ws)(0, (s1 - s0) * B, (int)ghp, I, x + (long)t0 * B * ldx, ldx,
-                             wih_r, ghp, 0, gx, ghp, d->n_threads, gemm_work);
-        if (st != FL_OK) { if (owned) free(work); return st; }
+        if (!fused) {
+            const int rows = (s1 - s0) * B, nblk = (rows + PROJ_MC - 1) / PROJ_MC;
+            const long pflops = 2L * rows * I * ghp;
+            long npt = pflops / PROJ_FLOPS_PER_THREAD;
+            if (npt > d->n_threads) npt = d->n_threads;
+            if (npt > nblk) npt = nblk;
+            #pragma omp parallel for schedule(static) if (npt > 1) num_threads(npt > 1 ? (int)npt : 1)
+            for (int blk = 0; blk < nblk; blk++) {
+                const int m0 = blk * PROJ_MC, mr = rows - m0 < PROJ_MC ? rows - m0 : PROJ_MC;
+                SFX(fl_rnn_project)(&a, x + ((long)t0 * B + m0) * ldx, ldx, mr,
+                                    xpk + (long)omp_get_thread_num() * PROJ_MC * I,
+                                    gx + (long)m0 * ghp);
+            }
+        }
         #pragma omp parallel num_threads(nt)
         {
+            /* by batch rows: this thread's row groups [g0, g1), no barrier */
+            const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+            const int g0 = (int)((long)rg * tid / nth), g1 = (int)((long)rg * (tid + 1) / nth);
+            const int rb0 = 6 * g0, rb1 = 6 * g1 < B ? 6 * g1 : B;
             for (int s = s0; s < s1; s++) {
                 const int t = rev ? T - 1 - s : s;
                 const REAL *hprev, *cprev;
@@ -331,12 +423,19 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                     hprev = hbuf + (s & 1) * BH; hcur = hbuf + ((s + 1) & 1) * BH;
                     cprev = gru ? NULL : cbuf; ccur = gru ? NULL : cbuf;
                 }
+                const int tn = s + 1 < T ? (rev ? T - 2 - s : s + 1) : -1;
+                const REAL *hpin = hpk + (s & 1) * hpn;
+                REAL *hpout = hpk + ((s + 1) & 1) * hpn;
+                if (nbt) {
+                    for (int j = 0; j < nb && rb0 < rb1; j++)
+                        SFX(fl_rnn_fwd_item)(&a, t, j, rb0, rb1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
+                    continue;
+                }
                 #pragma omp for schedule(static)
                 for (long it = 0; it < items; it++) {
                     int j = (int)(it / nbc), bc = (int)(it % nbc);
                     int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
-                    SFX(fl_rnn_fwd_item)(&a, t, j, b0, b1, hprev, cprev, hcur, ccur,
-                                         hpk + (s & 1) * hpn, hpk + ((s + 1) & 1) * hpn);
+                    SFX(fl_rnn_fwd_item)(&a, t, j, b0, b1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
                 }
             }
         }
@@ -359,3 +458,5 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
 }
 
 #undef BCHUNK
+#undef PROJ_MC
+#undef PROJ_FLOPS_PER_THREAD

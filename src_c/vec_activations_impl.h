@@ -46,9 +46,13 @@ FL_INLINE VEC SFX(vexp)(VEC x)
      * most 127 * 2e-9 = 2.5e-7 relative to exp where |x| is near 88, where
      * sigmoid and tanh are 0 or +-1 to far more than that */
     VEC r = x - k * RC(0.693147182464599609375);
-    VEC p = SFX(vsplat)(RC(1.0) / RC(720.0));
-    p = p * r + RC(1.0) / RC(120.0);
-    p = p * r + RC(1.0) / RC(24.0);
+    /* Estrin's scheme: three FMA levels instead of six in a row. An LSTM
+     * step's epilogue is a chain exp -> divide -> cell -> exp -> divide, so
+     * its latency, not its instruction count, bounds small hidden sizes. */
+    const VEC r2 = r * r, r4 = r2 * r2;
+    const VEC p01 = r + RC(1.0), p23 = r * (RC(1.0) / RC(6.0)) + RC(0.5);
+    const VEC p45 = r * (RC(1.0) / RC(120.0)) + RC(1.0) / RC(24.0);
+    const VEC p = (p01 + r2 * p23) + r4 * (p45 + r2 * (RC(1.0) / RC(720.0)));
 #else
     const REAL ln2_hi = RC(0.693145751953125);          /* exact in float */
     const REAL ln2_lo = RC(1.42860682030941723212e-06); /* ln 2 - ln2_hi */
@@ -62,11 +66,11 @@ FL_INLINE VEC SFX(vexp)(VEC x)
     p = p * r + RC(1.0) / RC(720.0);
     p = p * r + RC(1.0) / RC(120.0);
     p = p * r + RC(1.0) / RC(24.0);
-#endif
     p = p * r + RC(1.0) / RC(6.0);
     p = p * r + RC(0.5);
     p = p * r + RC(1.0);
     p = p * r + RC(1.0);
+#endif
     const REAL magic = FL_ROUND_MAGIC;
     UREAL mbits;
     memcpy(&mbits, &magic, sizeof mbits);
