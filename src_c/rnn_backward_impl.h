@@ -6,7 +6,9 @@
  * gate gradients dG of every step. Per step, phase 1 (elementwise on whole
  * vectors, per unit block) turns dh, dc and the cached gates into dG[t], also
  * in the register tile's packed form; after a barrier, phase 2 computes
- * dh_{t-1} = dG[t] * W_hh for the block's units. The weight
+ * dh_{t-1} = dG[t] * W_hh for the block's units. When W_hh fits in a core's
+ * L2 the threads split the batch rows instead (batch_threads), and each runs
+ * both phases for its rows over all blocks with no barrier. The weight
  * gradients, the bias gradients and dX then come from single GEMMs (or
  * column sums) over all T*B rows.
  */
@@ -243,11 +245,21 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
                         peep_cell ? peep : NULL, lengths, dy, lddy, dgx, dgh, whhT_b, dh, dc, dhd };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
-    const int nt = SFX(step_threads)(d, items);
+    const int nbt = SFX(batch_threads)(d, ghp, T);
+    const int nt = nbt ? nbt : SFX(step_threads)(d, items);
     #pragma omp parallel num_threads(nt)
     {
+        int rb0, rb1;   /* split by batch rows: this thread's rows, no barrier */
+        SFX(batch_rows)(B, omp_get_thread_num(), omp_get_num_threads(), &rb0, &rb1);
         for (int s = 0; s < T; s++) {
             const int t = d->reverse ? s : T - 1 - s;
+            if (nbt) {
+                for (int j = 0; j < nb && rb0 < rb1; j++)
+                    SFX(fl_rnn_bwd_phase1)(&a, t, j, rb0, rb1, dgpk + (s & 1) * dgpn);
+                for (int j = 0; j < nb && rb0 < rb1; j++)
+                    SFX(fl_rnn_bwd_phase2)(&a, t, j, rb0, rb1, dgpk + (s & 1) * dgpn);
+                continue;
+            }
             #pragma omp for schedule(static)
             for (long it = 0; it < items; it++) {
                 int j = (int)(it / nbc), bc = (int)(it % nbc);

@@ -50,6 +50,16 @@ static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps
     return nt >= 2 ? (int)nt : 0;
 }
 
+/* Batch rows [*b0, *b1) of thread tid of nth in a split by batch rows:
+ * whole 6-row tiles, as even as they go. */
+static inline void SFX(batch_rows)(int B, int tid, int nth, int *b0, int *b1)
+{
+    const long rg = (B + 5) / 6;
+    const int g0 = (int)(rg * tid / nth), g1 = (int)(rg * (tid + 1) / nth);
+    *b0 = 6 * g0;
+    *b1 = 6 * g1 < B ? 6 * g1 : B;
+}
+
 /* The register tile's packed form of a (rows, K) matrix (h_t forward, dG_t
  * backward): (ceil(rows/6), K, 6), element (b, k) at pk_index(b, k, K); rows
  * past the last stay zero. */

@@ -379,7 +379,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, wb, xk, bias, bias_x,
                         d->cell == FL_CELL_PEEPHOLE ? peep : NULL, x, ldx,
                         lengths, y, ldy, cache_gates };
-    const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
+    const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
     const int nbt = SFX(batch_threads)(d, G * U * (long)nb, TC);
     const int nt = nbt ? nbt : SFX(step_threads)(d, items);
@@ -406,10 +406,8 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         }
         #pragma omp parallel num_threads(nt)
         {
-            /* by batch rows: this thread's row groups [g0, g1), no barrier */
-            const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-            const int g0 = (int)((long)rg * tid / nth), g1 = (int)((long)rg * (tid + 1) / nth);
-            const int rb0 = 6 * g0, rb1 = 6 * g1 < B ? 6 * g1 : B;
+            int rb0, rb1;   /* split by batch rows: this thread's rows, no barrier */
+            SFX(batch_rows)(B, omp_get_thread_num(), omp_get_num_threads(), &rb0, &rb1);
             for (int s = s0; s < s1; s++) {
                 const int t = rev ? T - 1 - s : s;
                 const REAL *hprev, *cprev;
