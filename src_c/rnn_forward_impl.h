@@ -50,6 +50,8 @@ typedef struct {
     const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
     const REAL *x; long ldx;   /* the layer input (T, B, ldx), read when xk > 0 */
     const int *lengths;
+    const int *perm;     /* (B) with lengths: the row in each tile slot, longest first, so
+                            tiles of rows that have all ended are skipped; else NULL */
     REAL *y; long ldy;
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
 } SFX(fwd_args);
@@ -108,7 +110,10 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
     }
 }
 
-/* One work item at time t: rows [b0, b1) of unit block j.
+/* The batch row in tile slot p. */
+static inline int SFX(row_of)(const SFX(fwd_args) *a, int p) { return a->perm ? a->perm[p] : p; }
+
+/* One work item at time t: tile slots [b0, b1) (rows row_of(slot)) of unit block j.
  * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev);
  * hpin, hpout: [x_t, h_{t-1}] IN and [x_tn, h_t] OUT in the tile's packed
  * form (pk_index, KT columns), so the next step's tile reads one contiguous
@@ -131,11 +136,11 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
         REAL pre[6][4 * U];
         const REAL *gxrow[6] = { NULL };
         for (int r = 0; r < 6 && !xk; r++) {
-            int b = r0 + r < b1 ? r0 + r : r0;   /* spare rows repeat row r0 */
+            int b = SFX(row_of)(a, r0 + r < b1 ? r0 + r : r0);   /* spare rows repeat row r0 */
             gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
         int live = !a->lengths;   /* rows all past their lengths only carry their state */
-        for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[r0 + r];
+        for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[SFX(row_of)(a, r0 + r)];
         /* Gx starts from the bias (lstm: b_ih + b_hh), as a projecting step's
          * accumulators do, so a row's result is the same whichever way its
          * batch projects the input; gru keeps its input part apart (reset gate) */
@@ -146,8 +151,9 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 VEC bv = SFX(vload)(bias + v * VL);
                 acc[v] = add_gx ? SFX(vload)(gxrow[0] + v * VL) : bv;
             }
-            if (xk) SFX(row1_kernel)(I, a->x + ((long)t * B + r0) * a->ldx, w, (long)KW * NRK, acc, GU);
-            SFX(row1_kernel)(H, hprev + (long)r0 * H, w + (long)I * NRK, (long)KW * NRK, acc, GU);
+            const int b = SFX(row_of)(a, r0);
+            if (xk) SFX(row1_kernel)(I, a->x + ((long)t * B + b) * a->ldx, w, (long)KW * NRK, acc, GU);
+            SFX(row1_kernel)(H, hprev + (long)b * H, w + (long)I * NRK, (long)KW * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
         } else if (live) {
             VEC acc[4 * U / NRK][6][2];
@@ -170,11 +176,11 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 }
         }
         for (int r = 0; r < nrows; r++) {
-            const int b = r0 + r;
+            const int b = SFX(row_of)(a, r0 + r);
             const long row = (long)t * B + b;
             const REAL *acc = pre[r];
             REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
-            REAL *hpo = hpout + SFX(pk_index)(b, xk + h0, KT);   /* stride 6 */
+            REAL *hpo = hpout + SFX(pk_index)(r0 + r, xk + h0, KT);   /* stride 6 */
             if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
                 for (int u = 0; u < nu; u++) {
                     hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
@@ -204,7 +210,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
         }
         if (xk && j == 0 && tn >= 0)   /* the next step's input rows, packed */
             for (int r = 0; r < nrows; r++) {
-                const REAL *xr = a->x + ((long)tn * B + r0 + r) * a->ldx;
+                const REAL *xr = a->x + ((long)tn * B + SFX(row_of)(a, r0 + r)) * a->ldx;
                 for (int k = 0; k < xk; k++) hpout[SFX(pk_index)(r0 + r, k, KT)] = xr[k];
             }
     }
@@ -297,14 +303,15 @@ int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const
 }
 
 /* Elements of a forward's workspace after the packed weights: state (3*B*H),
- * the packed [x, h] ping-pong, the projection's per-thread X blocks and Gx. */
+ * the packed [x, h] ping-pong, the projection's per-thread X blocks, Gx, and
+ * room for the slot order and its counting sort (B + T + 1 ints). */
 static long SFX(fwd_work_elems)(const fl_rnn_desc *d, long ghp, int train)
 {
     const int fused = SFX(fused_x)(d), tc = SFX(gx_chunk)(d, train);
     const int no_gx = fused || (train && d->cell != FL_CELL_GRU);
     return 3L * d->B * d->H + 2 * SFX(pk_elems)(d->B, (fused ? d->I : 0) + d->H)
            + (fused ? 0 : (long)d->n_threads * PROJ_MC * d->I)
-           + (no_gx ? 0 : (long)tc * d->B * ghp);
+           + (no_gx ? 0 : (long)tc * d->B * ghp) + d->B + d->T + 1;
 }
 
 size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
@@ -344,7 +351,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
 
     const long ghp = (long)nb * G * U, BH = (long)B * H;
     const int TC = SFX(gx_chunk)(d, train), fused = SFX(fused_x)(d);
-    const int gx_in_cache = train && !gru && !fused;
+    const int gx_in_cache = train && !gru && !fused, no_gx_buf = fused || gx_in_cache;
     int owned;
     REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, train), &owned);
     if (!work) return FL_ERR_NOMEM;
@@ -357,8 +364,18 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     const long hpn = SFX(pk_elems)(B, KT);
     REAL *hpk = cbuf + BH;                                 /* packed [x, h] ping-pong (2, hpn) */
     REAL *xpk = hpk + 2 * hpn;                             /* projection X blocks (n_threads, PROJ_MC, I) */
-    REAL *gx = fused ? NULL
-             : gx_in_cache ? cache_gates : xpk + (long)d->n_threads * PROJ_MC * I;
+    REAL *gxbuf = xpk + (fused ? 0 : (long)d->n_threads * PROJ_MC * I);
+    REAL *gx = fused ? NULL : gx_in_cache ? cache_gates : gxbuf;
+    int *perm = NULL;
+    if (lengths) {
+        /* tile slots in order of length, longest first (a stable counting sort) */
+        perm = (int *)(gxbuf + (no_gx_buf ? 0 : (long)TC * B * ghp));
+        int *start = perm + B;   /* (T + 1) */
+        for (int l = 0; l <= T; l++) start[l] = 0;
+        for (int b = 0; b < B; b++) start[T - lengths[b]]++;
+        for (int l = 0, acc = 0; l <= T; l++) { int n = start[l]; start[l] = acc; acc += n; }
+        for (int b = 0; b < B; b++) perm[start[T - lengths[b]]++] = b;
+    }
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
     const int rev = d->reverse;
@@ -369,17 +386,18 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
     }
     for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
-    for (int b = 0; b < B; b++) {
+    for (int p = 0; p < B; p++) {
+        const int b = perm ? perm[p] : p;
         const REAL *x0 = x + ((long)(rev ? T - 1 : 0) * B + b) * ldx;   /* the first step's input */
-        for (int k = 0; k < xk; k++) hpk[SFX(pk_index)(b, k, KT)] = x0[k];
+        for (int k = 0; k < xk; k++) hpk[SFX(pk_index)(p, k, KT)] = x0[k];
         for (int k = 0; k < H; k++)
-            hpk[SFX(pk_index)(b, xk + k, KT)] = h0 ? h0[(long)b * H + k] : 0;
+            hpk[SFX(pk_index)(p, xk + k, KT)] = h0 ? h0[(long)b * H + k] : 0;
     }
 
     SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, wb, xk, bias, bias_x,
                         d->cell == FL_CELL_PEEPHOLE ? peep : NULL, x, ldx,
-                        lengths, y, ldy, cache_gates };
-    const int nbc = (B + BCHUNK - 1) / BCHUNK;
+                        lengths, perm, y, ldy, cache_gates };
+    const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
     const long items = (long)nb * nbc;
     const int nbt = SFX(batch_threads)(d, G * U * (long)nb, TC);
     const int nt = nbt ? nbt : SFX(step_threads)(d, items);
@@ -406,8 +424,9 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         }
         #pragma omp parallel num_threads(nt)
         {
-            int rb0, rb1;   /* split by batch rows: this thread's rows, no barrier */
-            SFX(batch_rows)(B, omp_get_thread_num(), omp_get_num_threads(), &rb0, &rb1);
+            const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+            int rb0, rb1;
+            SFX(batch_rows)(B, tid, nth, &rb0, &rb1);
             for (int s = s0; s < s1; s++) {
                 const int t = rev ? T - 1 - s : s;
                 const REAL *hprev, *cprev;
@@ -424,9 +443,19 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                 const int tn = s + 1 < T ? (rev ? T - 2 - s : s + 1) : -1;
                 const REAL *hpin = hpk + (s & 1) * hpn;
                 REAL *hpout = hpk + ((s + 1) & 1) * hpn;
-                if (nbt) {
+                if (nbt && !perm) {   /* split by batch rows: a contiguous share, no barrier */
                     for (int j = 0; j < nb && rb0 < rb1; j++)
                         SFX(fl_rnn_fwd_item)(&a, t, j, rb0, rb1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
+                    continue;
+                }
+                if (nbt) {
+                    /* rows sorted by length: every nth 6-row tile, so the long rows
+                     * are shared out (a contiguous share would give one thread all of
+                     * them; tiles apart cost a few shared cache lines per step) */
+                    for (int j = 0; j < nb; j++)
+                        for (int g = tid; g < rg; g += nth)
+                            SFX(fl_rnn_fwd_item)(&a, t, j, 6 * g, 6 * g + 6 < B ? 6 * g + 6 : B,
+                                                 hprev, cprev, hcur, ccur, hpin, hpout, tn);
                     continue;
                 }
                 #pragma omp for schedule(static)
