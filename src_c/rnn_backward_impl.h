@@ -152,8 +152,11 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             for (int q = 0; q < U / NRK; q++)
                 for (int r = 0; r < 6; r++) acc[q][r][0] = acc[q][r][1] = (VEC){0};
             const REAL *gp6 = dgp + (long)(r0 / 6) * 6 * a->ghp;
-            for (int q = 0; q < U / NRK; q++)
-                SFX(rows6p_kernel)((int)a->ghp, gp6, w + q * a->ghp * NRK, NRK, acc[q]);
+            for (int q = 0; q < U / NRK; q++) {
+                /* a last block of at most VL units needs the left vector only */
+                if (U == NRK && nu <= VL) SFX(rows6p_half)((int)a->ghp, gp6, w + q * a->ghp * NRK, NRK, acc[q]);
+                else SFX(rows6p_kernel)((int)a->ghp, gp6, w + q * a->ghp * NRK, NRK, acc[q]);
+            }
             for (int q = 0; q < U / NRK; q++)
                 for (int r = 0; r < 6; r++) {
                     SFX(vstore)(out[r] + q * NRK, acc[q][r][0]);

@@ -62,14 +62,15 @@ typedef struct {
  * biases; gru: recurrent part and b_hh, input part and b_ih in gx (G*U));
  * st (U) IN: c_{t-1} (lstm) or h_{t-1} (gru); hout, cout, yrow, hpo (stride
  * 6) OUT: h_t, c_t, the output row and h_t in packed form; cg (4*U) OUT: the
- * gate cache for backward, or NULL. */
+ * gate cache for backward, or NULL. Units [0, nv) are computed, nv a multiple
+ * of VL. */
 FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
                                      int h0, int j, const REAL *st, REAL *hout, REAL *cout,
-                                     REAL *yrow, REAL *hpo, REAL *cg)
+                                     REAL *yrow, REAL *hpo, REAL *cg, int nv)
 {
     const fl_rnn_desc *d = a->d;
     const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
-    for (int v = 0; v < U; v += VL) {
+    for (int v = 0; v < nv; v += VL) {
         VEC h, q0, q1, q2, q3;   /* what the gate cache keeps */
         const VEC s = SFX(vload)(st + v);
         if (d->cell == FL_CELL_GRU) {
@@ -127,6 +128,9 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
     const fl_rnn_desc *d = a->d;
     const int H = d->H, B = d->B, I = d->I, G = a->G, GU = G * U;
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
+    /* a last block of at most VL units, where a column group is one gate's U
+     * units, needs only the left vector of each group */
+    const int half = U == NRK && nu <= VL;
     const int xk = a->xk, KT = xk + H, KW = I + H;   /* KT: columns of the packed [x, h] */
     const REAL *w = a->wb + (long)j * KW * GU;
     const REAL *bias = a->bias + (long)j * GU;
@@ -167,8 +171,11 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 }
             }
             const REAL *hp6 = hpin + (long)(r0 / 6) * 6 * KT;
-            for (int q = 0; q < ncg; q++)
-                SFX(rows6p_kernel)(KT, hp6, w + ((long)q * KW + I - xk) * NRK, NRK, acc[q]);
+            for (int q = 0; q < ncg; q++) {
+                const REAL *wq = w + ((long)q * KW + I - xk) * NRK;
+                if (half) SFX(rows6p_half)(KT, hp6, wq, NRK, acc[q]);
+                else SFX(rows6p_kernel)(KT, hp6, wq, NRK, acc[q]);
+            }
             for (int q = 0; q < ncg; q++)
                 for (int r = 0; r < 6; r++) {
                     SFX(vstore)(pre[r] + q * NRK, acc[q][r][0]);
@@ -194,14 +201,16 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
             REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
             if (nu == U) {
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st, hout, cout, yrow, hpo, cg);
+                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st, hout, cout, yrow, hpo, cg, U);
             } else {
                 /* the last block when U does not divide H: stage the state through
                  * zero-padded blocks (padding units compute finite values that are
-                 * never stored; the gate cache keeps them, backward ignores them) */
+                 * never stored; the gate cache keeps them, backward ignores them,
+                 * so without a cache only the vectors holding real units run) */
                 REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
                 SFX(load_blk)(st_b, st, nu);
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st_b, h_b, c_b, y_b, hp_b, cg);
+                const int nv = cg ? U : (nu + VL - 1) / VL * VL;
+                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st_b, h_b, c_b, y_b, hp_b, cg, nv);
                 for (int u = 0; u < nu; u++) {
                     hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
                     if (cout) cout[u] = c_b[u];

@@ -47,6 +47,21 @@ static inline void SFX(rows6p_kernel)(int K, const REAL *ap, const REAL *w, long
     acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
 }
 
+/* The left half of rows6p_kernel's tile (6 x 1 vector): a partial last unit
+ * block of at most VL units (H = 50: 2 of 16) needs no more of its column
+ * groups, and the full tile would spend 28% of shape a's step on padding. */
+static inline void SFX(rows6p_half)(int K, const REAL *ap, const REAL *w, long ldw, VEC acc[6][2])
+{
+    VEC c0 = acc[0][0], c1 = acc[1][0], c2 = acc[2][0], c3 = acc[3][0], c4 = acc[4][0], c5 = acc[5][0];
+    for (int k = 0; k < K; k++) {
+        const VEC w0 = SFX(vload)(w + (long)k * ldw);
+        const REAL *a = ap + 6L * k;
+        c0 += a[0] * w0; c1 += a[1] * w0; c2 += a[2] * w0;
+        c3 += a[3] * w0; c4 += a[4] * w0; c5 += a[5] * w0;
+    }
+    acc[0][0] = c0; acc[1][0] = c1; acc[2][0] = c2; acc[3][0] = c3; acc[4][0] = c4; acc[5][0] = c5;
+}
+
 /* One row: acc[v] += sum_k a[k] * w[v/2 * pstride + k*NRK + (v%2)*VL] for
  * nv vectors, i.e. nv/2 column groups stored as (K, NRK) slabs pstride apart.
  * A single row needs many columns in flight to hide FMA latency, so it takes
