@@ -56,6 +56,8 @@ cdef extern from "fastlstm.h" nogil:
     int fl_gemm_naive_f64(int trans_a, int M, int N, int K, const double *A, long lda,
                           const double *B, long ldb, double beta, double *C, long ldc)
     int fl_activation_f32(int which, long n, float *y, const float *x)
+    int fl_all_finite_f32(const float *x, long n)
+    int fl_all_finite_f64(const double *x, long n)
     int fl_activation_f64(int which, long n, double *y, const double *x)
     int fl_openmp_enabled()
     int fl_openmp_max_threads()
@@ -344,3 +346,16 @@ def activation(int which, const real[::1] x, real[::1] y):
         else:
             status = fl_activation_f64(which, x.shape[0], &y[0], &x[0])
     _raise(status)
+
+
+def all_finite(const real[::1] x):
+    """True when x holds no NaN or infinity (the layers' input check)."""
+    cdef int ok = 1
+    if x.shape[0] == 0:
+        return True
+    with nogil:
+        if real is float:
+            ok = fl_all_finite_f32(&x[0], x.shape[0])
+        else:
+            ok = fl_all_finite_f64(&x[0], x.shape[0])
+    return ok == 1

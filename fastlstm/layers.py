@@ -46,7 +46,7 @@ def _float_array(name, value, dtype, ndim, shape=None):
             and value.flags.c_contiguous and value.size > 0
             and (shape is None or value.shape == tuple(shape))):
         # the common case, checked in a few attribute reads (batch-1 serving calls)
-        if not np.isfinite(value).all():
+        if not _kernels.all_finite(value.reshape(-1)):
             raise ValueError(f"{name} contains NaN or infinity")
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):      # a torch tensor

@@ -63,6 +63,10 @@ int fl_rnn_pack_f64(const fl_rnn_desc *d, double *packed, const double *w_ih, co
 size_t fl_rnn_work_bytes_f32(const fl_rnn_desc *d, int pass);
 size_t fl_rnn_work_bytes_f64(const fl_rnn_desc *d, int pass);
 
+/* 1 if all n values are finite (no NaN or infinity), else 0. */
+int fl_all_finite_f32(const float *x, long n);
+int fl_all_finite_f64(const double *x, long n);
+
 /* Width of one row of the training cache of gates: 4 * H rounded up to FL_UNIT_BLOCK
  * (lstm: i, f, g, o after activation; gru: r, z, n and the recurrent part of n). */
 long fl_gate_cache_cols(int H);

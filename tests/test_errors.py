@@ -382,3 +382,19 @@ def test_kernel_rejects_bad_lengths_directly():
     with pytest.raises(ValueError):       # n_threads < 1
         _kernels.rnn_forward(0, 0, 0, False, 0, x, w_ih, w_hh, b, b, None, None, None,
                              None, y, 0, h_n, c_n, None, None, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finiteness_check_sees_every_position(dtype):
+    """The layers' input check is a vectorised one-pass C loop: a NaN or infinity is
+    caught wherever it sits (vector body or tail), and finite extremes pass."""
+    from fastlstm import _kernels
+    n = 37
+    big = np.finfo(dtype).max
+    assert _kernels.all_finite(np.full(n, big, dtype))
+    assert _kernels.all_finite(np.full(n, -np.finfo(dtype).tiny / 2, dtype))   # subnormal
+    for bad in (np.nan, np.inf, -np.inf):
+        for pos in range(n):
+            a = np.ones(n, dtype)
+            a[pos] = bad
+            assert not _kernels.all_finite(a), (bad, pos)
