@@ -33,10 +33,13 @@ static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
 /* Threads for a time loop split by batch rows, or 0 to split by unit blocks
  * (step_threads). A thread that owns batch rows runs them through every step
  * and every unit block with no barrier, but streams all of W_hh (wcols
- * columns of H) each step, so the split is taken only while W_hh fits in a
- * core's L2, and only with at least FL_BATCH_FLOPS_PER_THREAD flops of the
- * chunk's recurrence per thread (one fork and join per chunk of steps). */
-#define FL_BATCH_SPLIT_WBYTES (384L * 1024)
+ * columns of H) each step instead of its share, so the split is taken only
+ * up to FL_BATCH_SPLIT_WBYTES of W_hh, and only with at least
+ * FL_BATCH_FLOPS_PER_THREAD flops of the chunk's recurrence per thread (one
+ * fork and join per chunk of steps). On the 2-core Zen 3 test machine the
+ * split took shape c (W_hh 1 MiB, over L2) from 75 to 57 ms at 2 threads and
+ * made d (4 MiB) about 8% slower, hence the bound between them. */
+#define FL_BATCH_SPLIT_WBYTES (2048L * 1024)
 #define FL_BATCH_FLOPS_PER_THREAD 2000000L
 static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps)
 {
