@@ -13,17 +13,24 @@
 
 static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4; }
 
-/* Threads for the time loop. Every step ends in a barrier, which costs about
- * a microsecond on an idle machine and far more when another process holds a
- * core, so a step gets one thread per FL_STEP_FLOPS_PER_THREAD flops of
- * recurrent GEMM, never more threads than work items. Results do not depend
- * on the choice: work is partitioned in fixed blocks. */
-#define FL_STEP_FLOPS_PER_THREAD 1000000L
+/* Threads for a time loop split by unit blocks. Every step ends in a
+ * barrier, which costs about a microsecond on an idle machine and far more
+ * when another process holds a core, so a step gets one thread per
+ * FL_STEP_FLOPS_PER_THREAD flops of recurrent GEMM, and the whole loop at
+ * least FL_LOOP_FLOPS_PER_THREAD per thread (a single streaming step is not
+ * worth waking a thread for); never more threads than work items. With
+ * batch 1 and H = 128 (serving), 2 threads took 0.36 ms against 0.53 on
+ * one. Results do not depend on the choice: work is partitioned in fixed
+ * blocks. */
+#define FL_STEP_FLOPS_PER_THREAD 50000L
+#define FL_LOOP_FLOPS_PER_THREAD 2000000L
 static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
 {
     long flops = 2L * d->B * d->H * 4L * d->H;
     long per = d->step_flops > 0 ? d->step_flops : FL_STEP_FLOPS_PER_THREAD;
     long by_work = d->step_flops < 0 ? d->n_threads : flops / per;
+    if (d->step_flops >= 0 && by_work > flops * d->T / FL_LOOP_FLOPS_PER_THREAD)
+        by_work = flops * d->T / FL_LOOP_FLOPS_PER_THREAD;
     long nt = d->n_threads;
     if (nt > by_work) nt = by_work;
     if (nt > items) nt = items;
