@@ -58,6 +58,8 @@ cdef extern from "fastlstm.h" nogil:
     int fl_activation_f32(int which, long n, float *y, const float *x)
     int fl_all_finite_f32(const float *x, long n)
     int fl_all_finite_f64(const double *x, long n)
+    double fl_sum_squares_f32(const float *x, long n)
+    double fl_sum_squares_f64(const double *x, long n)
     int fl_activation_f64(int which, long n, double *y, const double *x)
     int fl_openmp_enabled()
     int fl_openmp_max_threads()
@@ -359,3 +361,16 @@ def all_finite(const real[::1] x):
         else:
             ok = fl_all_finite_f64(&x[0], x.shape[0])
     return ok == 1
+
+
+def sum_squares(const real[::1] x):
+    """sum(x**2) in double, in a fixed order (gradient norms)."""
+    cdef double s = 0
+    if x.shape[0] == 0:
+        return 0.0
+    with nogil:
+        if real is float:
+            s = fl_sum_squares_f32(&x[0], x.shape[0])
+        else:
+            s = fl_sum_squares_f64(&x[0], x.shape[0])
+    return s

@@ -31,7 +31,7 @@ import numpy as np
 from . import exceptions as _exc
 from .data import _compact_token_ids, sliding_windows
 from .network import Network, build_spec, check_spec, loss_and_grad, min_param_count
-from .optim import clip_grad_norm, make_optimizer
+from .optim import clip_grad_norm, grad_norm, make_optimizer
 
 __all__ = ["LSTMRegressor", "LSTMClassifier", "LSTMForecaster"]
 
@@ -671,7 +671,7 @@ class _LSTMBase(_EstimatorBase):
                 if p["clip_norm"] is not None:
                     norm = clip_grad_norm(net.grad, p["clip_norm"])
                 else:
-                    norm = math.sqrt(float(np.dot(net.grad, net.grad)))
+                    norm = grad_norm(net.grad)
                 if not math.isfinite(norm):
                     self._diverged(epoch, b, "gradient norm", norm, p)
                 opt.step(net.params, net.grad)

@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from . import _kernels
+
 __all__ = ["Adam", "SGD", "clip_grad_norm", "make_optimizer"]
 
 
@@ -158,6 +160,16 @@ class SGD:
         return state
 
 
+def grad_norm(flat_grad):
+    """Global L2 norm of a 1-D gradient, summed in double in a fixed order: the
+    same for any thread count (a BLAS dot is not), and no BLAS worker threads
+    left spinning beside the kernels' own."""
+    g = flat_grad
+    if g.dtype not in (np.float32, np.float64) or not g.flags.c_contiguous:
+        g = np.ascontiguousarray(g, dtype=np.float64)
+    return math.sqrt(_kernels.sum_squares(g))
+
+
 def clip_grad_norm(flat_grad, max_norm):
     """Scale ``flat_grad`` in place so its global L2 norm is at most ``max_norm``.
 
@@ -169,7 +181,7 @@ def clip_grad_norm(flat_grad, max_norm):
     if not isinstance(flat_grad, np.ndarray) or flat_grad.ndim != 1:
         raise ValueError("flat_grad must be a 1-D numpy array")
     max_norm = _check_float(max_norm, "clip_norm", 0.0, low_open=True)
-    norm = math.sqrt(float(np.dot(flat_grad, flat_grad)))
+    norm = grad_norm(flat_grad)
     if not math.isfinite(norm):
         return norm
     coef = max_norm / (norm + 1e-6)

@@ -67,6 +67,10 @@ size_t fl_rnn_work_bytes_f64(const fl_rnn_desc *d, int pass);
 int fl_all_finite_f32(const float *x, long n);
 int fl_all_finite_f64(const double *x, long n);
 
+/* sum of x[i]^2, accumulated in double in a fixed order (gradient norms). */
+double fl_sum_squares_f32(const float *x, long n);
+double fl_sum_squares_f64(const double *x, long n);
+
 /* Width of one row of the training cache of gates: 4 * H rounded up to FL_UNIT_BLOCK
  * (lstm: i, f, g, o after activation; gru: r, z, n and the recurrent part of n). */
 long fl_gate_cache_cols(int H);
