@@ -136,6 +136,44 @@ void SFX(fl_gemm_few_rows)(int M, int N, int K, const REAL *A, long lda, const R
     }
 }
 
+/* A few columns of B (N <= 2: the input weight gradient and dX of a layer
+ * with one or two inputs): matrix-vector products over rows [i0, i1) of C,
+ * reading A once per column with no packing (packing A would cost as much as
+ * the product). trans_a: axpys over A's contiguous rows, into acc (i1 - i0);
+ * else dot products over 8 interleaved partial sums. Each element's sum runs
+ * in a fixed order, whatever the split of rows between threads. */
+#define GEMM_FEW_COLS_ROWS 512   /* rows of C per work item */
+FL_CLONES
+void SFX(fl_gemm_few_cols)(int trans_a, int i0, int i1, int N, int K, const REAL *A, long lda,
+                           const REAL *B, long ldb, REAL beta, REAL *C, long ldc)
+{
+    REAL acc[GEMM_FEW_COLS_ROWS];
+    const int m = i1 - i0;
+    for (int j = 0; j < N; j++) {
+        if (trans_a) {
+            for (int i = 0; i < m; i++) acc[i] = 0;
+            for (int k = 0; k < K; k++) {
+                const REAL b = B[(long)k * ldb + j], *a = A + (long)k * lda + i0;
+                for (int i = 0; i < m; i++) acc[i] += a[i] * b;
+            }
+        } else {
+            for (int i = 0; i < m; i++) {
+                const REAL *a = A + (long)(i0 + i) * lda;
+                REAL s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+                int k = 0;
+                for (; k + 8 <= K; k += 8)
+                    for (int l = 0; l < 8; l++) s[l] += a[k + l] * B[(long)(k + l) * ldb + j];
+                for (; k < K; k++) s[k % 8] += a[k] * B[(long)k * ldb + j];
+                acc[i] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+            }
+        }
+        for (int i = 0; i < m; i++) {
+            REAL *c = C + (long)(i0 + i) * ldc + j;
+            *c = beta == 0 ? acc[i] : beta * *c + acc[i];
+        }
+    }
+}
+
 /* Elements of workspace fl_gemm_ws needs for n_threads threads. */
 long SFX(fl_gemm_work_elems)(int n_threads)
 {
@@ -159,11 +197,24 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
         SFX(fl_gemm_few_rows)(M, N, K, A, lda, B, ldb, beta, C, ldc);
         return FL_OK;
     }
-    const int mblocks = (M + GEMM_MC - 1) / GEMM_MC;
     /* a thread per GEMM_FLOPS_PER_THREAD flops: small products (a small batch
      * in training) skip the fork and the barriers, which dominate there and
      * are very costly when another process holds a core */
     const double flops = 2.0 * M * N * K;
+    if (N <= 2) {
+        const int items = (M + GEMM_FEW_COLS_ROWS - 1) / GEMM_FEW_COLS_ROWS;
+        int nt = (int)(flops / GEMM_FLOPS_PER_THREAD);
+        if (nt > n_threads) nt = n_threads;
+        if (nt > items) nt = items;
+        #pragma omp parallel for schedule(static) if (nt > 1) num_threads(nt > 1 ? nt : 1)
+        for (int it = 0; it < items; it++) {
+            const int i0 = it * GEMM_FEW_COLS_ROWS;
+            const int i1 = i0 + GEMM_FEW_COLS_ROWS < M ? i0 + GEMM_FEW_COLS_ROWS : M;
+            SFX(fl_gemm_few_cols)(trans_a, i0, i1, N, K, A, lda, B, ldb, beta, C, ldc);
+        }
+        return FL_OK;
+    }
+    const int mblocks = (M + GEMM_MC - 1) / GEMM_MC;
     int nt = n_threads < mblocks ? n_threads : mblocks;
     if (nt > 1 && flops < (double)GEMM_FLOPS_PER_THREAD * nt) {
         int by_work = (int)(flops / GEMM_FLOPS_PER_THREAD);
@@ -225,3 +276,4 @@ int SFX(fl_gemm_naive)(int trans_a, int M, int N, int K, const REAL *A, long lda
 #undef GEMM_NC
 #undef GEMM_KC
 #undef GEMM_FLOPS_PER_THREAD
+#undef GEMM_FEW_COLS_ROWS

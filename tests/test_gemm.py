@@ -24,6 +24,7 @@ KS = [0, 1, 255, 256, 257]
 SHAPES = [(m, n, [0, 1, 17][k % 3]) for k, (m, n) in enumerate(itertools.product(MS, NS))]
 SHAPES += [(m, n, k) for (m, n) in [(7, 17), (150, 16), (6, 256)] for k in KS]
 SHAPES += [(73, 257, 1), (73, 257, 257)]   # both tile edges, one and two K blocks
+SHAPES += [(1100, 1, 300), (1100, 2, 9)]    # N <= 2: matrix-vector path, 3 row blocks of 512
 
 
 def _multi_tile(m, n):
@@ -77,7 +78,7 @@ def test_gemm_against_naive_and_numpy(dtype, trans_a, beta):
 # (The GEMM runs products under 4e6 flops per thread on fewer threads, so the larger
 # shapes are the ones that really split work.)
 MULTI_TILE = [(73, 16, 17), (150, 257, 1), (6, 513, 257), (145, 300, 300), (216, 17, 0),
-              (400, 300, 300), (300, 520, 260)]
+              (400, 300, 300), (300, 520, 260), (1100, 1, 300), (1100, 2, 9)]
 
 
 @pytest.mark.parametrize("trans_a", [False, True], ids=["N", "T"])
