@@ -203,8 +203,8 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
     const double flops = 2.0 * M * N * K;
     if (N <= 2) {
         const int items = (M + GEMM_FEW_COLS_ROWS - 1) / GEMM_FEW_COLS_ROWS;
-        int nt = (int)(flops / GEMM_FLOPS_PER_THREAD);
-        if (nt > n_threads) nt = n_threads;
+        const double by_work = flops / GEMM_FLOPS_PER_THREAD;
+        int nt = by_work < n_threads ? (int)by_work : n_threads;
         if (nt > items) nt = items;
         #pragma omp parallel for schedule(static) if (nt > 1) num_threads(nt > 1 ? nt : 1)
         for (int it = 0; it < items; it++) {

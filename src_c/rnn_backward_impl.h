@@ -224,8 +224,8 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
 
     /* whhT_b (NB, U/NRK, ghp, NRK): block j's columns of W_hh (rows in the
-     * interleaved order) as contiguous slabs of NRK units, like whh_b in the
-     * forward pass; wih_rows[n][k] = w_ih[canon(n)][k] */
+     * interleaved order) as contiguous slabs of NRK units, like the forward
+     * pass's W slabs; wih_rows[n][k] = w_ih[canon(n)][k] */
     for (int j = 0; j < nb; j++)
         for (long n = 0; n < ghp; n++) {
             long r = SFX(canon_row)(n, G, H);

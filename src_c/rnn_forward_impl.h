@@ -3,11 +3,13 @@
  * rnn_common_impl.h).
  *
  * 1. Weights packed once per parameter change (fl_rnn_pack), or per call.
- * 2. Input projection: for a narrow input (I <= FL_FUSE_MAX_I, not gru) the
- *    step's tile does it: the tile multiplies [x_t, h_{t-1}] (K = I + H) by
- *    [W_ih; W_hh]^T, the packed h buffer carries x_t in its first I columns,
- *    and the whole sequence is one parallel region. Otherwise it is hoisted: Gx (rows, NB*G*U) = X (rows, I) * W_ih^T,
- *    one GEMM per chunk of time steps, each chunk's steps one region.
+ * 2. Input projection: for a narrow input (fused_x: I <= FL_FUSE_MAX_I, not
+ *    gru, more than 6 rows or a single step) the step's tile does it: the
+ *    tile multiplies [x_t, h_{t-1}] (K = I + H) by [W_ih; W_hh]^T, the packed
+ *    h buffer carries x_t in its first I columns, and the whole sequence is
+ *    one parallel region. Otherwise it is hoisted: Gx (rows, NB*G*U) =
+ *    bias + X (rows, I) * W_ih^T (fl_rnn_project, on the same slabs), per
+ *    chunk of time steps, each chunk's steps one region.
  * 3. The time loop. Work items are (unit block j, batch rows): an item
  *    multiplies its rows of h_{t-1} by block j of W_hh, then applies the gate
  *    nonlinearities and the cell update on whole vectors while the G*U
@@ -65,7 +67,7 @@ typedef struct {
  * gate cache for backward, or NULL. Units [0, nv) are computed, nv a multiple
  * of VL. */
 FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
-                                     int h0, int j, const REAL *st, REAL *hout, REAL *cout,
+                                     int h0, const REAL *st, REAL *hout, REAL *cout,
                                      REAL *yrow, REAL *hpo, REAL *cg, int nv)
 {
     const fl_rnn_desc *d = a->d;
@@ -188,7 +190,9 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             const REAL *acc = pre[r];
             REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
             REAL *hpo = hpout + SFX(pk_index)(r0 + r, xk + h0, KT);   /* stride 6 */
-            if (a->lengths && t >= a->lengths[b]) {   /* padding: carry the state, output 0 */
+            /* padding: carry the state, output 0; the gate cache row stays unwritten
+             * (backward writes zero gradients there without reading it) */
+            if (a->lengths && t >= a->lengths[b]) {
                 for (int u = 0; u < nu; u++) {
                     hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
                     hpo[6 * u] = hprev[(long)b * H + h0 + u];
@@ -201,7 +205,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
             REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
             if (nu == U) {
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st, hout, cout, yrow, hpo, cg, U);
+                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, st, hout, cout, yrow, hpo, cg, U);
             } else {
                 /* the last block when U does not divide H: stage the state through
                  * zero-padded blocks (padding units compute finite values that are
@@ -210,7 +214,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                 REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
                 SFX(load_blk)(st_b, st, nu);
                 const int nv = cg ? U : (nu + VL - 1) / VL * VL;
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, j, st_b, h_b, c_b, y_b, hp_b, cg, nv);
+                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, st_b, h_b, c_b, y_b, hp_b, cg, nv);
                 for (int u = 0; u < nu; u++) {
                     hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
                     if (cout) cout[u] = c_b[u];

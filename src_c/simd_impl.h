@@ -25,8 +25,9 @@ static inline void SFX(vstore)(REAL *p, VEC v) { memcpy(p, &v, sizeof v); }
  * value. One contiguous A stream instead of six strided rows is worth about
  * 20% on this kernel (89 vs 74 GFLOP/s on one Zen 3 core), so the GEMM packs
  * A blocks and the time loops keep h_t and dG_t in this form as they write
- * them. */
-static inline void SFX(rows6p_kernel)(int K, const REAL *ap, const REAL *w, long ldw, VEC acc[6][2])
+ * them. FL_INLINE: compiled out of line it would get the baseline ISA (no
+ * FMA), and rows would round differently depending on the path they took. */
+FL_INLINE void SFX(rows6p_kernel)(int K, const REAL *ap, const REAL *w, long ldw, VEC acc[6][2])
 {
     VEC c00 = acc[0][0], c01 = acc[0][1], c10 = acc[1][0], c11 = acc[1][1];
     VEC c20 = acc[2][0], c21 = acc[2][1], c30 = acc[3][0], c31 = acc[3][1];
@@ -50,7 +51,7 @@ static inline void SFX(rows6p_kernel)(int K, const REAL *ap, const REAL *w, long
 /* The left half of rows6p_kernel's tile (6 x 1 vector): a partial last unit
  * block of at most VL units (H = 50: 2 of 16) needs no more of its column
  * groups, and the full tile would spend 28% of shape a's step on padding. */
-static inline void SFX(rows6p_half)(int K, const REAL *ap, const REAL *w, long ldw, VEC acc[6][2])
+FL_INLINE void SFX(rows6p_half)(int K, const REAL *ap, const REAL *w, long ldw, VEC acc[6][2])
 {
     VEC c0 = acc[0][0], c1 = acc[1][0], c2 = acc[2][0], c3 = acc[3][0], c4 = acc[4][0], c5 = acc[5][0];
     for (int k = 0; k < K; k++) {
@@ -68,7 +69,7 @@ static inline void SFX(rows6p_half)(int K, const REAL *ap, const REAL *w, long l
  * up to 8 vectors at once (batch-1 inference, the serving case). Called
  * through row1_kernel so nv is a constant and the accumulators stay in
  * registers. */
-static inline void SFX(row1_nv)(int K, const REAL *a, const REAL *w, long pstride, VEC *acc, int nv)
+FL_INLINE void SFX(row1_nv)(int K, const REAL *a, const REAL *w, long pstride, VEC *acc, int nv)
 {
     VEC c[8];
     for (int v = 0; v < nv; v++) c[v] = acc[v];
@@ -81,7 +82,7 @@ static inline void SFX(row1_nv)(int K, const REAL *a, const REAL *w, long pstrid
 }
 
 /* acc (ncols / VL vectors) += a (K) * the ncols / NRK slabs at w; ncols a multiple of NRK. */
-static inline void SFX(row1_kernel)(int K, const REAL *a, const REAL *w, long pstride, VEC *acc,
+FL_INLINE void SFX(row1_kernel)(int K, const REAL *a, const REAL *w, long pstride, VEC *acc,
                                     int ncols)
 {
     int v = 0, nvec = ncols / VL;
