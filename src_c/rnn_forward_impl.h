@@ -3,7 +3,7 @@
  * rnn_common_impl.h).
  *
  * 1. Weights packed once per parameter change (fl_rnn_pack), or per call.
- * 2. Input projection: for a narrow input (fused_x: I <= FL_FUSE_MAX_I, not
+ * 2. Input projection: for a narrow input (fused_x: I <= max(64, H), not
  *    gru, more than 6 rows or a single step) the step's tile does it: the
  *    tile multiplies [x_t, h_{t-1}] (K = I + H) by [W_ih; W_hh]^T, the packed
  *    h buffer carries x_t in its first I columns, and the whole sequence is
@@ -23,19 +23,24 @@
  *      of h_{t-1}.
  */
 #define BCHUNK 24   /* batch rows per work item: a multiple of the 6-row register tile */
-#define FL_FUSE_MAX_I 64   /* widest input the step projects itself */
+#define FL_FUSE_MAX_I 64   /* an input this narrow, or no wider than H, goes in the step */
 #define PROJ_MC 72         /* rows of X per block of the hoisted projection */
 #define PROJ_FLOPS_PER_THREAD 4000000L   /* as the GEMM's: smaller products run on fewer threads */
 
-/* Does the step project the input (x_t * W_ih^T in the tile)? For narrow
- * inputs, with more than one row tile or a single step (streaming). A
- * sequence of at most 6 rows per step (serving) does better with Gx hoisted,
- * where the projection's tile runs over 6 time steps at once. gru needs the
- * input part of its candidate gate apart from the recurrent part. Both ways
- * give bitwise the same result. */
+/* Does the step project the input (x_t * W_ih^T in the tile)? For inputs
+ * up to FL_FUSE_MAX_I or H wide, with more than one row tile or a single
+ * step (streaming): no Gx round trip through memory and one parallel region
+ * for the sequence (d, I = 128 and H = 512: 0.88-0.93x the time of the
+ * hoisted form in A/B runs; a 2-layer bidirectional H = 128, whose second
+ * layer has I = 256, was 1.02-1.06x slower fused). A sequence of at most 6
+ * rows per step (serving) does better with Gx hoisted, where the
+ * projection's tile runs over 6 time steps at once. gru needs the input part
+ * of its candidate gate apart from the recurrent part. Both ways give
+ * bitwise the same result. */
 static inline int SFX(fused_x)(const fl_rnn_desc *d)
 {
-    return d->cell != FL_CELL_GRU && d->I <= FL_FUSE_MAX_I && (d->B > 6 || d->T == 1);
+    return d->cell != FL_CELL_GRU && (d->I <= FL_FUSE_MAX_I || d->I <= d->H)
+           && (d->B > 6 || d->T == 1);
 }
 
 typedef struct {

@@ -78,14 +78,15 @@ def test_layers_lengths_state_float64(cell, num_layers, bidirectional, use_lengt
 # (the backward's weight-gradient workspace is sized by max(I, H)); T*B = 102 rows and
 # 5 unit blocks (4*80 = 320 > 256 gate columns: two column tiles in the input
 # projection, several row tiles in the weight gradients); T*B = 280 > 256 (two K
-# blocks in the weight-gradient GEMMs). I = 64 and 65 straddle the widest input the
-# forward step projects itself (FL_FUSE_MAX_I; wider inputs, and every gru, go through
-# the hoisted GEMM); the second layer's input is 2H, so H = 33 and 70 reach the GEMM
-# path there too.
+# blocks in the weight-gradient GEMMs). The forward step projects inputs up to
+# max(64, H) wide itself (fused_x) when B > 6; I = 64 and 65 at H = 17 straddle that,
+# and I = 70 at H = 80 is inside it by the H rule. Wider inputs, B <= 6 and every gru
+# go through the hoisted projection, and so does the second layer (input 2H) at
+# H = 33, 70 and 80.
 SHAPES = [(3, 4, 3, 1), (3, 4, 3, 15), (3, 4, 3, 16), (3, 3, 3, 17), (2, 3, 2, 33),
           (1, 4, 3, 17), (17, 3, 2, 17), (17, 2, 2, 33), (3, 1, 3, 17), (3, 4, 1, 16),
           (1, 1, 1, 1), (3, 3, 40, 5), (17, 6, 3, 70), (20, 14, 2, 9), (7, 3, 64, 17),
-          (7, 3, 65, 17)]
+          (7, 3, 65, 17), (7, 2, 70, 80)]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -220,7 +221,7 @@ def test_inference_equals_training_forward_bitwise(cell, dtype):
 @pytest.mark.parametrize("cell", CELLS)
 def test_a_row_does_not_depend_on_the_rest_of_its_batch(cell, dtype):
     """Batches of more than 6 rows project the input inside the step's tile, smaller
-    ones hoist it (FL_FUSE_MAX_I); both start from the bias and sum over the input in
+    ones hoist it (fused_x); both start from the bias and sum over the input in
     the same order, so a sequence gets bitwise the same outputs alone, in a small
     batch and in a large one (scikit-learn's subset-invariance check relies on it)."""
     case = ku.make_case(cell, 13, 5, 3, 17, 2, True, True, True, ku.seed_of("rows", cell),
