@@ -21,6 +21,7 @@ typedef struct {
     const REAL *cache_gates, *cache_h, *cache_c;
     const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
     const int *lengths;
+    const int *perm;     /* (B) with lengths: the row in each tile slot (length_order), else NULL */
     const REAL *dy; long lddy;
     REAL *dgx;           /* (T*B, ghp) gradient wrt the input-side pre-activations */
     REAL *dgh;           /* (T*B, ghp) recurrent side; == dgx except for gru */
@@ -78,9 +79,11 @@ FL_INLINE void SFX(bwd_row_vec)(const SFX(bwd_args) *a, int h0, const REAL *dht,
     for (int n = 0; n < G * U; n++) gp[6 * n] = gh[n];
 }
 
+static inline int SFX(bwd_row_of)(const SFX(bwd_args) *a, int p) { return a->perm ? a->perm[p] : p; }
+
 /* Phase 1 also writes dG_h[t] in the register tile's packed form (pk_index),
  * so phase 2 streams it without repacking it for every unit block. dgp is
- * that buffer for step t. */
+ * that buffer for step t. b0, b1: tile slots (rows bwd_row_of(slot)). */
 FL_CLONES
 void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1, REAL *dgp)
 {
@@ -90,11 +93,12 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
     const long BH = (long)B * H;
     const long in = rev ? t + 1 : t, out = rev ? t : t + 1;
-    for (int b = b0; b < b1; b++) {
+    for (int p = b0; p < b1; p++) {
+        const int b = SFX(bwd_row_of)(a, p);
         const long row = (long)t * B + b;
         REAL *gx = a->dgx + row * a->ghp + (long)j * G * U;
         REAL *gh = a->dgh + row * a->ghp + (long)j * G * U;
-        REAL *gp = dgp + SFX(pk_index)(b, (long)j * G * U, a->ghp);   /* stride 6 */
+        REAL *gp = dgp + SFX(pk_index)(p, (long)j * G * U, a->ghp);   /* stride 6 */
         if (a->lengths && t >= a->lengths[b]) {   /* padding: no gradient, state carried */
             for (int n = 0; n < G * U; n++) { gx[n] = 0; gh[n] = 0; gp[6 * n] = 0; }
             continue;
@@ -140,12 +144,16 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
     const REAL *w = a->whhT_b + (long)j * a->ghp * U;
     for (int r0 = b0; r0 < b1; r0 += 6) {
+        const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
+        int live = !a->lengths;   /* a tile of rows that have all ended carries dh */
+        for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[SFX(bwd_row_of)(a, r0 + r)];
+        if (!live) continue;
         REAL out[6][U];
-        if (b1 - r0 == 1) {   /* a lone row (batch 1) */
+        if (nrows == 1) {   /* a lone row (batch 1) */
             VEC acc[U / VL];
             for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
-            SFX(row1_kernel)((int)a->ghp, a->dgh + ((long)t * B + r0) * a->ghp, w, a->ghp * NRK,
-                             acc, U);
+            SFX(row1_kernel)((int)a->ghp, a->dgh + ((long)t * B + SFX(bwd_row_of)(a, r0)) * a->ghp,
+                             w, a->ghp * NRK, acc, U);
             for (int v = 0; v < U / VL; v++) SFX(vstore)(out[0] + v * VL, acc[v]);
         } else {
             VEC acc[U / NRK][6][2];
@@ -154,8 +162,9 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             const REAL *gp6 = dgp + (long)(r0 / 6) * 6 * a->ghp;
             for (int q = 0; q < U / NRK; q++) {
                 /* a last block of at most VL units needs the left vector only */
-                if (U == NRK && nu <= VL) SFX(rows6p_half)((int)a->ghp, gp6, w + q * a->ghp * NRK, NRK, acc[q]);
-                else SFX(rows6p_kernel)((int)a->ghp, gp6, w + q * a->ghp * NRK, NRK, acc[q]);
+                const REAL *wq = w + q * a->ghp * NRK;
+                if (U == NRK && nu <= VL) SFX(rows6p_half)((int)a->ghp, gp6, wq, NRK, acc[q]);
+                else SFX(rows6p_kernel)((int)a->ghp, gp6, wq, NRK, acc[q]);
             }
             for (int q = 0; q < U / NRK; q++)
                 for (int r = 0; r < 6; r++) {
@@ -163,9 +172,8 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
                     SFX(vstore)(out[r] + q * NRK + VL, acc[q][r][1]);
                 }
         }
-        const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         for (int r = 0; r < nrows; r++) {
-            const int b = r0 + r;
+            const int b = SFX(bwd_row_of)(a, r0 + r);
             if (a->lengths && t >= a->lengths[b]) continue;   /* dh carried unchanged */
             REAL *dh = a->dh + (long)b * H + h0;
             if (gru) {
@@ -220,6 +228,11 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     const long dgpn = SFX(pk_elems)(B, ghp);
     REAL *dgpk = peep + 3L * nb * U;     /* packed dG_h ping-pong (2, dgpn) */
     REAL *gemm_work = dgpk + 2 * dgpn;
+    int *perm = NULL;   /* tile slots in order of length (length_order) */
+    if (lengths) {
+        perm = (int *)(gemm_work + SFX(fl_gemm_work_elems)(d->n_threads));
+        SFX(length_order)(perm, perm + B, lengths, B, T);
+    }
     for (long k = 0; k < 2 * dgpn; k++) dgpk[k] = 0;
     if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
 
@@ -245,17 +258,31 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     }
 
     SFX(bwd_args) a = { d, nb, ghp, 4L * nb * U, cache_gates, cache_h, cache_c,
-                        peep_cell ? peep : NULL, lengths, dy, lddy, dgx, dgh, whhT_b, dh, dc, dhd };
+                        peep_cell ? peep : NULL, lengths, perm, dy, lddy, dgx, dgh, whhT_b,
+                        dh, dc, dhd };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
     const int nbt = SFX(batch_threads)(d, ghp, T);
     const int nt = nbt ? nbt : SFX(step_threads)(d, items);
+    const int rg = (B + 5) / 6;
     #pragma omp parallel num_threads(nt)
     {
+        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
         int rb0, rb1;   /* split by batch rows: this thread's rows, no barrier */
-        SFX(batch_rows)(B, omp_get_thread_num(), omp_get_num_threads(), &rb0, &rb1);
+        SFX(batch_rows)(B, tid, nth, &rb0, &rb1);
         for (int s = 0; s < T; s++) {
             const int t = d->reverse ? s : T - 1 - s;
+            if (nbt && perm) {   /* rows sorted by length: every nth tile, as in the forward */
+                for (int j = 0; j < nb; j++)
+                    for (int g = tid; g < rg; g += nth)
+                        SFX(fl_rnn_bwd_phase1)(&a, t, j, 6 * g, 6 * g + 6 < B ? 6 * g + 6 : B,
+                                               dgpk + (s & 1) * dgpn);
+                for (int j = 0; j < nb; j++)
+                    for (int g = tid; g < rg; g += nth)
+                        SFX(fl_rnn_bwd_phase2)(&a, t, j, 6 * g, 6 * g + 6 < B ? 6 * g + 6 : B,
+                                               dgpk + (s & 1) * dgpn);
+                continue;
+            }
             if (nbt) {
                 for (int j = 0; j < nb && rb0 < rb1; j++)
                     SFX(fl_rnn_bwd_phase1)(&a, t, j, rb0, rb1, dgpk + (s & 1) * dgpn);

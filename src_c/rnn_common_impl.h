@@ -70,6 +70,18 @@ static inline void SFX(batch_rows)(int B, int tid, int nth, int *b0, int *b1)
     *b1 = 6 * g1 < B ? 6 * g1 : B;
 }
 
+/* perm (B): the batch rows in tile-slot order, longest sequence first (a
+ * stable counting sort; start is scratch for T + 1 ints), so that the tiles
+ * whose rows have all ended, which skip the recurrent product, are as many as
+ * they can be. */
+static inline void SFX(length_order)(int *perm, int *start, const int *lengths, int B, int T)
+{
+    for (int l = 0; l <= T; l++) start[l] = 0;
+    for (int b = 0; b < B; b++) start[T - lengths[b]]++;
+    for (int l = 0, acc = 0; l <= T; l++) { int n = start[l]; start[l] = acc; acc += n; }
+    for (int b = 0; b < B; b++) perm[start[T - lengths[b]]++] = b;
+}
+
 /* The register tile's packed form of a (rows, K) matrix (h_t forward, dG_t
  * backward): (ceil(rows/6), K, 6), element (b, k) at pk_index(b, k, K); rows
  * past the last stay zero. */

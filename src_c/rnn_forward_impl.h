@@ -343,7 +343,7 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
         return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
                                + 3 * BH + ghp * wmax + 2 * ghp + 3L * nb * U
                                + 2 * SFX(pk_elems)(d->B, ghp)
-                               + SFX(fl_gemm_work_elems)(d->n_threads));
+                               + SFX(fl_gemm_work_elems)(d->n_threads) + d->B + d->T + 1);
     }
     return sizeof(REAL) * (SFX(packed_elems)(d, nb) + SFX(fwd_work_elems)(d, ghp, pass == 1));
 }
@@ -386,13 +386,8 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     REAL *gx = fused ? NULL : gx_in_cache ? cache_gates : gxbuf;
     int *perm = NULL;
     if (lengths) {
-        /* tile slots in order of length, longest first (a stable counting sort) */
         perm = (int *)(gxbuf + (no_gx_buf ? 0 : (long)TC * B * ghp));
-        int *start = perm + B;   /* (T + 1) */
-        for (int l = 0; l <= T; l++) start[l] = 0;
-        for (int b = 0; b < B; b++) start[T - lengths[b]]++;
-        for (int l = 0, acc = 0; l <= T; l++) { int n = start[l]; start[l] = acc; acc += n; }
-        for (int b = 0; b < B; b++) perm[start[T - lengths[b]]++] = b;
+        SFX(length_order)(perm, perm + B, lengths, B, T);
     }
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
