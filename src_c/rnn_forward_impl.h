@@ -16,8 +16,9 @@
  *    accumulators are still hot. The epilogue also writes h_t in the register
  *    tile's packed form, so the next step's tile needs no packing. Threads
  *    split the work one of two ways (batch_threads decides):
- *    - by batch rows, when W_hh fits in a core's L2: each thread runs its own
- *      rows through every step, all blocks, with no barrier at all;
+ *    - by batch rows, for W_hh up to 2 MiB and more than one row tile: each
+ *      thread runs its own rows through every step, all blocks, with no
+ *      barrier at all;
  *    - by unit blocks: a thread's blocks of W_hh stay in its cache across
  *      steps, and every step ends in a barrier, because each item reads all
  *      of h_{t-1}.
@@ -246,8 +247,9 @@ static int SFX(gx_chunk)(const fl_rnn_desc *d, int train)
 }
 
 /* The hoisted input projection of one block of rows: gx (rows, ghp) =
- * bias + X (rows, I) * W_ih^T (lstm: b_ih + b_hh; gru: b_ih), rows <= PROJ_MC, taking W_ih from the x rows of the
- * step's [W_ih; W_hh] slabs (one packed form for both ways of projecting).
+ * bias + X (rows, I) * W_ih^T (lstm: b_ih + b_hh; gru: b_ih), rows <=
+ * PROJ_MC, taking W_ih from the x rows of the step's [W_ih; W_hh] slabs (one
+ * packed form for both ways of projecting).
  * The block is packed into 6-row slivers (xp, PROJ_MC * I) so each (I, NRK)
  * slab stays in L1 across the block's tiles, as in the GEMM; sums run over k
  * in order, so the result does not depend on how rows are split. */
@@ -263,8 +265,8 @@ void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx, int ro
                 xp[(long)s * I + 6L * k + r] = s + r < rows ? x[(long)(s + r) * ldx + k] : 0;
     for (long c0 = 0; c0 < a->ghp; c0 += NRK) {   /* column groups, in slab order */
         const REAL *w = a->wb + c0 * KW;
+        const VEC b0 = SFX(vload)(bias + c0), b1 = SFX(vload)(bias + c0 + VL);
         for (int s = 0; s < rows; s += 6) {
-            const VEC b0 = SFX(vload)(bias + c0), b1 = SFX(vload)(bias + c0 + VL);
             VEC acc[6][2];
             for (int r = 0; r < 6; r++) { acc[r][0] = b0; acc[r][1] = b1; }
             SFX(rows6p_kernel)(I, xp + (long)s * I, w, NRK, acc);
@@ -377,7 +379,8 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     if (d->packed) pk = (REAL *)d->packed;        /* weights packed once by fl_rnn_pack */
     else SFX(pack_all)(d, nb, pk, w_ih, w_hh, b_ih, b_hh, w_peep);
     REAL *wb = pk, *bias = wb + ((long)I + H) * ghp, *bias_x = bias + ghp, *peep = bias_x + ghp;
-    REAL *hbuf = work + SFX(packed_elems)(d, nb), *cbuf = hbuf + 2 * BH;   /* inference state: h ping-pong, c in place */
+    /* inference state: h ping-pong, c in place */
+    REAL *hbuf = work + SFX(packed_elems)(d, nb), *cbuf = hbuf + 2 * BH;
     const int xk = fused ? I : 0, KT = xk + H;
     const long hpn = SFX(pk_elems)(B, KT);
     REAL *hpk = cbuf + BH;                                 /* packed [x, h] ping-pong (2, hpn) */
