@@ -13,6 +13,7 @@ import sysconfig
 import tempfile
 from glob import glob
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -54,7 +55,8 @@ omp_compile, omp_link = openmp_flags()
 ext = Extension(
     "fastlstm._kernels",
     sources=["fastlstm/_kernels.pyx"] + sorted(glob("src_c/*.c")),
-    include_dirs=["src_c"],
+    include_dirs=["src_c", numpy.get_include()],   # the numpy C API (_kernels.pyx's _data)
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unknown-pragmas", "-Wno-psabi"] + omp_compile,
     extra_link_args=omp_link,
     depends=sorted(glob("src_c/*.h")),

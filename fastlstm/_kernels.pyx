@@ -1,12 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The only Cython in fastlstm: typed memoryviews in, one C call per layer pass.
+"""The only Cython in fastlstm: arrays in, one C call per layer pass.
 
 Each function checks the shapes that keep C inside its buffers (the Python
 layer has already validated values and given clear messages), releases the
 GIL, calls C once and turns a status code into an exception.
 Arrays marked OUT are written; all others are read only.
+
+Functions called once per batch or less take typed memoryviews. The calls a
+serving loop makes on every request (rnn_forward, array_status) read numpy's
+array struct instead (_data): a memoryview costs about 0.2 us to build, and
+rnn_forward takes up to 20 arrays, which was a tenth of a one-step call.
 """
 from libc.string cimport memset
+cimport numpy as cnp
+
+cnp.import_array()
 
 cdef extern from "fastlstm.h" nogil:
     ctypedef struct fl_rnn_desc:
@@ -85,6 +93,32 @@ cdef int _raise(int status) except -1:
 cdef inline void _need(bint ok, str what) except *:
     if not ok:
         raise ValueError(f"kernel argument shape mismatch: {what}")
+
+
+cdef void *_data(object a, str name, int typenum, int ndim, bint out) except NULL:
+    """The data pointer of a C-contiguous, non-empty numpy array of this element
+    type and rank (writable when out): what a typed memoryview would check."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"kernel argument {name} must be a numpy array, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != typenum:
+        raise ValueError(f"kernel argument {name} has the wrong dtype ({arr.dtype})")
+    if cnp.PyArray_NDIM(arr) != ndim or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"kernel argument {name} must be a C-contiguous {ndim}-d array")
+    if cnp.PyArray_SIZE(arr) == 0:
+        raise ValueError(f"kernel argument {name} is empty")
+    if out and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"kernel argument {name} is read-only")
+    return cnp.PyArray_DATA(arr)
+
+
+cdef inline void *_opt(object a, str name, int typenum, int ndim, bint out) except? NULL:
+    """_data, or NULL for None."""
+    return NULL if a is None else _data(a, name, typenum, ndim, out)
+
+
+cdef inline long _dim(object a, int k):
+    return cnp.PyArray_DIMS(<cnp.ndarray>a)[k]
 
 
 cdef bint _state_cache_ok(const real[:, :, ::1] cache, int T, int B, int H):
@@ -171,70 +205,92 @@ def isa():
 
 
 def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
-                const real[:, :, ::1] x,          # IN  (T, B, I)
-                const real[:, ::1] w_ih,          # IN  (G*H, I)
-                const real[:, ::1] w_hh,          # IN  (G*H, H)
-                const real[::1] b_ih,             # IN  (G*H)
-                const real[::1] b_hh,             # IN  (G*H)
-                const real[:, ::1] w_peep,        # IN  (3, H) or None
-                const real[:, ::1] h0,            # IN  (B, H) or None
-                const real[:, ::1] c0,            # IN  (B, H) or None
-                const int[::1] lengths,           # IN  (B) or None
-                real[:, :, ::1] y, int y_off,     # OUT (T, B, ldy) or, y_batch_first, (B, T, ldy);
-                                                  #     columns [y_off, y_off + H)
-                real[:, ::1] h_n,                 # OUT (B, H)
-                real[:, ::1] c_n,                 # OUT (B, H) or None (gru)
-                real[:, :, ::1] cache_gates,      # OUT (T, B, gate_cache_cols(H)) or None
-                real[:, :, ::1] cache_h,          # OUT (T+1, B, H) or None
-                real[:, :, ::1] cache_c,          # OUT (T+1, B, H) or None
-                unsigned char[::1] work=None,     # scratch reused across calls, or None
-                const real[::1] packed=None,      # IN  weights from rnn_pack (same cell, I, H), or None
-                long step_flops=0,                # time-loop threading threshold (0: default)
+                x,                 # IN  (T, B, I) float32 or float64; every real array below alike
+                w_ih,              # IN  (G*H, I)
+                w_hh,              # IN  (G*H, H)
+                b_ih,              # IN  (G*H)
+                b_hh,              # IN  (G*H)
+                w_peep,            # IN  (3, H) or None
+                h0,                # IN  (B, H) or None
+                c0,                # IN  (B, H) or None
+                lengths,           # IN  (B) int32, or None
+                y, int y_off,      # OUT (T, B, ldy) or, y_batch_first, (B, T, ldy);
+                                   #     columns [y_off, y_off + H)
+                h_n,               # OUT (B, H)
+                c_n,               # OUT (B, H) or None (gru)
+                cache_gates,       # OUT (T, B, gate_cache_cols(H)) or None
+                cache_h,           # OUT (T+1, B, H) or None
+                cache_c,           # OUT (T+1, B, H) or None
+                work=None,         # uint8 scratch reused across calls, or None
+                packed=None,       # IN  weights from rnn_pack (same cell, I, H), or None
+                long step_flops=0,  # time-loop threading threshold (0: default)
                 bint y_batch_first=False):
+    cdef int tn = cnp.NPY_DOUBLE if cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE else cnp.NPY_FLOAT
+    cdef const void *p_x = _data(x, "x", tn, 3, False)
+    cdef const void *p_wih = _data(w_ih, "w_ih", tn, 2, False)
+    cdef const void *p_whh = _data(w_hh, "w_hh", tn, 2, False)
+    cdef const void *p_bih = _data(b_ih, "b_ih", tn, 1, False)
+    cdef const void *p_bhh = _data(b_hh, "b_hh", tn, 1, False)
+    cdef const void *p_peep = _opt(w_peep, "w_peep", tn, 2, False)
+    cdef const void *p_h0 = _opt(h0, "h0", tn, 2, False)
+    cdef const void *p_c0 = _opt(c0, "c0", tn, 2, False)
+    cdef const int *p_len = <const int *>_opt(lengths, "lengths", cnp.NPY_INT32, 1, False)
+    cdef char *p_y = <char *>_data(y, "y", tn, 3, True)
+    cdef void *p_hn = _data(h_n, "h_n", tn, 2, True)
+    cdef void *p_cn = _opt(c_n, "c_n", tn, 2, True)
+    cdef void *p_cg = _opt(cache_gates, "cache_gates", tn, 3, True)
+    cdef void *p_ch = _opt(cache_h, "cache_h", tn, 3, True)
+    cdef void *p_cc = _opt(cache_c, "cache_c", tn, 3, True)
     cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
-    _set_work(&d, work, step_flops)
-    d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
+    d.work = _opt(work, "work", cnp.NPY_UINT8, 1, True)
+    d.work_bytes = _dim(work, 0) if work is not None else 0
+    d.step_flops = step_flops
+    d.T, d.B, d.I = _dim(x, 0), _dim(x, 1), _dim(x, 2)
     d.y_batch_first = y_batch_first
-    d.H = w_hh.shape[1]
+    d.H = _dim(w_hh, 1)
     cdef int G = 3 if cell == 3 else 4
     cdef int T = d.T, B = d.B, H = d.H
-    _need(w_ih.shape[0] == G * H and w_ih.shape[1] == d.I and w_hh.shape[0] == G * H, "weights")
-    _need(b_ih.shape[0] == G * H and b_hh.shape[0] == G * H, "biases")
-    _need(w_peep is None or (w_peep.shape[0] == 3 and w_peep.shape[1] == H), "w_peep")
-    _need(h0 is None or (h0.shape[0] == B and h0.shape[1] == H), "h0")
-    _need(c0 is None or (c0.shape[0] == B and c0.shape[1] == H), "c0")
-    _need(lengths is None or lengths.shape[0] == B, "lengths")
-    _need(y.shape[0] == (B if y_batch_first else T) and y.shape[1] == (T if y_batch_first else B)
-          and 0 <= y_off and y_off + H <= y.shape[2], "y")
-    _need(h_n.shape[0] == B and h_n.shape[1] == H, "h_n")
-    _need(c_n is None or (c_n.shape[0] == B and c_n.shape[1] == H), "c_n")
-    _need(cache_gates is None or (cache_gates.shape[0] == T and cache_gates.shape[1] == B
-                                  and cache_gates.shape[2] == fl_gate_cache_cols(H)), "cache_gates")
-    _need(_state_cache_ok(cache_h, T, B, H) and _state_cache_ok(cache_c, T, B, H), "cache_h/cache_c")
+    _need(_dim(w_ih, 0) == G * H and _dim(w_ih, 1) == d.I and _dim(w_hh, 0) == G * H, "weights")
+    _need(_dim(b_ih, 0) == G * H and _dim(b_hh, 0) == G * H, "biases")
+    _need(w_peep is None or (_dim(w_peep, 0) == 3 and _dim(w_peep, 1) == H), "w_peep")
+    _need(h0 is None or (_dim(h0, 0) == B and _dim(h0, 1) == H), "h0")
+    _need(c0 is None or (_dim(c0, 0) == B and _dim(c0, 1) == H), "c0")
+    _need(lengths is None or _dim(lengths, 0) == B, "lengths")
+    cdef long ldy = _dim(y, 2)
+    _need(_dim(y, 0) == (B if y_batch_first else T) and _dim(y, 1) == (T if y_batch_first else B)
+          and 0 <= y_off and y_off + H <= ldy, "y")
+    _need(_dim(h_n, 0) == B and _dim(h_n, 1) == H, "h_n")
+    _need(c_n is None or (_dim(c_n, 0) == B and _dim(c_n, 1) == H), "c_n")
+    _need(cache_gates is None or (_dim(cache_gates, 0) == T and _dim(cache_gates, 1) == B
+                                  and _dim(cache_gates, 2) == fl_gate_cache_cols(H)), "cache_gates")
+    _need(cache_h is None or (_dim(cache_h, 0) == T + 1 and _dim(cache_h, 1) == B
+                              and _dim(cache_h, 2) == H), "cache_h")
+    _need(cache_c is None or (_dim(cache_c, 0) == T + 1 and _dim(cache_c, 1) == B
+                              and _dim(cache_c, 2) == H), "cache_c")
+    cdef size_t esize = 8 if tn == cnp.NPY_DOUBLE else 4
     if packed is not None:
-        _need(<size_t>packed.shape[0] * sizeof(real) == _packed_bytes(&d, packed[0]), "packed")
-        d.packed = &packed[0]
-    cdef const real *p_peep = &w_peep[0, 0] if w_peep is not None else NULL
-    cdef const real *p_h0 = &h0[0, 0] if h0 is not None else NULL
-    cdef const real *p_c0 = &c0[0, 0] if c0 is not None else NULL
-    cdef const int *p_len = &lengths[0] if lengths is not None else NULL
-    cdef real *p_cn = &c_n[0, 0] if c_n is not None else NULL
-    cdef real *p_cg = &cache_gates[0, 0, 0] if cache_gates is not None else NULL
-    cdef real *p_ch = &cache_h[0, 0, 0] if cache_h is not None else NULL
-    cdef real *p_cc = &cache_c[0, 0, 0] if cache_c is not None else NULL
+        d.packed = _data(packed, "packed", tn, 1, False)
+        _need(<size_t>_dim(packed, 0) * esize
+              == (fl_rnn_packed_bytes_f64(&d) if esize == 8 else fl_rnn_packed_bytes_f32(&d)),
+              "packed")
+    p_y += <long>y_off * <long>esize
     cdef int status
     with nogil:
-        if real is float:
-            status = fl_rnn_forward_f32(&d, &y[0, 0, y_off], y.shape[2], &h_n[0, 0], p_cn,
-                                        p_cg, p_ch, p_cc, &x[0, 0, 0], x.shape[2],
-                                        &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], p_peep,
-                                        p_h0, p_c0, p_len)
+        if esize == 4:
+            status = fl_rnn_forward_f32(&d, <float *>p_y, ldy, <float *>p_hn, <float *>p_cn,
+                                        <float *>p_cg, <float *>p_ch, <float *>p_cc,
+                                        <const float *>p_x, d.I, <const float *>p_wih,
+                                        <const float *>p_whh, <const float *>p_bih,
+                                        <const float *>p_bhh, <const float *>p_peep,
+                                        <const float *>p_h0, <const float *>p_c0, p_len)
         else:
-            status = fl_rnn_forward_f64(&d, &y[0, 0, y_off], y.shape[2], &h_n[0, 0], p_cn,
-                                        p_cg, p_ch, p_cc, &x[0, 0, 0], x.shape[2],
-                                        &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], p_peep,
-                                        p_h0, p_c0, p_len)
+            status = fl_rnn_forward_f64(&d, <double *>p_y, ldy, <double *>p_hn, <double *>p_cn,
+                                        <double *>p_cg, <double *>p_ch, <double *>p_cc,
+                                        <const double *>p_x, d.I, <const double *>p_wih,
+                                        <const double *>p_whh, <const double *>p_bih,
+                                        <const double *>p_bhh, <const double *>p_peep,
+                                        <const double *>p_h0, <const double *>p_c0, p_len)
     _raise(status)
 
 
@@ -350,17 +406,38 @@ def activation(int which, const real[::1] x, real[::1] y):
     _raise(status)
 
 
-def all_finite(const real[::1] x):
-    """True when x holds no NaN or infinity (the layers' input check)."""
-    cdef int ok = 1
-    if x.shape[0] == 0:
+def all_finite(x):
+    """True when x (a C-contiguous float32 or float64 array, any shape) holds no NaN or infinity."""
+    cdef bint double = cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE
+    if cnp.PyArray_Check(x) and cnp.PyArray_SIZE(<cnp.ndarray>x) == 0:
         return True
+    cdef const void *p = _data(x, "x", cnp.NPY_DOUBLE if double else cnp.NPY_FLOAT,
+                               cnp.PyArray_NDIM(<cnp.ndarray>x) if cnp.PyArray_Check(x) else 1, False)
+    cdef long n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef int ok
     with nogil:
-        if real is float:
-            ok = fl_all_finite_f32(&x[0], x.shape[0])
-        else:
-            ok = fl_all_finite_f64(&x[0], x.shape[0])
+        ok = fl_all_finite_f64(<const double *>p, n) if double else fl_all_finite_f32(<const float *>p, n)
     return ok == 1
+
+
+def array_status(x, bint double, int ndim):
+    """The layers' input check in one call (a serving request's x, h0, c0):
+    1 when x is a non-empty C-contiguous numpy.ndarray of this dtype and rank
+    with no NaN or infinity, -1 when it is such an array but holds one, 0 when
+    it is anything else (the caller converts and checks it the slow way)."""
+    cdef int tn = cnp.NPY_DOUBLE if double else cnp.NPY_FLOAT
+    if not cnp.PyArray_CheckExact(x):     # subclasses (masked arrays...) go the slow way
+        return 0
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if (cnp.PyArray_TYPE(arr) != tn or cnp.PyArray_NDIM(arr) != ndim
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_SIZE(arr) == 0):
+        return 0
+    cdef const void *p = cnp.PyArray_DATA(arr)
+    cdef long n = cnp.PyArray_SIZE(arr)
+    cdef int ok
+    with nogil:
+        ok = fl_all_finite_f64(<const double *>p, n) if double else fl_all_finite_f32(<const float *>p, n)
+    return 1 if ok == 1 else -1
 
 
 def sum_squares(const real[::1] x):

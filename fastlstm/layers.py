@@ -42,13 +42,12 @@ def _choice(name, value, options):
 
 def _float_array(name, value, dtype, ndim, shape=None):
     """Cast value to a C-contiguous array of dtype, with clear errors for bad input."""
-    if (type(value) is np.ndarray and value.dtype == dtype and value.ndim == ndim
-            and value.flags.c_contiguous and value.size > 0
-            and (shape is None or value.shape == tuple(shape))):
-        # the common case, checked in a few attribute reads (batch-1 serving calls)
-        if not _kernels.all_finite(value.reshape(-1)):
-            raise ValueError(f"{name} contains NaN or infinity")
+    # the common case (a serving call's x and states) in one C call
+    status = _kernels.array_status(value, dtype.itemsize == 8, ndim)
+    if status == 1 and (shape is None or value.shape == shape):
         return value
+    if status == -1:
+        raise ValueError(f"{name} contains NaN or infinity")
     if hasattr(value, "detach") and hasattr(value, "cpu"):      # a torch tensor
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)
@@ -65,7 +64,7 @@ def _float_array(name, value, dtype, ndim, shape=None):
             arr = np.ascontiguousarray(arr, dtype=dtype)
     else:
         arr = np.ascontiguousarray(arr)
-    if not np.isfinite(arr).all():
+    if not _kernels.all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
 

@@ -30,6 +30,10 @@ enum fl_gate { FL_GATE_SIGMOID = 0, FL_GATE_HARD_SIGMOID = 1 };
 /* Units per hidden block: a thread owns whole blocks (all gates of those units). */
 #define FL_UNIT_BLOCK 16
 
+/* <complex.h>, which numpy's headers include ahead of this one in the Cython
+ * module, defines I as the imaginary unit; here it is a field name */
+#undef I
+
 typedef struct {
     int cell;        /* enum fl_cell */
     int act;         /* enum fl_act: candidate and cell-output activation */

@@ -384,6 +384,58 @@ def test_kernel_rejects_bad_lengths_directly():
                              None, y, 0, h_n, c_n, None, None, None)
 
 
+def test_kernel_checks_every_array_it_takes():
+    """rnn_forward reads numpy's array struct instead of building memoryviews: each
+    array's type, dtype, rank, layout and (for outputs) writability is still checked
+    before C sees a pointer, and the error names the argument."""
+    H_, T_, B_, I_ = 4, 3, 2, 2
+    args = dict(x=np.ones((T_, B_, I_)), w_ih=np.ones((4 * H_, I_)), w_hh=np.ones((4 * H_, H_)),
+                b_ih=np.ones(4 * H_), b_hh=np.ones(4 * H_), y=np.empty((T_, B_, H_)),
+                h_n=np.empty((B_, H_)), c_n=np.empty((B_, H_)))
+
+    def call(**over):
+        a = dict(args, **over)
+        _kernels.rnn_forward(0, 0, 0, False, 1, a["x"], a["w_ih"], a["w_hh"], a["b_ih"],
+                             a["b_hh"], None, None, None, None, a["y"], 0, a["h_n"], a["c_n"],
+                             None, None, None)
+
+    call()                                               # the well-formed call runs
+    assert np.isfinite(args["y"]).all()
+    ro = np.empty((B_, H_))
+    ro.flags.writeable = False
+    cases = {"w_hh": [args["w_hh"].astype(np.float32), args["w_hh"].tolist(),
+                      np.ones((4 * H_, 2 * H_))[:, ::2], np.ones((1, 4 * H_, H_))],
+             "h_n": [ro], "b_ih": [np.ones((0,))], "c_n": [np.empty((B_, H_), np.float32)]}
+    for name, bads in cases.items():
+        for bad in bads:
+            with pytest.raises((TypeError, ValueError), match=name):
+                call(**{name: bad})
+    with pytest.raises(ValueError, match="lengths"):
+        _kernels.rnn_forward(0, 0, 0, False, 1, args["x"], args["w_ih"], args["w_hh"],
+                             args["b_ih"], args["b_hh"], None, None, None,
+                             np.array([1, 2], np.int64), args["y"], 0, args["h_n"], args["c_n"],
+                             None, None, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_array_status_is_the_fast_input_check(dtype):
+    """array_status: 1 only for a plain, C-contiguous, non-empty, finite array of the
+    dtype and rank asked for; -1 for such an array holding NaN or inf; 0 for anything
+    else, which the layer then converts and checks in full."""
+    from fastlstm import _kernels
+    dbl = dtype == np.float64
+    x = np.ones((2, 3, 4), dtype)
+    assert _kernels.array_status(x, dbl, 3) == 1
+    x[1, 2, 3] = np.nan
+    assert _kernels.array_status(x, dbl, 3) == -1
+    other = np.float32 if dbl else np.float64
+    for not_fast in (np.ones((2, 3, 4), other), np.ones((2, 3)), np.ones((2, 3, 4), dtype)[:, ::2],
+                     np.ones((0, 3, 4), dtype), np.ma.masked_array(np.ones((2, 3, 4), dtype)),
+                     [[[1.0]]], None):
+        assert _kernels.array_status(not_fast, dbl, 3) == 0
+    assert _kernels.array_status(np.ones((2, 3), dtype), dbl, 2) == 1
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_finiteness_check_sees_every_position(dtype):
     """The layers' input check is a vectorised one-pass C loop: a NaN or infinity is
