@@ -504,6 +504,19 @@ MAKERS = {
 }
 
 
+GEMV = "numpy GEMV"    # not a peer: the memory-bound floor of one streaming step
+
+
+def make_gemv_bound(case):
+    """One streaming step's floor: numpy's (BLAS) product of the same [W_ih, W_hh]
+    (4H, I+H) with one vector, as a timed callable (BLAS threads as fix_threads set)."""
+    w = case.weights()
+    W = np.ascontiguousarray(np.concatenate([w["weight_ih_l0"], w["weight_hh_l0"]], axis=1))
+    v = np.random.default_rng(2).standard_normal(W.shape[1]).astype(np.float32)
+    out = np.empty(W.shape[0], np.float32)
+    return lambda: np.dot(W, v, out=out)
+
+
 def make(fw, mode, case, nt, seed=0):
     """Timed callable (and, for inference, an output getter giving (B, T, D*H) numpy)."""
     x, target, lengths = case.data(seed)

@@ -88,6 +88,9 @@ def run_one(args, nt):
                     msg = f"{fw} {mode} on shape {case.name} failed to build: {type(e).__name__}: {e}"
                     log("   " + msg)
                     res["skipped"].append(msg)
+            if mode == "infer" and case.T == 1 and case.B == 1 and case.num_layers == 1 \
+                    and not case.bidirectional:
+                entries[bl.GEMV] = bl.make_gemv_bound(case)
             if mode == "infer" and not args.no_check:
                 outs = {fw: get() for fw, get in getters.items()}
                 diffs = bl.check_outputs(case, outs, tol=args.tol)     # raises if broken
@@ -288,6 +291,14 @@ def markdown(doc):
             fl = rows.get("fastlstm")
             cells += [_fmt(fl and fl["gflops"], ".1f"), _fmt(fl and fl["pct_peak"], ".1f")]
             L.append("| " + " | ".join(cells) + " |")
+        for shape, mode in order:
+            rows = by[(shape, mode)]
+            if bl.GEMV in rows and "fastlstm" in rows:
+                fl, gv = rows["fastlstm"], rows[bl.GEMV]
+                L += ["", f"Shape {shape} against its memory-bound floor, a bare numpy GEMV of the "
+                      f"same [W_ih, W_hh] ({gv['ms_median'] * 1e3:.1f} us median, same passes): "
+                      f"fastlstm {fl['ms_median'] * 1e3:.1f} us = "
+                      f"{fl['ms_median'] / gv['ms_median']:.2f}x it (the issue's bound: 1.5x)."]
         L += ["", "Shapes: " + "; ".join(f"{c.name} = {c.dims()} ({c.desc})" for c in bl.CASES.values()
                                          if any(r["shape"] == c.name for r in run["results"])) + ".",
               ""]
