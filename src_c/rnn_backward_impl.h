@@ -176,8 +176,7 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             for (int q = 0; q < U / NRK; q++) {
                 /* a last block of at most VL units needs the left vector only */
                 const REAL *wq = w + q * a->ghp * NRK;
-                if (U == NRK && nu <= VL) SFX(rows6p_half)((int)a->ghp, gp6, wq, NRK, acc[q]);
-                else SFX(rows6p_kernel)((int)a->ghp, gp6, wq, NRK, acc[q]);
+                SFX(rows_part)(nrows, U == NRK && nu <= VL, (int)a->ghp, gp6, wq, NRK, acc[q]);
             }
             for (int q = 0; q < U / NRK; q++)
                 for (int r = 0; r < 6; r++) {

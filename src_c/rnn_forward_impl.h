@@ -181,8 +181,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
             const REAL *hp6 = hpin + (long)(r0 / 6) * 6 * KT;
             for (int q = 0; q < ncg; q++) {
                 const REAL *wq = w + ((long)q * KW + I - xk) * NRK;
-                if (half) SFX(rows6p_half)(KT, hp6, wq, NRK, acc[q]);
-                else SFX(rows6p_kernel)(KT, hp6, wq, NRK, acc[q]);
+                SFX(rows_part)(nrows, half, KT, hp6, wq, NRK, acc[q]);
             }
             for (int q = 0; q < ncg; q++)
                 for (int r = 0; r < 6; r++) {
