@@ -348,7 +348,7 @@ def plot(doc, path):
                              squeeze=False)
     colors = {"torch": "#d62728", "onnxruntime": "#7f7f7f", "keras": "#ff7f0e"}
     vals = [r["fastlstm_speedup"] for run in runs for r in run["results"]
-            if r["framework"] != "fastlstm" and r.get("fastlstm_speedup")]
+            if r["framework"] in bl.PEERS and r.get("fastlstm_speedup")]
     lo = min(vals + [1.0]) / 1.6
     hi = max(vals + [1.0]) * 1.6
     fmt = FuncFormatter(lambda v, _: f"{v:g}x")

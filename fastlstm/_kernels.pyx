@@ -9,7 +9,7 @@ Arrays marked OUT are written; all others are read only.
 Functions called once per batch or less take typed memoryviews. The calls a
 serving loop makes on every request (rnn_forward, array_status) read numpy's
 array struct instead (_data): a memoryview costs about 0.2 us to build, and
-rnn_forward takes up to 20 arrays, which was a tenth of a one-step call.
+rnn_forward takes up to 17 arrays, which was a tenth of a one-step call.
 """
 from libc.string cimport memset
 cimport numpy as cnp
@@ -95,16 +95,24 @@ cdef inline void _need(bint ok, str what) except *:
         raise ValueError(f"kernel argument shape mismatch: {what}")
 
 
+cdef inline bint _plain(cnp.ndarray arr, int typenum, int ndim) noexcept:
+    """arr has this element type and rank, is C-contiguous, aligned and in the
+    machine's byte order (the type number alone does not say '>f4' from '<f4')."""
+    return (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_NDIM(arr) == ndim
+            and cnp.PyArray_ISCARRAY_RO(arr) and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
 cdef void *_data(object a, str name, int typenum, int ndim, bint out) except NULL:
-    """The data pointer of a C-contiguous, non-empty numpy array of this element
-    type and rank (writable when out): what a typed memoryview would check."""
+    """The data pointer of a non-empty numpy array that _plain accepts (writable
+    when out): what a typed memoryview would check."""
     if not cnp.PyArray_Check(a):
         raise TypeError(f"kernel argument {name} must be a numpy array, got {type(a).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>a
     if cnp.PyArray_TYPE(arr) != typenum:
         raise ValueError(f"kernel argument {name} has the wrong dtype ({arr.dtype})")
-    if cnp.PyArray_NDIM(arr) != ndim or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        raise ValueError(f"kernel argument {name} must be a C-contiguous {ndim}-d array")
+    if not _plain(arr, typenum, ndim):
+        raise ValueError(f"kernel argument {name} must be a C-contiguous, aligned {ndim}-d "
+                         f"array in native byte order")
     if cnp.PyArray_SIZE(arr) == 0:
         raise ValueError(f"kernel argument {name} is empty")
     if out and not cnp.PyArray_ISWRITEABLE(arr):
@@ -117,7 +125,7 @@ cdef inline void *_opt(object a, str name, int typenum, int ndim, bint out) exce
     return NULL if a is None else _data(a, name, typenum, ndim, out)
 
 
-cdef inline long _dim(object a, int k):
+cdef inline long _dim(object a, int k) noexcept:
     return cnp.PyArray_DIMS(<cnp.ndarray>a)[k]
 
 
@@ -213,7 +221,7 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
                 w_peep,            # IN  (3, H) or None
                 h0,                # IN  (B, H) or None
                 c0,                # IN  (B, H) or None
-                lengths,           # IN  (B) int32, or None
+                lengths,           # IN  (B) numpy.intc (C int), or None
                 y, int y_off,      # OUT (T, B, ldy) or, y_batch_first, (B, T, ldy);
                                    #     columns [y_off, y_off + H)
                 h_n,               # OUT (B, H)
@@ -234,7 +242,7 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
     cdef const void *p_peep = _opt(w_peep, "w_peep", tn, 2, False)
     cdef const void *p_h0 = _opt(h0, "h0", tn, 2, False)
     cdef const void *p_c0 = _opt(c0, "c0", tn, 2, False)
-    cdef const int *p_len = <const int *>_opt(lengths, "lengths", cnp.NPY_INT32, 1, False)
+    cdef const int *p_len = <const int *>_opt(lengths, "lengths", cnp.NPY_INT, 1, False)   # C int
     cdef char *p_y = <char *>_data(y, "y", tn, 3, True)
     cdef void *p_hn = _data(h_n, "h_n", tn, 2, True)
     cdef void *p_cn = _opt(c_n, "c_n", tn, 2, True)
@@ -243,6 +251,8 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
     cdef void *p_cc = _opt(cache_c, "cache_c", tn, 3, True)
     cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
+    if work is not None and cnp.PyArray_Check(work) and cnp.PyArray_SIZE(<cnp.ndarray>work) == 0:
+        work = None                    # no scratch: C allocates its own
     d.work = _opt(work, "work", cnp.NPY_UINT8, 1, True)
     d.work_bytes = _dim(work, 0) if work is not None else 0
     d.step_flops = step_flops
@@ -259,7 +269,7 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
     _need(lengths is None or _dim(lengths, 0) == B, "lengths")
     cdef long ldy = _dim(y, 2)
     _need(_dim(y, 0) == (B if y_batch_first else T) and _dim(y, 1) == (T if y_batch_first else B)
-          and 0 <= y_off and y_off + H <= ldy, "y")
+          and 0 <= y_off and <long>y_off + H <= ldy, "y")
     _need(_dim(h_n, 0) == B and _dim(h_n, 1) == H, "h_n")
     _need(c_n is None or (_dim(c_n, 0) == B and _dim(c_n, 1) == H), "c_n")
     _need(cache_gates is None or (_dim(cache_gates, 0) == T and _dim(cache_gates, 1) == B
@@ -333,7 +343,7 @@ def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
     _need(dw_peep is None or (dw_peep.shape[0] == 3 and dw_peep.shape[1] == H), "dw_peep")
     _need(w_peep is None or (w_peep.shape[0] == 3 and w_peep.shape[1] == H), "w_peep")
     _need(dy is None or (dy.shape[0] == T and dy.shape[1] == B and 0 <= dy_off
-                         and dy_off + H <= dy.shape[2]), "dy")
+                         and <long>dy_off + H <= dy.shape[2]), "dy")
     _need(dh_n is None or (dh_n.shape[0] == B and dh_n.shape[1] == H), "dh_n")
     _need(dc_n is None or (dc_n.shape[0] == B and dc_n.shape[1] == H), "dc_n")
     _need(cache_gates.shape[0] == T and cache_gates.shape[1] == B
@@ -422,15 +432,14 @@ def all_finite(x):
 
 def array_status(x, bint double, int ndim):
     """The layers' input check in one call (a serving request's x, h0, c0):
-    1 when x is a non-empty C-contiguous numpy.ndarray of this dtype and rank
-    with no NaN or infinity, -1 when it is such an array but holds one, 0 when
+    1 when x is a non-empty numpy.ndarray of this dtype and rank, C-contiguous,
+    aligned and in native byte order, with no NaN or infinity, -1 when it is such an array but holds one, 0 when
     it is anything else (the caller converts and checks it the slow way)."""
     cdef int tn = cnp.NPY_DOUBLE if double else cnp.NPY_FLOAT
     if not cnp.PyArray_CheckExact(x):     # subclasses (masked arrays...) go the slow way
         return 0
     cdef cnp.ndarray arr = <cnp.ndarray>x
-    if (cnp.PyArray_TYPE(arr) != tn or cnp.PyArray_NDIM(arr) != ndim
-            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_SIZE(arr) == 0):
+    if not _plain(arr, tn, ndim) or cnp.PyArray_SIZE(arr) == 0:
         return 0
     cdef const void *p = cnp.PyArray_DATA(arr)
     cdef long n = cnp.PyArray_SIZE(arr)

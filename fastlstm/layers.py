@@ -64,6 +64,8 @@ def _float_array(name, value, dtype, ndim, shape=None):
             arr = np.ascontiguousarray(arr, dtype=dtype)
     else:
         arr = np.ascontiguousarray(arr)
+    if not arr.flags.aligned:              # np.frombuffer at an odd offset: C wants aligned data
+        arr = arr.copy()
     if not _kernels.all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
@@ -306,7 +308,7 @@ class _Recurrent:
         if arr.min() < 1 or arr.max() > T:
             raise ValueError(f"lengths must be in [1, {T}] (x has {T} time steps), "
                              f"got values in [{arr.min()}, {arr.max()}]")
-        return np.ascontiguousarray(arr, dtype=np.int32)
+        return np.ascontiguousarray(arr, dtype=np.intc)    # C int, as the kernels take
 
     def _check_state(self, name, value, B):
         if value is None:

@@ -113,8 +113,8 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
             const REAL *cgn = cg + ((long)tn - t) * B * a->gcc;
             for (int l = 0; l < 4 * U; l += 64 / (int)sizeof(REAL)) __builtin_prefetch(cgn + l);
             if (!gru) {
-                const long inn = rev ? tn + 1 : tn;
-                __builtin_prefetch(a->cache_c + inn * BH + (long)b * H + h0);
+                const REAL *cn = a->cache_c + (rev ? tn + 1 : tn) * BH + (long)b * H + h0;
+                for (int l = 0; l < nu; l += 64 / (int)sizeof(REAL)) __builtin_prefetch(cn + l);
             }
         }
         REAL dht[U];

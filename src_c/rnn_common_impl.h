@@ -20,10 +20,12 @@ static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4;
  * least FL_LOOP_FLOPS_PER_THREAD per thread; never more threads than work
  * items. With batch 1 and H = 128 (serving), 2 threads took 0.36 ms against
  * 0.53 on one. One streaming step at H = 256 (0.5 Mflop, 1.2 MB of weights
- * streamed from L3) took 26-34 us on 2 threads against 36-37 on one, back to
- * back, and was no slower on 2 with 0.2-5 ms idle between calls; a step at
- * H = 128 stays on one thread. Results do not depend on the choice: work is
- * partitioned in fixed blocks. */
+ * streamed from L3) took 31-35 us a call on 2 threads against 41 on one
+ * (medians of 11 interleaved passes of back-to-back calls), and was no
+ * slower on 2 with 0.2-5 ms idle between calls. At batch 1
+ * the rule gives H = 128 two threads from 4 steps on (2e6 had them from 31).
+ * Results do not depend on the choice: work is partitioned in fixed
+ * blocks. */
 #define FL_STEP_FLOPS_PER_THREAD 50000L
 #define FL_LOOP_FLOPS_PER_THREAD 250000L
 static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)

@@ -63,15 +63,15 @@ FL_INLINE void SFX(rows6p_half)(int K, const REAL *ap, const REAL *w, long ldw, 
     acc[0][0] = c0; acc[1][0] = c1; acc[2][0] = c2; acc[3][0] = c3; acc[4][0] = c4; acc[5][0] = c5;
 }
 
-/* The first R < 6 rows of rows6p_kernel's tile (half: of rows6p_half's), for
- * a batch's last, partial tile: a batch of 32 rows then costs 32 rows of
- * FMAs, not 36. Each row's sum is the full tile's, bit for bit. R is a
- * constant in every call rows_part makes, so the accumulators stay in
- * registers. */
+/* The first R (2 to 5) rows of rows6p_kernel's tile (half: of rows6p_half's),
+ * for a batch's last, partial tile: a batch of 32 rows then costs 32 rows of
+ * FMAs, not 36 (a lone row goes through row1_kernel). Each row's sum is the
+ * full tile's, bit for bit. R is a constant in every call rows_part makes,
+ * so the accumulators stay in registers. */
 FL_INLINE void SFX(rows_r)(int K, const REAL *ap, const REAL *w, long ldw, VEC acc[6][2],
                            const int R, const int half)
 {
-    VEC c[5][2];
+    VEC c[5][2];   /* R <= 5 */
     for (int r = 0; r < R; r++) { c[r][0] = acc[r][0]; c[r][1] = acc[r][1]; }
     for (int k = 0; k < K; k++) {
         const REAL *wk = w + (long)k * ldw, *a = ap + 6L * k;
@@ -84,12 +84,11 @@ FL_INLINE void SFX(rows_r)(int K, const REAL *ap, const REAL *w, long ldw, VEC a
     for (int r = 0; r < R; r++) { acc[r][0] = c[r][0]; acc[r][1] = c[r][1]; }
 }
 
-/* rows6p_kernel (half: rows6p_half) on the first R rows of the tile, 1 <= R <= 6. */
+/* rows6p_kernel (half: rows6p_half) on the first R rows of the tile, 2 <= R <= 6. */
 FL_INLINE void SFX(rows_part)(int R, int half, int K, const REAL *ap, const REAL *w, long ldw,
                               VEC acc[6][2])
 {
     switch (R) {
-    case 1: SFX(rows_r)(K, ap, w, ldw, acc, 1, half); break;
     case 2: SFX(rows_r)(K, ap, w, ldw, acc, 2, half); break;
     case 3: SFX(rows_r)(K, ap, w, ldw, acc, 3, half); break;
     case 4: SFX(rows_r)(K, ap, w, ldw, acc, 4, half); break;

@@ -434,6 +434,46 @@ def test_array_status_is_the_fast_input_check(dtype):
                      [[[1.0]]], None):
         assert _kernels.array_status(not_fast, dbl, 3) == 0
     assert _kernels.array_status(np.ones((2, 3), dtype), dbl, 2) == 1
+    swapped = np.ones((2, 3, 4), np.dtype(dtype).newbyteorder())
+    assert _kernels.array_status(swapped, dbl, 3) == 0           # '>f4' has float's type number
+    raw = np.zeros(2 * 3 * 4 * np.dtype(dtype).itemsize + 1, np.uint8)
+    odd = np.frombuffer(raw.data, dtype, offset=1).reshape(2, 3, 4)
+    assert not odd.flags.aligned and _kernels.array_status(odd, dbl, 3) == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_foreign_byte_order_and_misaligned_input_are_converted(dtype):
+    """Big-endian data (FITS, HDF5, .npy from another machine) and arrays at odd
+    byte offsets give the same output as the native array: the layer converts them
+    (the kernels would read the bytes as they lie), and the kernel call refuses
+    them outright when handed one directly."""
+    layer = LSTM(3, 5, dtype=dtype, random_state=0)
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(dtype)
+    y, (h, c) = layer(x)
+    big = x.astype(x.dtype.newbyteorder())
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    odd = np.frombuffer(raw.data, x.dtype, offset=1).reshape(x.shape)
+    raw[1:] = np.frombuffer(x.tobytes(), np.uint8)
+    assert not odd.flags.aligned
+    for other in (big, odd):
+        y2, (h2, c2) = layer(other)
+        np.testing.assert_array_equal(y2, y)
+        np.testing.assert_array_equal(h2, h)
+    bad = big.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        layer(bad)
+    w = layer.state_dict()
+    layer.load_state_dict({k: v.astype(v.dtype.newbyteorder()) for k, v in w.items()})
+    np.testing.assert_array_equal(layer(x)[0], y)
+    H_, T_, B_, I_ = 4, 3, 2, 2
+    args = [np.ones((T_, B_, I_)), np.ones((4 * H_, I_)), np.ones((4 * H_, H_)),
+            np.ones(4 * H_), np.ones(4 * H_)]
+    args[2] = args[2].astype(">f8")
+    with pytest.raises(ValueError, match="w_hh.*byte order"):
+        _kernels.rnn_forward(0, 0, 0, False, 1, *args, None, None, None, None,
+                             np.empty((T_, B_, H_)), 0, np.empty((B_, H_)), np.empty((B_, H_)),
+                             None, None, None)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
