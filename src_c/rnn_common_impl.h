@@ -22,10 +22,11 @@ static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4;
  * 0.53 on one. One streaming step at H = 256 (0.5 Mflop, 1.2 MB of weights
  * streamed from L3) took 31-35 us a call on 2 threads against 41 on one
  * (medians of 11 interleaved passes of back-to-back calls), and was no
- * slower on 2 with 0.2-5 ms idle between calls. At batch 1
- * the rule gives H = 128 two threads from 4 steps on (2e6 had them from 31).
- * Results do not depend on the choice: work is partitioned in fixed
- * blocks. */
+ * slower on 2 with 0.2-5 ms idle between calls. At batch 1 the rule gives
+ * H = 128 two threads from 4 steps on (2e6 had them from 31); measured the
+ * same way, 4 / 8 / 16 / 30 steps took 32 / 50 / 81 / 123 us on 2 threads
+ * against 36 / 71 / 108 / 182 on one. Results do not depend on the choice:
+ * work is partitioned in fixed blocks. */
 #define FL_STEP_FLOPS_PER_THREAD 50000L
 #define FL_LOOP_FLOPS_PER_THREAD 250000L
 static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
