@@ -277,6 +277,15 @@ void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx, int ro
     }
 }
 
+/* Block blk (PROJ_MC rows) of a chunk's hoisted projection: xc (rows, ldx)
+ * the chunk's input rows, gx (rows, ghp) its Gx, xp the thread's X buffer. */
+static void SFX(project_block)(const SFX(fwd_args) *a, const REAL *xc, int rows, int blk,
+                               REAL *xp, REAL *gx)
+{
+    const int m0 = blk * PROJ_MC, mr = rows - m0 < PROJ_MC ? rows - m0 : PROJ_MC;
+    SFX(fl_rnn_project)(a, xc + (long)m0 * a->ldx, a->ldx, mr, xp, gx + (long)m0 * a->ghp);
+}
+
 /* Elements of the packed forward weights: wb, bias, bias_x, peep. */
 static long SFX(packed_elems)(const fl_rnn_desc *d, int nb)
 {
@@ -347,6 +356,68 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
                                + SFX(fl_gemm_work_elems)(d->n_threads) + d->B + d->T + 1);
     }
     return sizeof(REAL) * (SFX(packed_elems)(d, nb) + SFX(fwd_work_elems)(d, ghp, pass == 1));
+}
+
+/* Steps [s0, s1) of the time loop, as each thread of the region runs them,
+ * or the caller alone when one thread does: libgomp makes two futex system
+ * calls even for a team of one, a twentieth of a one-step serving call. */
+typedef struct {
+    const SFX(fwd_args) *a;
+    int s0, s1, nbt, nb, nbc, rg, train;
+    long items, BH, hpn;
+    REAL *cache_h, *cache_c;   /* training: the state caches */
+    REAL *hbuf, *cbuf;         /* inference: h ping-pong (2, B, H), c in place (B, H) */
+    REAL *hpk;                 /* packed [x, h] ping-pong (2, hpn) */
+} SFX(fwd_loop);
+
+static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
+{
+    const SFX(fwd_args) *a = L->a;
+    const fl_rnn_desc *d = a->d;
+    const int T = d->T, B = d->B, rev = d->reverse, gru = d->cell == FL_CELL_GRU;
+    const int nb = L->nb, rg = L->rg, nbc = L->nbc, nbt = L->nbt;
+    const long BH = L->BH, hpn = L->hpn;
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    int rb0, rb1;
+    SFX(batch_rows)(B, tid, nth, &rb0, &rb1);
+    for (int s = L->s0; s < L->s1; s++) {
+        const int t = rev ? T - 1 - s : s;
+        const REAL *hprev, *cprev;
+        REAL *hcur, *ccur;
+        if (L->train) {
+            long in = rev ? t + 1 : t, out = rev ? t : t + 1;
+            hprev = L->cache_h + in * BH; hcur = L->cache_h + out * BH;
+            cprev = gru ? NULL : L->cache_c + in * BH;
+            ccur = gru ? NULL : L->cache_c + out * BH;
+        } else {
+            hprev = L->hbuf + (s & 1) * BH; hcur = L->hbuf + ((s + 1) & 1) * BH;
+            cprev = gru ? NULL : L->cbuf; ccur = gru ? NULL : L->cbuf;
+        }
+        const int tn = s + 1 < T ? (rev ? T - 2 - s : s + 1) : -1;
+        const REAL *hpin = L->hpk + (s & 1) * hpn;
+        REAL *hpout = L->hpk + ((s + 1) & 1) * hpn;
+        if (nbt && !a->perm) {   /* split by batch rows: a contiguous share, no barrier */
+            for (int j = 0; j < nb && rb0 < rb1; j++)
+                SFX(fl_rnn_fwd_item)(a, t, j, rb0, rb1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
+            continue;
+        }
+        if (nbt) {
+            /* rows sorted by length: every nth 6-row tile, so the long rows
+             * are shared out (a contiguous share would give one thread all of
+             * them; tiles apart cost a few shared cache lines per step) */
+            for (int j = 0; j < nb; j++)
+                for (int g = tid; g < rg; g += nth)
+                    SFX(fl_rnn_fwd_item)(a, t, j, 6 * g, 6 * g + 6 < B ? 6 * g + 6 : B,
+                                         hprev, cprev, hcur, ccur, hpin, hpout, tn);
+            continue;
+        }
+        #pragma omp for schedule(static)
+        for (long it = 0; it < L->items; it++) {
+            int j = (int)(it / nbc), bc = (int)(it % nbc);
+            int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
+            SFX(fl_rnn_fwd_item)(a, t, j, b0, b1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
+        }
+    }
 }
 
 int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
@@ -429,57 +500,23 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
             long npt = pflops / PROJ_FLOPS_PER_THREAD;
             if (npt > d->n_threads) npt = d->n_threads;
             if (npt > nblk) npt = nblk;
-            #pragma omp parallel for schedule(static) if (npt > 1) num_threads(npt > 1 ? (int)npt : 1)
-            for (int blk = 0; blk < nblk; blk++) {
-                const int m0 = blk * PROJ_MC, mr = rows - m0 < PROJ_MC ? rows - m0 : PROJ_MC;
-                SFX(fl_rnn_project)(&a, x + ((long)t0 * B + m0) * ldx, ldx, mr,
-                                    xpk + (long)omp_get_thread_num() * PROJ_MC * I,
-                                    gx + (long)m0 * ghp);
+            const REAL *xc = x + (long)t0 * B * ldx;   /* the chunk's rows of X */
+            if (npt > 1) {   /* (no region for one thread: see fwd_steps) */
+                #pragma omp parallel for schedule(static) num_threads((int)npt)
+                for (int blk = 0; blk < nblk; blk++)
+                    SFX(project_block)(&a, xc, rows, blk,
+                                       xpk + (long)omp_get_thread_num() * PROJ_MC * I, gx);
+            } else {
+                for (int blk = 0; blk < nblk; blk++) SFX(project_block)(&a, xc, rows, blk, xpk, gx);
             }
         }
-        #pragma omp parallel num_threads(nt)
-        {
-            const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-            int rb0, rb1;
-            SFX(batch_rows)(B, tid, nth, &rb0, &rb1);
-            for (int s = s0; s < s1; s++) {
-                const int t = rev ? T - 1 - s : s;
-                const REAL *hprev, *cprev;
-                REAL *hcur, *ccur;
-                if (train) {
-                    long in = rev ? t + 1 : t, out = rev ? t : t + 1;
-                    hprev = cache_h + in * BH; hcur = cache_h + out * BH;
-                    cprev = gru ? NULL : cache_c + in * BH;
-                    ccur = gru ? NULL : cache_c + out * BH;
-                } else {
-                    hprev = hbuf + (s & 1) * BH; hcur = hbuf + ((s + 1) & 1) * BH;
-                    cprev = gru ? NULL : cbuf; ccur = gru ? NULL : cbuf;
-                }
-                const int tn = s + 1 < T ? (rev ? T - 2 - s : s + 1) : -1;
-                const REAL *hpin = hpk + (s & 1) * hpn;
-                REAL *hpout = hpk + ((s + 1) & 1) * hpn;
-                if (nbt && !perm) {   /* split by batch rows: a contiguous share, no barrier */
-                    for (int j = 0; j < nb && rb0 < rb1; j++)
-                        SFX(fl_rnn_fwd_item)(&a, t, j, rb0, rb1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
-                    continue;
-                }
-                if (nbt) {
-                    /* rows sorted by length: every nth 6-row tile, so the long rows
-                     * are shared out (a contiguous share would give one thread all of
-                     * them; tiles apart cost a few shared cache lines per step) */
-                    for (int j = 0; j < nb; j++)
-                        for (int g = tid; g < rg; g += nth)
-                            SFX(fl_rnn_fwd_item)(&a, t, j, 6 * g, 6 * g + 6 < B ? 6 * g + 6 : B,
-                                                 hprev, cprev, hcur, ccur, hpin, hpout, tn);
-                    continue;
-                }
-                #pragma omp for schedule(static)
-                for (long it = 0; it < items; it++) {
-                    int j = (int)(it / nbc), bc = (int)(it % nbc);
-                    int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
-                    SFX(fl_rnn_fwd_item)(&a, t, j, b0, b1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
-                }
-            }
+        SFX(fwd_loop) L = { &a, s0, s1, nbt, nb, nbc, rg, train, items, BH, hpn,
+                            cache_h, cache_c, hbuf, cbuf, hpk };
+        if (nt > 1) {
+            #pragma omp parallel num_threads(nt)
+            SFX(fwd_steps)(&L);
+        } else {
+            SFX(fwd_steps)(&L);
         }
     }
     const REAL *hlast, *clast;
