@@ -360,7 +360,8 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
 
 /* Steps [s0, s1) of the time loop, as each thread of the region runs them,
  * or the caller alone when one thread does: libgomp makes two futex system
- * calls even for a team of one, a twentieth of a one-step serving call. */
+ * calls even for a team of one (one streaming step at H = 256 took 41 us a
+ * call through a region of one thread, 32 without). */
 typedef struct {
     const SFX(fwd_args) *a;
     int s0, s1, nbt, nb, nbc, rg, train;
