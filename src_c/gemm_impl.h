@@ -140,8 +140,9 @@ void SFX(fl_gemm_few_rows)(int M, int N, int K, const REAL *A, long lda, const R
  * with one or two inputs): matrix-vector products over rows [i0, i1) of C,
  * reading A once per column with no packing (packing A would cost as much as
  * the product). trans_a: axpys over A's contiguous rows, into acc (i1 - i0);
- * else dot products over VL interleaved partial sums (one vector). Each element's sum runs
- * in a fixed order, whatever the split of rows between threads. */
+ * else dot products over VL interleaved partial sums (one vector). Each
+ * element's sum runs in a fixed order, whatever the split of rows between
+ * threads. */
 #define GEMM_FEW_COLS_ROWS 512   /* rows of C per work item */
 FL_CLONES
 void SFX(fl_gemm_few_cols)(int trans_a, int i0, int i1, int N, int K, const REAL *A, long lda,
