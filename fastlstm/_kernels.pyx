@@ -417,24 +417,21 @@ def activation(int which, const real[::1] x, real[::1] y):
 
 
 def all_finite(x):
-    """True when x (a C-contiguous float32 or float64 array, any shape) holds no NaN or infinity."""
-    cdef bint double = cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE
-    if cnp.PyArray_Check(x) and cnp.PyArray_SIZE(<cnp.ndarray>x) == 0:
+    """True when x (a plain float32 or float64 numpy array, any shape) holds no NaN or infinity."""
+    if x.size == 0:
         return True
-    cdef const void *p = _data(x, "x", cnp.NPY_DOUBLE if double else cnp.NPY_FLOAT,
-                               cnp.PyArray_NDIM(<cnp.ndarray>x) if cnp.PyArray_Check(x) else 1, False)
-    cdef long n = cnp.PyArray_SIZE(<cnp.ndarray>x)
-    cdef int ok
-    with nogil:
-        ok = fl_all_finite_f64(<const double *>p, n) if double else fl_all_finite_f32(<const float *>p, n)
-    return ok == 1
+    status = array_status(x, x.dtype.itemsize == 8, x.ndim)
+    if status == 0:
+        raise ValueError("all_finite takes a C-contiguous, aligned float32 or float64 numpy array")
+    return status == 1
 
 
 def array_status(x, bint double, int ndim):
     """The layers' input check in one call (a serving request's x, h0, c0):
     1 when x is a non-empty numpy.ndarray of this dtype and rank, C-contiguous,
-    aligned and in native byte order, with no NaN or infinity, -1 when it is such an array but holds one, 0 when
-    it is anything else (the caller converts and checks it the slow way)."""
+    aligned and in native byte order, with no NaN or infinity; -1 when it is
+    such an array but holds one; 0 when it is anything else (the caller
+    converts and checks it the slow way)."""
     cdef int tn = cnp.NPY_DOUBLE if double else cnp.NPY_FLOAT
     if not cnp.PyArray_CheckExact(x):     # subclasses (masked arrays...) go the slow way
         return 0
