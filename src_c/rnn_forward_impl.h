@@ -64,6 +64,69 @@ typedef struct {
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
 } SFX(fwd_args);
 
+/* Vectors [v0, v0 + n * VL) of fwd_epilogue_vec's row, n <= FL_NV at once. */
+FL_INLINE void SFX(fwd_epilogue_n)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
+                                   int h0, const REAL *st, REAL *hout, REAL *cout,
+                                   REAL *yrow, REAL *hpo, REAL *cg, int v0, int n)
+{
+    const fl_rnn_desc *d = a->d;
+    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
+    VEC s[FL_NV], h[FL_NV], q0[FL_NV], q1[FL_NV], q2[FL_NV], q3[FL_NV];   /* q: what the gate cache keeps */
+    FOR_E s[e] = SFX(vload)(st + v0 + e * VL);
+    if (d->cell == FL_CELL_GRU) {
+        /* r, z, n, and W_hn h + b_hn */
+        FOR_E {
+            const int v = v0 + e * VL;
+            q0[e] = SFX(vload)(gx + v) + SFX(vload)(acc + v);
+            q1[e] = SFX(vload)(gx + U + v) + SFX(vload)(acc + U + v);
+            q3[e] = SFX(vload)(acc + 2 * U + v);
+        }
+        SFX(vgate_n)(hard, q0, n);
+        SFX(vgate_n)(hard, q1, n);
+        FOR_E q2[e] = SFX(vload)(gx + 2 * U + v0 + e * VL) + q0[e] * q3[e];
+        SFX(vact_n)(relu, q2, n);
+        FOR_E h[e] = (1 - q1[e]) * q2[e] + q1[e] * s[e];
+    } else {
+        /* i, f, g, o; s = c_{t-1} */
+        const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
+        const long php = (long)a->nb * U;
+        FOR_E {
+            const int v = v0 + e * VL;
+            q0[e] = SFX(vload)(acc + v);
+            q1[e] = SFX(vload)(acc + U + v);
+            q2[e] = SFX(vload)(acc + 2 * U + v);
+            q3[e] = SFX(vload)(acc + 3 * U + v);
+            if (pp) {
+                q0[e] += SFX(vload)(pp + h0 + v) * s[e];
+                q1[e] += SFX(vload)(pp + php + h0 + v) * s[e];
+            }
+        }
+        SFX(vgate_n)(hard, q0, n);
+        if (d->cell == FL_CELL_CIFG) FOR_E q1[e] = 1 - q0[e];
+        else SFX(vgate_n)(hard, q1, n);
+        SFX(vact_n)(relu, q2, n);
+        VEC c[FL_NV];
+        FOR_E c[e] = q1[e] * s[e] + q0[e] * q2[e];
+        if (pp) FOR_E q3[e] += SFX(vload)(pp + 2 * php + h0 + v0 + e * VL) * c[e];
+        SFX(vgate_n)(hard, q3, n);
+        FOR_E SFX(vstore)(cout + v0 + e * VL, c[e]);
+        SFX(vact_n)(relu, c, n);
+        FOR_E h[e] = q3[e] * c[e];
+    }
+    FOR_E {
+        const int v = v0 + e * VL;
+        SFX(vstore)(hout + v, h[e]);
+        SFX(vstore)(yrow + v, h[e]);
+        REAL hv[VL];
+        SFX(vstore)(hv, h[e]);
+        for (int l = 0; l < VL; l++) hpo[6 * (v + l)] = hv[l];
+        if (cg) {
+            SFX(vstore)(cg + v, q0[e]); SFX(vstore)(cg + U + v, q1[e]);
+            SFX(vstore)(cg + 2 * U + v, q2[e]); SFX(vstore)(cg + 3 * U + v, q3[e]);
+        }
+    }
+}
+
 /* Gate nonlinearities and state update of one batch row on a block of U
  * units, VL units per instruction.
  * acc (G*U) IN: pre-activations (lstm: input and recurrent parts and both
@@ -76,47 +139,10 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
                                      int h0, const REAL *st, REAL *hout, REAL *cout,
                                      REAL *yrow, REAL *hpo, REAL *cg, int nv)
 {
-    const fl_rnn_desc *d = a->d;
-    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
-    for (int v = 0; v < nv; v += VL) {
-        VEC h, q0, q1, q2, q3;   /* what the gate cache keeps */
-        const VEC s = SFX(vload)(st + v);
-        if (d->cell == FL_CELL_GRU) {
-            /* r, z, n, and W_hn h + b_hn */
-            q0 = SFX(vgate)(hard, SFX(vload)(gx + v) + SFX(vload)(acc + v));
-            q1 = SFX(vgate)(hard, SFX(vload)(gx + U + v) + SFX(vload)(acc + U + v));
-            q3 = SFX(vload)(acc + 2 * U + v);
-            q2 = SFX(vact)(relu, SFX(vload)(gx + 2 * U + v) + q0 * q3);
-            h = (1 - q1) * q2 + q1 * s;
-        } else {
-            /* i, f, g, o; s = c_{t-1} */
-            VEC zi = SFX(vload)(acc + v), zf = SFX(vload)(acc + U + v);
-            VEC zo = SFX(vload)(acc + 3 * U + v);
-            const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
-            const long php = (long)a->nb * U;
-            if (pp) {
-                zi += SFX(vload)(pp + h0 + v) * s;
-                zf += SFX(vload)(pp + php + h0 + v) * s;
-            }
-            q0 = SFX(vgate)(hard, zi);
-            q1 = d->cell == FL_CELL_CIFG ? 1 - q0 : SFX(vgate)(hard, zf);
-            q2 = SFX(vact)(relu, SFX(vload)(acc + 2 * U + v));
-            const VEC c = q1 * s + q0 * q2;
-            if (pp) zo += SFX(vload)(pp + 2 * php + h0 + v) * c;
-            q3 = SFX(vgate)(hard, zo);
-            h = q3 * SFX(vact)(relu, c);
-            SFX(vstore)(cout + v, c);
-        }
-        SFX(vstore)(hout + v, h);
-        SFX(vstore)(yrow + v, h);
-        REAL hv[VL];
-        SFX(vstore)(hv, h);
-        for (int l = 0; l < VL; l++) hpo[6 * (v + l)] = hv[l];
-        if (cg) {
-            SFX(vstore)(cg + v, q0); SFX(vstore)(cg + U + v, q1);
-            SFX(vstore)(cg + 2 * U + v, q2); SFX(vstore)(cg + 3 * U + v, q3);
-        }
-    }
+    int v = 0;
+    for (; v + FL_NV * VL <= nv; v += FL_NV * VL)
+        SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, FL_NV);
+    if (v < nv) SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, 1);
 }
 
 /* The batch row in tile slot p. */
