@@ -69,6 +69,12 @@ cdef extern from "fastlstm.h" nogil:
     double fl_sum_squares_f32(const float *x, long n)
     double fl_sum_squares_f64(const double *x, long n)
     int fl_activation_f64(int which, long n, double *y, const double *x)
+    int fl_adam_f32(long n, float *p, const float *g, float *m, float *v, double step_size,
+                    double beta1, double beta2, double eps, double bc2_sqrt,
+                    double weight_decay, int n_threads)
+    int fl_adam_f64(long n, double *p, const double *g, double *m, double *v, double step_size,
+                    double beta1, double beta2, double eps, double bc2_sqrt,
+                    double weight_decay, int n_threads)
     int fl_openmp_enabled()
     int fl_openmp_max_threads()
     const char *fl_isa()
@@ -413,6 +419,28 @@ def activation(int which, const real[::1] x, real[::1] y):
             status = fl_activation_f32(which, x.shape[0], &y[0], &x[0])
         else:
             status = fl_activation_f64(which, x.shape[0], &y[0], &x[0])
+    _raise(status)
+
+
+def adam(p, g, m, v, double step_size, double beta1, double beta2, double eps,
+         double bc2_sqrt, double weight_decay, int n_threads):
+    """One fused Adam step on 1-D buffers of one float dtype, in place on p, m, v."""
+    cdef bint double = cnp.PyArray_Check(p) and cnp.PyArray_TYPE(<cnp.ndarray>p) == cnp.NPY_DOUBLE
+    cdef int tn = cnp.NPY_DOUBLE if double else cnp.NPY_FLOAT
+    cdef void *pp = _data(p, "params", tn, 1, True)
+    cdef const void *pg = _data(g, "grad", tn, 1, False)
+    cdef void *pm = _data(m, "m", tn, 1, True)
+    cdef void *pv = _data(v, "v", tn, 1, True)
+    cdef long n = _dim(p, 0)
+    _need(_dim(g, 0) == n and _dim(m, 0) == n and _dim(v, 0) == n, "adam buffer lengths")
+    cdef int status
+    with nogil:
+        if double:
+            status = fl_adam_f64(n, <double *>pp, <const double *>pg, <double *>pm, <double *>pv,
+                                 step_size, beta1, beta2, eps, bc2_sqrt, weight_decay, n_threads)
+        else:
+            status = fl_adam_f32(n, <float *>pp, <const float *>pg, <float *>pm, <float *>pv,
+                                 step_size, beta1, beta2, eps, bc2_sqrt, weight_decay, n_threads)
     _raise(status)
 
 

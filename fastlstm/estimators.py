@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 
 from . import exceptions as _exc
+from ._threads import effective_n_threads
 from .data import _compact_token_ids, sliding_windows
 from .network import Network, build_spec, check_spec, loss_and_grad, min_param_count
 from .optim import clip_grad_norm, grad_norm, make_optimizer
@@ -649,6 +650,7 @@ class _LSTMBase(_EstimatorBase):
         batch's cache (spent)."""
         net = self._network
         opt = self._optimizer
+        n_threads = effective_n_threads(net.n_threads)
         n = Xa.shape[0]
         bs = min(p["batch_size"], n)
         name = type(self).__name__
@@ -674,7 +676,7 @@ class _LSTMBase(_EstimatorBase):
                     norm = grad_norm(net.grad)
                 if not math.isfinite(norm):
                     self._diverged(epoch, b, "gradient norm", norm, p)
-                opt.step(net.params, net.grad)
+                opt.step(net.params, net.grad, n_threads)
                 net.params_changed()
                 total += loss * len(idx)
             epoch_loss = total / n

@@ -1,16 +1,18 @@
 """Optimizers that update one flat parameter buffer from one flat gradient buffer.
 
 The network keeps every parameter as a view into a single 1-D array and
-every gradient in a mirror of it, so an optimizer step is a handful of
-whole-array numpy operations. The optimizer does not hold the parameter
-buffer (``step(params, grad)`` takes it), which keeps it picklable on its own
-and lets the estimator swap buffers without rebinding anything.
+every gradient in a mirror of it, so an optimizer step is one fused C pass
+(Adam) or a handful of whole-array numpy operations (SGD). The optimizer
+does not hold the parameter buffer (``step(params, grad)`` takes it), which
+keeps it picklable on its own and lets the estimator swap buffers without
+rebinding anything.
 
 Semantics follow ``torch.optim`` exactly (weight decay is the coupled L2
 form: ``grad += weight_decay * params``), so a test can compare step by step.
 All state arrays are allocated once, on the first step; a step allocates
-nothing beyond numpy scalar temporaries. ``step`` uses ``grad`` as scratch
-when ``weight_decay`` is non-zero (it adds the decay term in place).
+nothing beyond numpy scalar temporaries. SGD's ``step`` uses ``grad`` as
+scratch when ``weight_decay`` is non-zero (it adds the decay term in place);
+Adam's leaves ``grad`` as it is.
 """
 
 import math
@@ -68,47 +70,27 @@ class Adam:
         self.t = 0
         self.m = None
         self.v = None
-        self._tmp = None
 
     def _init_state(self, params):
         if self.m is None or self.m.shape != params.shape or self.m.dtype != params.dtype:
             self.m = np.zeros_like(params)
             self.v = np.zeros_like(params)
-            self._tmp = np.empty_like(params)
             self.t = 0
 
-    def step(self, params, grad):
+    def step(self, params, grad, n_threads=1):
+        """One step, in place on ``params``, in one fused pass over the buffers
+        (``_kernels.adam``; the same result for any ``n_threads``)."""
         _check_buffers(params, grad)
         self._init_state(params)
-        if self._tmp is None:  # after unpickling
-            self._tmp = np.empty_like(params)
-        m, v, tmp = self.m, self.v, self._tmp
-        b1, b2 = self.beta1, self.beta2
-        if self.weight_decay:
-            np.multiply(params, self.weight_decay, out=tmp)
-            grad += tmp
         self.t += 1
-        # m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2
-        m *= b1
-        np.multiply(grad, 1.0 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        np.multiply(grad, grad, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp
-        bc1 = 1.0 - b1 ** self.t
-        bc2 = 1.0 - b2 ** self.t
-        np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(bc2)
-        tmp += self.eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= self.lr / bc1
-        params -= tmp
+        step_size = self.lr / (1.0 - self.beta1 ** self.t)
+        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** self.t)
+        _kernels.adam(params, grad, self.m, self.v, step_size, self.beta1, self.beta2,
+                      self.eps, bc2_sqrt, self.weight_decay, n_threads)
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_tmp"] = None  # scratch, rebuilt on the next step
-        return state
+    def __setstate__(self, state):
+        state.pop("_tmp", None)  # numpy scratch that earlier versions pickled
+        self.__dict__.update(state)
 
 
 class SGD:
@@ -130,7 +112,9 @@ class SGD:
         self.buf = None
         self._tmp = None
 
-    def step(self, params, grad):
+    def step(self, params, grad, n_threads=1):
+        """One step, in place on ``params`` (``n_threads`` is unused: a few
+        numpy passes)."""
         _check_buffers(params, grad)
         if self._tmp is None or self._tmp.shape != params.shape or self._tmp.dtype != params.dtype:
             self._tmp = np.empty_like(params)

@@ -143,6 +143,16 @@ int fl_gemm_naive_f32(int trans_a, int M, int N, int K, const float *A, long lda
 int fl_gemm_naive_f64(int trans_a, int M, int N, int K, const double *A, long lda,
                       const double *B, long ldb, double beta, double *C, long ldc);
 
+/* One Adam step (torch.optim.Adam's formula; optim_impl.h) on n parameters:
+ * p, m, v (n) IN/OUT, g (n) IN. step_size = lr / (1 - beta1^t), bc2_sqrt =
+ * sqrt(1 - beta2^t). Elementwise, so the same for any n_threads. */
+int fl_adam_f32(long n, float *p, const float *g, float *m, float *v, double step_size,
+                double beta1, double beta2, double eps, double bc2_sqrt, double weight_decay,
+                int n_threads);
+int fl_adam_f64(long n, double *p, const double *g, double *m, double *v, double step_size,
+                double beta1, double beta2, double eps, double bc2_sqrt, double weight_decay,
+                int n_threads);
+
 /* Elementwise activations exactly as the kernels compute them (for accuracy tests).
  * which: 0 sigmoid, 1 tanh, 2 hard_sigmoid, 3 relu.  y (n) OUT, x (n) IN. */
 int fl_activation_f32(int which, long n, float *y, const float *x);

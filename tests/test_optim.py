@@ -104,10 +104,10 @@ def test_state_is_allocated_once():
     p = p0.copy()
     g = np.ones_like(p)
     opt.step(p, g)
-    ids = (id(opt.m), id(opt.v), id(opt._tmp))
+    ids = (id(opt.m), id(opt.v))
     for _ in range(5):
         opt.step(p, g)
-    assert (id(opt.m), id(opt.v), id(opt._tmp)) == ids
+    assert (id(opt.m), id(opt.v)) == ids
     assert opt.t == 6
 
 
@@ -134,6 +134,60 @@ def test_step_validates_buffers():
         opt.step(np.zeros(3), np.zeros(3, dtype=np.float32))
     with pytest.raises(ValueError, match="1-D"):
         opt.step(np.zeros((3, 1)), np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_same_for_any_thread_count(dtype):
+    # 200k elements: the fused kernel splits them between up to 3 threads
+    rng = np.random.default_rng(3)
+    p0 = rng.normal(size=200_003).astype(dtype)
+    grads = [rng.normal(size=p0.size).astype(dtype) for _ in range(3)]
+    results = []
+    for nt in (1, 2, 3):
+        opt, p = Adam(lr=0.01, weight_decay=0.01), p0.copy()
+        for g in grads:
+            opt.step(p, g.copy(), n_threads=nt)
+        results.append((p, opt.m, opt.v))
+    for p, m, v in results[1:]:
+        np.testing.assert_array_equal(p, results[0][0])
+        np.testing.assert_array_equal(m, results[0][1])
+        np.testing.assert_array_equal(v, results[0][2])
+
+
+def test_adam_matches_numpy_formula_on_a_large_buffer():
+    # the threaded path against the formula in float64, one step from non-zero moments
+    rng = np.random.default_rng(4)
+    n = 150_000
+    p, g = rng.normal(size=n), rng.normal(size=n)
+    opt = Adam(lr=0.003, weight_decay=0.02)
+    opt.step(p.copy(), np.zeros(n))  # t = 1, moments stay zero
+    m0, v0 = rng.normal(size=n), rng.random(n)
+    opt.m[:], opt.v[:] = m0, v0
+    q = p.copy()
+    opt.step(q, g, n_threads=2)
+    ge = g + 0.02 * p
+    m = 0.9 * m0 + 0.1 * ge
+    v = 0.999 * v0 + 0.001 * ge * ge
+    want = p - 0.003 / (1 - 0.9**2) * m / (np.sqrt(v) / np.sqrt(1 - 0.999**2) + 1e-8)
+    np.testing.assert_allclose(opt.m, m, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(opt.v, v, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(q, want, rtol=1e-12, atol=1e-14)
+
+
+def test_adam_kernel_names_bad_buffers():
+    from fastlstm import _kernels
+
+    z = np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match="m has the wrong dtype"):
+        _kernels.adam(z, z, np.zeros(5), z, 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 1)
+    with pytest.raises(ValueError, match="adam buffer lengths"):
+        _kernels.adam(z, z, z, np.zeros(4, np.float32), 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 1)
+    with pytest.raises(ValueError, match="params is read-only"):
+        r = np.zeros(5, np.float32)
+        r.flags.writeable = False
+        _kernels.adam(r, z, z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 1)
+    with pytest.raises(ValueError, match="rejected"):
+        _kernels.adam(z, z, z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 0)
 
 
 @pytest.mark.parametrize(
