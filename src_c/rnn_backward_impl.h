@@ -251,15 +251,20 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     /* whhT_b (NB, U/NRK, ghp, NRK): block j's columns of W_hh (rows in the
      * interleaved order) as contiguous slabs of NRK units, like the forward
      * pass's W slabs; wih_rows[n][k] = w_ih[canon(n)][k] */
-    for (int j = 0; j < nb; j++)
-        for (long n = 0; n < ghp; n++) {
-            long r = SFX(canon_row)(n, G, H);
-            for (int u = 0; u < U; u++) {
-                int h = j * U + u;
-                whhT_b[(((long)j * U + (u / NRK) * NRK) * ghp) + n * NRK + u % NRK] =
-                    (r >= 0 && h < H) ? w_hh[r * H + h] : 0;
+    for (long n = 0; n < ghp; n++) {   /* each row of W_hh read once, in order */
+        const long r = SFX(canon_row)(n, G, H);
+        for (int j = 0; j < nb; j++)
+            for (int s = 0; s < U / NRK; s++) {
+                const int h0 = j * U + s * NRK;
+                REAL *dst = whhT_b + ((long)j * U + s * NRK) * ghp + n * NRK;
+                if (r >= 0 && h0 + NRK <= H) {
+                    memcpy(dst, w_hh + r * H + h0, NRK * sizeof(REAL));
+                } else {
+                    for (int u = 0; u < NRK; u++)
+                        dst[u] = (r >= 0 && h0 + u < H) ? w_hh[r * H + h0 + u] : 0;
+                }
             }
-        }
+    }
     for (long n = 0; n < ghp; n++) {
         long r = SFX(canon_row)(n, G, H);
         for (int k = 0; k < I; k++) wih_rows[n * I + k] = r >= 0 ? w_ih[r * I + k] : 0;
