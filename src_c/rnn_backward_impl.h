@@ -198,6 +198,34 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
     }
 }
 
+/* Phase 2 for a batch of one row, blocks [j0, j1) at once (at most
+ * FL_ROW1_BLOCKS): dh (U per block) = dG_t * W_hh's columns of those blocks.
+ * One block alone gives row1_kernel U / VL accumulators, too few to hide the
+ * FMA latency (batch-1 training spent a fifth of its time here, at a quarter
+ * of the FMA rate); FL_ROW1_BLOCKS blocks give it 8. Each column's sum runs
+ * over k in the order the 6-row tile uses, so a row's dh does not depend on
+ * the batch it came in. */
+#define FL_ROW1_BLOCKS (8 * VL / U)
+FL_CLONES
+void SFX(fl_rnn_bwd_phase2_row1)(const SFX(bwd_args) *a, int t, int j0, int j1)
+{
+    const fl_rnn_desc *d = a->d;
+    const int H = d->H, gru = d->cell == FL_CELL_GRU;
+    if (a->lengths && t >= a->lengths[0]) return;   /* dh carried unchanged */
+    VEC acc[8];
+    const int ncols = (j1 - j0) * U;
+    for (int v = 0; v < ncols / VL; v++) acc[v] = (VEC){0};
+    SFX(row1_kernel)((int)a->ghp, a->dgh + (long)t * a->ghp, a->whhT_b + (long)j0 * a->ghp * U,
+                     a->ghp * NRK, acc, ncols);
+    REAL out[8 * VL];
+    for (int v = 0; v < ncols / VL; v++) SFX(vstore)(out + v * VL, acc[v]);
+    for (int j = j0; j < j1; j++) {
+        const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
+        const REAL *o = out + (j - j0) * U;
+        for (int u = 0; u < nu; u++) a->dh[h0 + u] = gru ? a->dhd[h0 + u] + o[u] : o[u];
+    }
+}
+
 /* Sum over rows: out (ghp) = sum_r m (rows, ghp), rows in order (deterministic). */
 FL_CLONES
 void SFX(fl_colsum)(REAL *out, const REAL *m, long rows, long cols)
@@ -281,7 +309,7 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     const long items = (long)nb * nbc;
     const int nbt = SFX(batch_threads)(d, ghp, T);
     const int nt = nbt ? nbt : SFX(step_threads)(d, items);
-    const int rg = (B + 5) / 6;
+    const int rg = (B + 5) / 6, ngrp = (nb + FL_ROW1_BLOCKS - 1) / FL_ROW1_BLOCKS;
     #pragma omp parallel num_threads(nt)
     {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -305,6 +333,21 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
                     SFX(fl_rnn_bwd_phase1)(&a, t, j, rb0, rb1, dgpk + (s & 1) * dgpn);
                 for (int j = 0; j < nb && rb0 < rb1; j++)
                     SFX(fl_rnn_bwd_phase2)(&a, t, j, rb0, rb1, dgpk + (s & 1) * dgpn);
+                continue;
+            }
+            if (B == 1) {
+                /* groups of FL_ROW1_BLOCKS blocks; both loops give a thread the
+                 * same groups, so phase 2 of a group is followed by phase 1 of
+                 * the same blocks on the same thread, as below */
+                #pragma omp for schedule(static)
+                for (int g = 0; g < ngrp; g++)
+                    for (int j = g * FL_ROW1_BLOCKS; j < nb && j < (g + 1) * FL_ROW1_BLOCKS; j++)
+                        SFX(fl_rnn_bwd_phase1)(&a, t, j, 0, 1, dgpk + (s & 1) * dgpn);
+                #pragma omp for schedule(static) nowait
+                for (int g = 0; g < ngrp; g++) {
+                    const int j0 = g * FL_ROW1_BLOCKS;
+                    SFX(fl_rnn_bwd_phase2_row1)(&a, t, j0, j0 + FL_ROW1_BLOCKS < nb ? j0 + FL_ROW1_BLOCKS : nb);
+                }
                 continue;
             }
             #pragma omp for schedule(static)
@@ -375,3 +418,4 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
 }
 
 #undef BCHUNK
+#undef FL_ROW1_BLOCKS

@@ -236,6 +236,27 @@ def test_a_row_does_not_depend_on_the_rest_of_its_batch(cell, dtype):
         np.testing.assert_array_equal(hs, h[:, rows])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_rows_input_and_state_gradients_do_not_depend_on_its_batch(cell, dtype):
+    """Backward gives a row the same dx, dh0 and dc0 alone (batch 1, which has its
+    own recurrent-gradient path over several unit blocks at once), in a small
+    batch and in a large one. H = 100: 7 unit blocks, so batch 1 groups them
+    unevenly (4 + 3 in float32, 2 + 2 + 2 + 1 in float64)."""
+    case = ku.make_case(cell, 13, 5, 3, 100, 2, True, True, True, ku.seed_of("grows", cell),
+                        dtype=np.dtype(dtype))
+    layer = ku.make_layer(cell, 3, 100, 2, True, dtype=dtype, params=case["params"])
+    _, _, _, grads, _ = ku.kernel_train(layer, case)
+    keys = ("x", "h0") if cell == "gru" else ("x", "h0", "c0")
+    for rows in (slice(4, 5), slice(2, 7), slice(1, 9)):   # 1, 5 and 8 rows
+        sub = {k: (None if v is None else v[:, rows] if k in ("h0", "c0", "dh_n", "dc_n")
+                   else v[rows] if k != "params" else v) for k, v in case.items()}
+        _, _, _, gs, _ = ku.kernel_train(layer, sub)
+        for k in keys:
+            want = grads[k][rows] if k == "x" else grads[k][:, rows]
+            np.testing.assert_array_equal(gs[k], want, err_msg=f"{k}, rows {rows}")
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_padding_semantics(cell):
     """Outputs past each length are exactly zero, dy at padded steps changes nothing

@@ -40,6 +40,9 @@ CONFIGS = {
     # B, T, I, H, L, bidirectional, lengths, initial state
     "B37T4I7H40-L1uni": (37, 4, 7, 40, 1, False, False, False),
     "B37T3I5H40-L2bi-len-init": (37, 3, 5, 40, 2, True, True, True),
+    # batch 1: backward's recurrent gradient takes several unit blocks per work
+    # item (7 blocks: 4 + 3 in float32, 2 + 2 + 2 + 1 in float64)
+    "B1T6I5H100-L2bi-len": (1, 6, 5, 100, 2, True, True, False),
 }
 
 
