@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from . import _kernels
 from . import exceptions as _exc
 from ._threads import effective_n_threads
 from .data import _compact_token_ids, sliding_windows
@@ -292,10 +293,16 @@ def _reshape_hint():
 
 
 def _check_finite(arr, name):
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        if np.isnan(arr).any():
-            raise ValueError(f"Input {name} contains NaN.")
-        raise ValueError(f"Input {name} contains infinity or a value too large for {arr.dtype}.")
+    if arr.dtype.kind != "f":
+        return
+    # one C pass without numpy's temporary array, for plain float32/64 arrays
+    plain = arr.dtype in (np.float32, np.float64)
+    status = _kernels.array_status(arr, arr.dtype == np.float64, arr.ndim) if plain else 0
+    if status == 1 or (status == 0 and np.isfinite(arr).all()):
+        return
+    if np.isnan(arr).any():
+        raise ValueError(f"Input {name} contains NaN.")
+    raise ValueError(f"Input {name} contains infinity or a value too large for {arr.dtype}.")
 
 
 def _to_numeric(arr, name):

@@ -7,6 +7,7 @@ batch-first (B, T, I) as users pass them; internally sequences are
 time-major (T, B, .), so each direction of a bidirectional layer writes its
 half of one output array and stacked layers feed each other without copies.
 """
+import math
 import threading
 
 import numpy as np
@@ -253,7 +254,7 @@ class _Recurrent:
     def _slices(self):
         offset = 0
         for name, shape in self.param_shapes:
-            n = int(np.prod(shape))
+            n = math.prod(shape)
             yield name, shape, slice(offset, offset + n)
             offset += n
 

@@ -33,6 +33,8 @@ reverse direction's final state is its output at t = 0), as Keras'
 sequence's length are zero there and excluded from the loss.
 """
 
+import math
+
 import numpy as np
 
 __all__ = ["Network", "loss_and_grad", "LOSSES", "build_spec"]
@@ -463,7 +465,7 @@ def _loss_and_grad(loss, out, target, mask):
     dtype = out.dtype
     w = None if mask is None else mask.astype(dtype)[..., None]
     # rows = samples (and time steps): every axis but the last
-    n_rows = int(np.prod(out.shape[:-1])) if mask is None else float(mask.sum())
+    n_rows = math.prod(out.shape[:-1]) if mask is None else float(mask.sum())
     if n_rows == 0:
         return 0.0, np.zeros_like(out)
     if loss in ("mse", "mae", "huber", "binary_log_loss"):
