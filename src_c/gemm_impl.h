@@ -34,12 +34,21 @@ static void SFX(gemm_pack_a)(REAL *ap, int trans_a, const REAL *A, long lda,
     for (int s = 0; s < mc; s += GEMM_MR) {
         REAL *dst = ap + (long)s * kc;
         const int rows = mc - s < GEMM_MR ? mc - s : GEMM_MR;
-        if (trans_a) {
-            /* op(A) row i is column i of A: each k reads MR adjacent values */
+        if (trans_a && rows == GEMM_MR) {
+            /* op(A) row i is column i of A: each k copies MR adjacent values
+             * (the weight-gradient GEMMs pack all of dG^T this way) */
+            for (int k = 0; k < kc; k++)
+                memcpy(dst + k * GEMM_MR, A + (long)(k0 + k) * lda + i0 + s, sizeof(REAL) * GEMM_MR);
+        } else if (trans_a) {
             for (int k = 0; k < kc; k++) {
                 const REAL *src = A + (long)(k0 + k) * lda + i0 + s;
                 for (int r = 0; r < GEMM_MR; r++) dst[k * GEMM_MR + r] = r < rows ? src[r] : 0;
             }
+        } else if (rows == GEMM_MR) {
+            /* k outer: MR read streams and one contiguous write stream */
+            const REAL *src = A + (long)(i0 + s) * lda + k0;
+            for (int k = 0; k < kc; k++)
+                for (int r = 0; r < GEMM_MR; r++) dst[k * GEMM_MR + r] = src[r * lda + k];
         } else {
             for (int r = 0; r < GEMM_MR; r++) {
                 const REAL *src = A + (long)(i0 + s + r) * lda + k0;
