@@ -432,7 +432,9 @@ def adam(p, g, m, v, double step_size, double beta1, double beta2, double eps,
     cdef void *pm = _data(m, "m", tn, 1, True)
     cdef void *pv = _data(v, "v", tn, 1, True)
     cdef long n = _dim(p, 0)
-    _need(_dim(g, 0) == n and _dim(m, 0) == n and _dim(v, 0) == n, "adam buffer lengths")
+    _need(_dim(g, 0) == n, "grad length differs from params'")
+    _need(_dim(m, 0) == n, "m length differs from params'")
+    _need(_dim(v, 0) == n, "v length differs from params'")
     cdef int status
     with nogil:
         if double:
@@ -455,7 +457,8 @@ def all_finite(x):
 
 
 def array_status(x, bint double, int ndim):
-    """The layers' input check in one call (a serving request's x, h0, c0):
+    """The layers' and estimators' input check in one call (a serving request's
+    x, h0, c0; a training batch's X and y):
     1 when x is a non-empty numpy.ndarray of this dtype and rank, C-contiguous,
     aligned and in native byte order, with no NaN or infinity; -1 when it is
     such an array but holds one; 0 when it is anything else (the caller

@@ -42,6 +42,14 @@ def _check_buffers(params, grad):
         )
 
 
+def _check_threads(n_threads):
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int >= 1, got {n_threads!r}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    return int(n_threads)
+
+
 def _check_float(value, name, low=0.0, high=None, low_open=False, high_open=False):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -81,12 +89,14 @@ class Adam:
         """One step, in place on ``params``, in one fused pass over the buffers
         (``_kernels.adam``; the same result for any ``n_threads``)."""
         _check_buffers(params, grad)
+        n_threads = _check_threads(n_threads)
         self._init_state(params)
-        self.t += 1
-        step_size = self.lr / (1.0 - self.beta1 ** self.t)
-        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** self.t)
+        t = self.t + 1   # counted only once the kernel has taken the buffers
+        step_size = self.lr / (1.0 - self.beta1 ** t)
+        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** t)
         _kernels.adam(params, grad, self.m, self.v, step_size, self.beta1, self.beta2,
                       self.eps, bc2_sqrt, self.weight_decay, n_threads)
+        self.t = t
 
     def __setstate__(self, state):
         state.pop("_tmp", None)  # numpy scratch that earlier versions pickled
@@ -113,9 +123,10 @@ class SGD:
         self._tmp = None
 
     def step(self, params, grad, n_threads=1):
-        """One step, in place on ``params`` (``n_threads`` is unused: a few
-        numpy passes)."""
+        """One step, in place on ``params`` (``n_threads`` is checked but
+        unused: a few numpy passes)."""
         _check_buffers(params, grad)
+        _check_threads(n_threads)
         if self._tmp is None or self._tmp.shape != params.shape or self._tmp.dtype != params.dtype:
             self._tmp = np.empty_like(params)
         tmp = self._tmp

@@ -1,6 +1,8 @@
 /* One Adam step over a flat parameter buffer (include after real_type.h).
  *
- * torch.optim.Adam's update, element by element in REAL:
+ * torch.optim.Adam's update, element by element in REAL (the same formula;
+ * torch rounds in a slightly different order, e.g. its lerp switches form
+ * for beta1 <= 0.5):
  *   g' = g + weight_decay * p                (coupled L2, as torch)
  *   m  = m + (1 - beta1) * (g' - m)          (torch's lerp form)
  *   v  = beta2 * v + (1 - beta2) * g'^2
@@ -19,6 +21,7 @@
 #define FL_SQRT sqrt
 #endif
 
+/* p, m, v (n) IN/OUT; g (n) IN: the update above on n elements. */
 FL_CLONES
 void SFX(fl_adam_block)(long n, REAL *p, const REAL *g, REAL *m, REAL *v, REAL step_size,
                         REAL beta1, REAL beta2, REAL eps, REAL bc2_sqrt, REAL weight_decay)
@@ -34,6 +37,9 @@ void SFX(fl_adam_block)(long n, REAL *p, const REAL *g, REAL *m, REAL *v, REAL s
     }
 }
 
+/* fl_adam_block over the whole buffer on up to n_threads threads, in
+ * contiguous shares. FL_ERR_SIZE for n < 0 or n_threads < 1, FL_ERR_ARG for
+ * a NULL buffer. */
 int SFX(fl_adam)(long n, REAL *p, const REAL *g, REAL *m, REAL *v, double step_size,
                  double beta1, double beta2, double eps, double bc2_sqrt, double weight_decay,
                  int n_threads)

@@ -6,7 +6,8 @@
  * gate gradients dG of every step. Per step, phase 1 (elementwise on whole
  * vectors, per unit block) turns dh, dc and the cached gates into dG[t], also
  * in the register tile's packed form; after a barrier, phase 2 computes
- * dh_{t-1} = dG[t] * W_hh for the block's units. When W_hh fits in a core's
+ * dh_{t-1} = dG[t] * W_hh for the block's units (at batch 1, for several
+ * blocks per work item: fl_rnn_bwd_phase2_row1). When W_hh fits in a core's
  * L2 the threads split the batch rows instead (batch_threads), and each runs
  * both phases for its rows over all blocks with no barrier. The weight
  * gradients, the bias gradients and dX then come from single GEMMs (or
@@ -162,7 +163,7 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[SFX(bwd_row_of)(a, r0 + r)];
         if (!live) continue;
         REAL out[6][U];
-        if (nrows == 1) {   /* a lone row (batch 1) */
+        if (nrows == 1) {   /* a batch's last tile of one row (batch 1 goes through phase2_row1) */
             VEC acc[U / VL];
             for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
             SFX(row1_kernel)((int)a->ghp, a->dgh + ((long)t * B + SFX(bwd_row_of)(a, r0)) * a->ghp,
@@ -206,18 +207,20 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
  * over k in the order the 6-row tile uses, so a row's dh does not depend on
  * the batch it came in. */
 #define FL_ROW1_BLOCKS (8 * VL / U)
+_Static_assert(FL_ROW1_BLOCKS >= 1, "a unit block wider than row1_kernel's 8 vectors");
+/* dgh row t (ghp) IN; dhd (H) IN (gru); dh (H) OUT, units of blocks [j0, j1). */
 FL_CLONES
 void SFX(fl_rnn_bwd_phase2_row1)(const SFX(bwd_args) *a, int t, int j0, int j1)
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, gru = d->cell == FL_CELL_GRU;
-    if (a->lengths && t >= a->lengths[0]) return;   /* dh carried unchanged */
-    VEC acc[8];
+    if (a->lengths && t >= a->lengths[0]) return;   /* B == 1: row 0; dh carried unchanged */
+    VEC acc[FL_ROW1_BLOCKS * U / VL];
     const int ncols = (j1 - j0) * U;
     for (int v = 0; v < ncols / VL; v++) acc[v] = (VEC){0};
     SFX(row1_kernel)((int)a->ghp, a->dgh + (long)t * a->ghp, a->whhT_b + (long)j0 * a->ghp * U,
                      a->ghp * NRK, acc, ncols);
-    REAL out[8 * VL];
+    REAL out[FL_ROW1_BLOCKS * U];
     for (int v = 0; v < ncols / VL; v++) SFX(vstore)(out + v * VL, acc[v]);
     for (int j = j0; j < j1; j++) {
         const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
@@ -308,8 +311,8 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
     const int nbt = SFX(batch_threads)(d, ghp, T);
-    const int nt = nbt ? nbt : SFX(step_threads)(d, items);
     const int rg = (B + 5) / 6, ngrp = (nb + FL_ROW1_BLOCKS - 1) / FL_ROW1_BLOCKS;
+    const int nt = nbt ? nbt : SFX(step_threads)(d, B == 1 ? ngrp : items);
     #pragma omp parallel num_threads(nt)
     {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();

@@ -142,7 +142,7 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
     int v = 0;
     for (; v + FL_NV * VL <= nv; v += FL_NV * VL)
         SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, FL_NV);
-    if (v < nv) SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, 1);
+    for (; v < nv; v += VL) SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, 1);
 }
 
 /* The batch row in tile slot p. */

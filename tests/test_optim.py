@@ -160,7 +160,7 @@ def test_adam_matches_numpy_formula_on_a_large_buffer():
     n = 150_000
     p, g = rng.normal(size=n), rng.normal(size=n)
     opt = Adam(lr=0.003, weight_decay=0.02)
-    opt.step(p.copy(), np.zeros(n))  # t = 1, moments stay zero
+    opt.step(p.copy(), np.zeros(n))  # t = 1; the moments are overwritten next
     m0, v0 = rng.normal(size=n), rng.random(n)
     opt.m[:], opt.v[:] = m0, v0
     q = p.copy()
@@ -180,7 +180,7 @@ def test_adam_kernel_names_bad_buffers():
     z = np.zeros(5, np.float32)
     with pytest.raises(ValueError, match="m has the wrong dtype"):
         _kernels.adam(z, z, np.zeros(5), z, 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 1)
-    with pytest.raises(ValueError, match="adam buffer lengths"):
+    with pytest.raises(ValueError, match="v length"):
         _kernels.adam(z, z, z, np.zeros(4, np.float32), 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 1)
     with pytest.raises(ValueError, match="params is read-only"):
         r = np.zeros(5, np.float32)
@@ -188,6 +188,31 @@ def test_adam_kernel_names_bad_buffers():
         _kernels.adam(r, z, z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 1)
     with pytest.raises(ValueError, match="rejected"):
         _kernels.adam(z, z, z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1.0, 0.0, 0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, None, 1.5])
+def test_adam_step_names_a_bad_thread_count_and_keeps_its_step(bad):
+    opt, p = Adam(), np.zeros(4)
+    with pytest.raises((TypeError, ValueError), match="n_threads"):
+        opt.step(p, np.ones(4), n_threads=bad)
+    assert opt.t == 0 and opt.m is None
+    opt.step(p, np.ones(4))
+    assert opt.t == 1
+
+
+def test_adam_pickled_with_numpy_scratch_still_steps():
+    # Adam objects pickled before the fused kernel carried a `_tmp` scratch array
+    opt, p = Adam(lr=0.01), np.linspace(-1, 1, 7)
+    opt.step(p, np.ones(7))
+    state = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in opt.__dict__.items()}
+    state["_tmp"] = np.empty(7)
+    old = Adam.__new__(Adam)
+    old.__setstate__(state)
+    assert not hasattr(old, "_tmp")
+    q = p.copy()
+    opt.step(p, np.ones(7))
+    old.step(q, np.ones(7))
+    np.testing.assert_array_equal(p, q)
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@
   a reduction.
   Outputs, final states and ALL gradients are compared with exact equality for
   n_threads = 1, 2 and 3, float32 and float64, every cell, on shapes that give
-  several unit blocks (H = 40: 3 blocks of 16) and batch chunks (B = 37: 3 chunks of
-  16), and GEMMs of several tiles (T*B = 148 > 72 rows; 3*4*16 = 192 gate rows in
+  several unit blocks (H = 40: 3 blocks of 16) and batch chunks (B = 37: 2 chunks of
+  24), and GEMMs of several tiles (T*B = 148 > 72 rows; 3*4*16 = 192 gate rows in
   the weight-gradient GEMMs).
 * Every kernel call releases the GIL: a pure-Python thread keeps running while
   another thread is inside one long kernel call.
@@ -41,7 +41,8 @@ CONFIGS = {
     "B37T4I7H40-L1uni": (37, 4, 7, 40, 1, False, False, False),
     "B37T3I5H40-L2bi-len-init": (37, 3, 5, 40, 2, True, True, True),
     # batch 1: backward's recurrent gradient takes several unit blocks per work
-    # item (7 blocks: 4 + 3 in float32, 2 + 2 + 2 + 1 in float64)
+    # item (7 blocks: 4 + 3 in float32, 2 + 2 + 2 + 1 in float64); one row tile
+    # cannot be split by rows, so "model" and "units" run the same path here
     "B1T6I5H100-L2bi-len": (1, 6, 5, 100, 2, True, True, False),
 }
 
