@@ -311,8 +311,8 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
 
 
 def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
+                 real[:, ::1] dh0,                 # OUT (B, H); first, so it picks the dtype
                  real[:, :, ::1] dx,               # OUT (T, B, I), accumulated (+=); or None
-                 real[:, ::1] dh0,                 # OUT (B, H)
                  real[:, ::1] dc0,                 # OUT (B, H) or None (gru)
                  real[:, ::1] dw_ih,               # OUT (G*H, I)
                  real[:, ::1] dw_hh,               # OUT (G*H, H)

@@ -407,7 +407,7 @@ class _Recurrent:
                 inp = y
         return inp      # the last layer's y, (B, T, D*H)
 
-    def _backward(self, cache, dy, dh_n, dc_n, grad_out):
+    def _backward(self, cache, dy, dh_n, dc_n, grad_out, need_dx=True):
         if not isinstance(cache, _Cache):
             raise TypeError("cache must be the third value returned by forward(..., train=True)")
         if cache.layer_id != id(self):
@@ -434,28 +434,30 @@ class _Recurrent:
         dcur = None if dy is None else np.ascontiguousarray(dy.transpose(1, 0, 2))   # (T, B, D*H)
         work = self._work(B, T, 2)
         try:
-            dcur = self._backward_layers(cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work)
+            dcur = self._backward_layers(cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work, need_dx)
         finally:
             self._workspace.release(work)
-        grads = {"x": np.ascontiguousarray(dcur.transpose(1, 0, 2)), "h0": dh0}
+        dx = None if dcur is None else np.ascontiguousarray(dcur.transpose(1, 0, 2))
+        grads = {"x": dx, "h0": dh0}
         if lstm:
             grads["c0"] = dc0
         grads.update(gviews)
         return grads
 
-    def _backward_layers(self, cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work):
+    def _backward_layers(self, cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work, need_dx):
         H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
         cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
         gate = _GATE_CODES[self.gate_activation]
         for layer in reversed(range(L)):
             inp = cache.inputs[layer]
-            dinp = np.zeros(inp.shape, dt)
+            # the first layer's input gradient is a GEMM of its own (dG * W_ih)
+            dinp = np.zeros(inp.shape, dt) if layer > 0 or need_dx else None
             for d in range(D):
                 k = layer * D + d
                 sfx = f"l{layer}" + ("_reverse" if d else "")
                 w_ih, w_hh, _, _, w_peep = self._layer_params(layer, d)
                 cg, ch, cc = cache.layers[layer][d]
-                _kernels.rnn_backward(cell, act, gate, d == 1, self.n_threads, dinp, dh0[k],
+                _kernels.rnn_backward(cell, act, gate, d == 1, self.n_threads, dh0[k], dinp,
                                       None if dc0 is None else dc0[k],
                                       gviews[f"weight_ih_{sfx}"], gviews[f"weight_hh_{sfx}"],
                                       gviews[f"bias_ih_{sfx}"], gviews[f"bias_hh_{sfx}"],
@@ -464,7 +466,7 @@ class _Recurrent:
                                       None if dc_n is None else dc_n[k],
                                       cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work,
                                       self._step_flops)
-            if layer > 0 and cache.masks[layer - 1] is not None:
+            if dinp is not None and layer > 0 and cache.masks[layer - 1] is not None:
                 dinp *= cache.masks[layer - 1]
             dcur = dinp
         return dcur
@@ -538,14 +540,16 @@ class LSTM(_Recurrent):
         y, h_n, c_n, cache = self._forward(x, h0, c0, lengths, train, reuse)
         return y, (h_n, c_n), cache
 
-    def backward(self, cache, dy, dh_n=None, dc_n=None, grad_out=None):
+    def backward(self, cache, dy, dh_n=None, dc_n=None, grad_out=None, need_dx=True):
         """Gradients of a loss given dL/dy (B, T, D*H) and optionally dL/dh_n, dL/dc_n.
 
         Returns a dict: "x" (B, T, I), "h0", "c0" (num_layers*D, B, H) and one
         entry per parameter name. With ``grad_out`` (a 1-D array shaped like
         ``flat_params``) the parameter gradients are written into it.
+        ``need_dx=False`` skips the input gradient ("x" is then None): a model's
+        first layer has no use for it, and it costs a GEMM over all T*B rows.
         """
-        return self._backward(cache, dy, dh_n, dc_n, grad_out)
+        return self._backward(cache, dy, dh_n, dc_n, grad_out, need_dx)
 
 
 class GRU(_Recurrent):
@@ -571,5 +575,5 @@ class GRU(_Recurrent):
         y, h_n, _, cache = self._forward(x, state, None, lengths, train, reuse)
         return y, h_n, cache
 
-    def backward(self, cache, dy, dh_n=None, grad_out=None):
-        return self._backward(cache, dy, dh_n, None, grad_out)
+    def backward(self, cache, dy, dh_n=None, grad_out=None, need_dx=True):
+        return self._backward(cache, dy, dh_n, None, grad_out, need_dx)

@@ -400,7 +400,9 @@ class Network:
         for k in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[k]
             a, b, _ = self.slices[f"layer{k}"]
-            g = layer.backward(cache["caches"][k], dy, dh_n=dh_n, grad_out=self.grad[a:b])
+            need_dx = k > 0 or self.embedding is not None
+            g = layer.backward(cache["caches"][k], dy, dh_n=dh_n, grad_out=self.grad[a:b],
+                               need_dx=need_dx)
             dx = g["x"]
             if k > 0:
                 m = cache["masks"][k - 1]

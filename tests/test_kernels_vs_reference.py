@@ -312,6 +312,23 @@ def test_optional_gradients_and_grad_out(cell):
         np.testing.assert_array_equal(g_again[k], g_zero[k], err_msg=k)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_without_the_input_gradient(cell, dtype):
+    """need_dx=False (a model's first layer) skips dX and changes no other gradient."""
+    case = ku.make_case(cell, 13, 5, 3, 17, 2, True, True, True, ku.seed_of("nodx", cell),
+                        dtype=np.dtype(dtype))
+    layer = ku.make_layer(cell, 3, 17, 2, True, dtype=dtype, params=case["params"])
+    _, _, _, full, cache = ku.kernel_train(layer, case)
+    extra = () if cell == "gru" else (case["dc_n"],)
+    part = layer.backward(cache, case["dy"], case["dh_n"], *extra, need_dx=False)
+    assert part["x"] is None and full["x"] is not None
+    assert set(part) == set(full)
+    for k in full:
+        if k != "x":
+            np.testing.assert_array_equal(part[k], full[k], err_msg=k)
+
+
 def test_bias_split_is_irrelevant():
     """Only b_ih + b_hh matters for lstm cells (and both biases are separate for gru):
     moving bias between b_ih and b_hh leaves the LSTM output unchanged (to rounding)
