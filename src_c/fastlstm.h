@@ -76,7 +76,7 @@ int fl_all_finite_f64(const double *x, long n);
 double fl_sum_squares_f32(const float *x, long n);
 double fl_sum_squares_f64(const double *x, long n);
 
-/* Width of one row of the training cache of gates: 4 * H rounded up to FL_UNIT_BLOCK
+/* Width of one row of the training cache of gates: 4 * (H rounded up to FL_UNIT_BLOCK)
  * (lstm: i, f, g, o after activation; gru: r, z, n and the recurrent part of n). */
 long fl_gate_cache_cols(int H);
 

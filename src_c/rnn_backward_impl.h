@@ -22,7 +22,7 @@ typedef struct {
     const REAL *cache_gates, *cache_h, *cache_c;
     const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
     const int *lengths;
-    const int *perm;     /* (B) with lengths: the row in each tile slot (length_order), else NULL */
+    const int *perm;     /* the row in each tile slot, or NULL: as the forward's */
     const REAL *dy; long lddy;
     REAL *dgx;           /* (T*B, ghp) gradient wrt the input-side pre-activations */
     REAL *dgh;           /* (T*B, ghp) recurrent side; == dgx except for gru */
@@ -268,13 +268,18 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
     REAL *dw_int = dhd + BH;             /* (ghp, max(I, H)) interleaved weight gradient */
     REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp, *peep = dbh + ghp;
-    const long dgpn = SFX(pk_elems)(B, ghp);
+    const int nbt = SFX(batch_threads)(d, ghp, T);
+    const int S = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;   /* tile slots */
+    const long dgpn = SFX(pk_elems)(S, ghp);
     REAL *dgpk = peep + 3L * nb * U;     /* packed dG_h ping-pong (2, dgpn) */
     REAL *gemm_work = dgpk + 2 * dgpn;
-    int *perm = NULL;   /* tile slots in order of length (length_order) */
-    if (lengths) {
-        perm = (int *)(gemm_work + SFX(fl_gemm_work_elems)(d->n_threads));
+    int *perm = NULL, *pbuf = (int *)(gemm_work + SFX(fl_gemm_work_elems)(d->n_threads));
+    if (lengths) {   /* tile slots in order of length */
+        perm = pbuf;
         SFX(length_order)(perm, perm + B, lengths, B, T);
+    } else if (nbt) {   /* each share of a split by batch rows on tiles of its own */
+        perm = pbuf;
+        SFX(split_order)(perm, B, nbt);
     }
     for (long k = 0; k < 2 * dgpn; k++) dgpk[k] = 0;
     if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
@@ -310,17 +315,14 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
                         dh, dc, dhd };
     const int nbc = (B + BCHUNK - 1) / BCHUNK;
     const long items = (long)nb * nbc;
-    const int nbt = SFX(batch_threads)(d, ghp, T);
     const int rg = (B + 5) / 6, ngrp = (nb + FL_ROW1_BLOCKS - 1) / FL_ROW1_BLOCKS;
     const int nt = nbt ? nbt : SFX(step_threads)(d, B == 1 ? ngrp : items);
     #pragma omp parallel num_threads(nt)
     {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        int rb0, rb1;   /* split by batch rows: this thread's rows, no barrier */
-        SFX(batch_rows)(B, tid, nth, &rb0, &rb1);
         for (int s = 0; s < T; s++) {
             const int t = d->reverse ? s : T - 1 - s;
-            if (nbt && perm) {   /* rows sorted by length: every nth tile, as in the forward */
+            if (nbt && lengths) {   /* rows sorted by length: every nth tile, as in the forward */
                 for (int j = 0; j < nb; j++)
                     for (int g = tid; g < rg; g += nth)
                         SFX(fl_rnn_bwd_phase1)(&a, t, j, 6 * g, 6 * g + 6 < B ? 6 * g + 6 : B,
@@ -331,11 +333,15 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
                                                dgpk + (s & 1) * dgpn);
                 continue;
             }
-            if (nbt) {
-                for (int j = 0; j < nb && rb0 < rb1; j++)
-                    SFX(fl_rnn_bwd_phase1)(&a, t, j, rb0, rb1, dgpk + (s & 1) * dgpn);
-                for (int j = 0; j < nb && rb0 < rb1; j++)
-                    SFX(fl_rnn_bwd_phase2)(&a, t, j, rb0, rb1, dgpk + (s & 1) * dgpn);
+            if (nbt) {   /* split by batch rows: whole shares, no barrier */
+                for (int u = tid; u < nbt; u += nth) {
+                    int r0, r1, p0;
+                    SFX(split_share)(B, u, nbt, &r0, &r1, &p0);
+                    for (int j = 0; j < nb && r0 < r1; j++)
+                        SFX(fl_rnn_bwd_phase1)(&a, t, j, p0, p0 + r1 - r0, dgpk + (s & 1) * dgpn);
+                    for (int j = 0; j < nb && r0 < r1; j++)
+                        SFX(fl_rnn_bwd_phase2)(&a, t, j, p0, p0 + r1 - r0, dgpk + (s & 1) * dgpn);
+                }
                 continue;
             }
             if (B == 1) {

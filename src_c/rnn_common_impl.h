@@ -65,14 +65,43 @@ static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps
     return nt >= 2 ? (int)nt : 0;
 }
 
-/* Batch rows [*b0, *b1) of thread tid of nth in a split by batch rows:
- * whole 6-row tiles, as even as they go. */
-static inline void SFX(batch_rows)(int B, int tid, int nth, int *b0, int *b1)
+/* Share u of n in a split by batch rows: rows [*r0, *r1), as even as rows
+ * go, in tile slots [*s0, *s0 + *r1 - *r0) of the packed layout, so each
+ * share starts on a fresh 6-row tile. Whole tiles per share (the earlier
+ * form) left B = 32 at 18 against 14 rows on 2 threads, B = 64 at 34 against
+ * 30; even shares took 0.93-0.97x the time at B = 32 (H = 50) and 0.95-1.0x
+ * at B = 64 (H = 128), medians of interleaved runs. A share's last tile may
+ * be partial; its spare slots stay unused, so the layout takes
+ * split_slots(B, n) <= B + 5 * n slots. */
+static inline void SFX(split_share)(int B, int u, int n, int *r0, int *r1, int *s0)
 {
-    const long rg = (B + 5) / 6;
-    const int g0 = (int)(rg * tid / nth), g1 = (int)(rg * (tid + 1) / nth);
-    *b0 = 6 * g0;
-    *b1 = 6 * g1 < B ? 6 * g1 : B;
+    int s = 0;
+    for (int v = 0; v < u; v++) s += ((int)((long)B * (v + 1) / n - (long)B * v / n) + 5) / 6 * 6;
+    *r0 = (int)((long)B * u / n);
+    *r1 = (int)((long)B * (u + 1) / n);
+    *s0 = s;
+}
+
+/* Tile slots a split by batch rows of up to n_threads shares can take. */
+static inline int SFX(slots_max)(const fl_rnn_desc *d) { return d->B + 5 * d->n_threads; }
+
+static inline int SFX(split_slots)(int B, int n)
+{
+    int r0, r1, s0;
+    SFX(split_share)(B, n, n, &r0, &r1, &s0);
+    return s0;
+}
+
+/* slot (split_slots(B, n)): the row in each tile slot of a split by batch
+ * rows, -1 for a spare slot. */
+static inline void SFX(split_order)(int *slot, int B, int n)
+{
+    for (int u = 0; u < n; u++) {
+        int r0, r1, s0;
+        SFX(split_share)(B, u, n, &r0, &r1, &s0);
+        const int s1 = s0 + (r1 - r0 + 5) / 6 * 6;
+        for (int p = s0; p < s1; p++) slot[p] = p - s0 + r0 < r1 ? p - s0 + r0 : -1;
+    }
 }
 
 /* perm (B): the batch rows in tile-slot order, longest sequence first (a

@@ -17,8 +17,8 @@
  *    tile's packed form, so the next step's tile needs no packing. Threads
  *    split the work one of two ways (batch_threads decides):
  *    - by batch rows, for W_hh up to 2 MiB and more than one row tile: each
- *      thread runs its own rows through every step, all blocks, with no
- *      barrier at all;
+ *      thread runs its own share of the rows (on tiles of its own,
+ *      split_share) through every step, all blocks, with no barrier at all;
  *    - by unit blocks: a thread's blocks of W_hh stay in its cache across
  *      steps, and every step ends in a barrier, because each item reads all
  *      of h_{t-1}.
@@ -58,8 +58,10 @@ typedef struct {
     const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
     const REAL *x; long ldx;   /* the layer input (T, B, ldx), read when xk > 0 */
     const int *lengths;
-    const int *perm;     /* (B) with lengths: the row in each tile slot, longest first, so
-                            tiles of rows that have all ended are skipped; else NULL */
+    const int *perm;     /* the row in each tile slot, or NULL (slot = row): with lengths
+                            (B), longest first, so tiles of rows that have all ended are
+                            skipped; with a split by batch rows (split_order), each
+                            share on tiles of its own, -1 in spare slots */
     REAL *y; long ldy;
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
 } SFX(fwd_args);
@@ -363,9 +365,9 @@ static long SFX(fwd_work_elems)(const fl_rnn_desc *d, long ghp, int train)
 {
     const int fused = SFX(fused_x)(d), tc = SFX(gx_chunk)(d, train);
     const int no_gx = fused || (train && d->cell != FL_CELL_GRU);
-    return 3L * d->B * d->H + 2 * SFX(pk_elems)(d->B, (fused ? d->I : 0) + d->H)
+    return 3L * d->B * d->H + 2 * SFX(pk_elems)(SFX(slots_max)(d), (fused ? d->I : 0) + d->H)
            + (fused ? 0 : (long)d->n_threads * PROJ_MC * d->I)
-           + (no_gx ? 0 : (long)tc * d->B * ghp) + d->B + d->T + 1;
+           + (no_gx ? 0 : (long)tc * d->B * ghp) + SFX(slots_max)(d) + d->T + 1;
 }
 
 size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
@@ -378,8 +380,9 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
         const long TB = (long)d->T * d->B, wmax = d->I > d->H ? d->I : d->H;
         return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
                                + 3 * BH + ghp * wmax + 2 * ghp + 3L * nb * U
-                               + 2 * SFX(pk_elems)(d->B, ghp)
-                               + SFX(fl_gemm_work_elems)(d->n_threads) + d->B + d->T + 1);
+                               + 2 * SFX(pk_elems)(SFX(slots_max)(d), ghp)
+                               + SFX(fl_gemm_work_elems)(d->n_threads) + SFX(slots_max)(d)
+                               + d->T + 1);
     }
     return sizeof(REAL) * (SFX(packed_elems)(d, nb) + SFX(fwd_work_elems)(d, ghp, pass == 1));
 }
@@ -390,7 +393,7 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
  * call through a region of one thread, 32 without). */
 typedef struct {
     const SFX(fwd_args) *a;
-    int s0, s1, nbt, nb, nbc, rg, train;
+    int s0, s1, nbt, nb, nbc, rg, train;   /* nbt: shares of a split by batch rows, or 0 */
     long items, BH, hpn;
     REAL *cache_h, *cache_c;   /* training: the state caches */
     REAL *hbuf, *cbuf;         /* inference: h ping-pong (2, B, H), c in place (B, H) */
@@ -405,8 +408,6 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
     const int nb = L->nb, rg = L->rg, nbc = L->nbc, nbt = L->nbt;
     const long BH = L->BH, hpn = L->hpn;
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    int rb0, rb1;
-    SFX(batch_rows)(B, tid, nth, &rb0, &rb1);
     for (int s = L->s0; s < L->s1; s++) {
         const int t = rev ? T - 1 - s : s;
         const REAL *hprev, *cprev;
@@ -423,9 +424,16 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
         const int tn = s + 1 < T ? (rev ? T - 2 - s : s + 1) : -1;
         const REAL *hpin = L->hpk + (s & 1) * hpn;
         REAL *hpout = L->hpk + ((s + 1) & 1) * hpn;
-        if (nbt && !a->perm) {   /* split by batch rows: a contiguous share, no barrier */
-            for (int j = 0; j < nb && rb0 < rb1; j++)
-                SFX(fl_rnn_fwd_item)(a, t, j, rb0, rb1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
+        if (nbt && !a->lengths) {
+            /* split by batch rows: whole shares, no barrier (a region granted
+             * fewer threads than shares gives a thread several) */
+            for (int u = tid; u < nbt; u += nth) {
+                int r0, r1, p0;
+                SFX(split_share)(B, u, nbt, &r0, &r1, &p0);
+                for (int j = 0; j < nb && r0 < r1; j++)
+                    SFX(fl_rnn_fwd_item)(a, t, j, p0, p0 + r1 - r0, hprev, cprev, hcur, ccur,
+                                         hpin, hpout, tn);
+            }
             continue;
         }
         if (nbt) {
@@ -479,15 +487,20 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     /* inference state: h ping-pong, c in place */
     REAL *hbuf = work + SFX(packed_elems)(d, nb), *cbuf = hbuf + 2 * BH;
     const int xk = fused ? I : 0, KT = xk + H;
-    const long hpn = SFX(pk_elems)(B, KT);
+    const int nbt = SFX(batch_threads)(d, G * U * (long)nb, TC);
+    const int S = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;   /* tile slots */
+    const long hpn = SFX(pk_elems)(S, KT);
     REAL *hpk = cbuf + BH;                                 /* packed [x, h] ping-pong (2, hpn) */
     REAL *xpk = hpk + 2 * hpn;                             /* projection X blocks (n_threads, PROJ_MC, I) */
     REAL *gxbuf = xpk + (fused ? 0 : (long)d->n_threads * PROJ_MC * I);
     REAL *gx = fused ? NULL : gx_in_cache ? cache_gates : gxbuf;
-    int *perm = NULL;
+    int *perm = NULL, *pbuf = (int *)(gxbuf + (no_gx_buf ? 0 : (long)TC * B * ghp));
     if (lengths) {
-        perm = (int *)(gxbuf + (no_gx_buf ? 0 : (long)TC * B * ghp));
+        perm = pbuf;
         SFX(length_order)(perm, perm + B, lengths, B, T);
+    } else if (nbt) {
+        perm = pbuf;
+        SFX(split_order)(perm, B, nbt);
     }
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
@@ -499,8 +512,9 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
         if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
     }
     for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
-    for (int p = 0; p < B; p++) {
+    for (int p = 0; p < S; p++) {
         const int b = perm ? perm[p] : p;
+        if (b < 0) continue;   /* a spare slot */
         const REAL *x0 = x + ((long)(rev ? T - 1 : 0) * B + b) * ldx;   /* the first step's input */
         for (int k = 0; k < xk; k++) hpk[SFX(pk_index)(p, k, KT)] = x0[k];
         for (int k = 0; k < H; k++)
@@ -512,7 +526,6 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                         lengths, perm, y, ldy, cache_gates };
     const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
     const long items = (long)nb * nbc;
-    const int nbt = SFX(batch_threads)(d, G * U * (long)nb, TC);
     const int nt = nbt ? nbt : SFX(step_threads)(d, items);
     /* Chunks of TC steps: a chunk's input projection, hoisted (the whole
      * sequence at once when training an lstm, straight into the cache; none

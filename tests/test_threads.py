@@ -72,6 +72,46 @@ def test_bitwise_identical_for_any_thread_count(cell, dtype, config, split):
             np.testing.assert_array_equal(results[nt][k], v, err_msg=f"{k}, n_threads={nt}")
 
 
+_FEWER_THREADS_SCRIPT = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import kernel_util as ku
+import test_threads as tt
+results = {}
+for cell in tt.CELLS:
+    for config in ("B37T4I7H40-L1uni", "B37T3I5H40-L2bi-len-init"):
+        b, t, i, h, L, bi, use_len, use_init = tt.CONFIGS[config]
+        case = ku.make_case(cell, b, t, i, h, L, bi, use_len, use_init, ku.seed_of("few", cell, config),
+                            dtype=np.float32)
+        out = []
+        for nt in (1, 3):
+            layer = ku.make_layer(cell, i, h, L, bi, dtype="float32", params=case["params"], n_threads=nt)
+            layer._step_flops = -1
+            out.append(tt._all_results(layer, case))
+        for k, v in out[0].items():
+            np.testing.assert_array_equal(out[1][k], v, err_msg=f"{cell} {config} {k}")
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not _kernels.openmp_enabled(), reason="needs the OpenMP build")
+def test_regions_granted_fewer_threads_than_planned():
+    """With OMP_THREAD_LIMIT=1 every parallel region gets one thread although the kernels
+    plan their work for n_threads = 3 (a split by batch rows lays each share out on tiles
+    of its own): the one thread must run every share, and the results must equal
+    n_threads = 1 bitwise."""
+    import os
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    env.pop("OMP_NUM_THREADS", None)
+    r = subprocess.run([sys.executable, "-c", _FEWER_THREADS_SCRIPT, here], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+
+
 def test_openmp_state_is_reported_consistently():
     """show_config tells whether the thread tests above ran threads at all: with
     OpenMP it reports the usable cores, without it (FASTLSTM_OPENMP=0 builds,
