@@ -59,21 +59,27 @@ static void SFX(gemm_pack_a)(REAL *ap, int trans_a, const REAL *A, long lda,
     }
 }
 
-/* Pack sliver s (columns [j0 + s*NR, +NR)) of rows [k0, k0+kc) of B:
- * bp[(s*kc + k)*NR + c]; columns past N are zero. */
-static void SFX(gemm_pack_b_sliver)(REAL *bp, const REAL *B, long ldb, int N,
-                                    int j0, int s, int k0, int kc)
+/* Pack sliver s (columns [j0 + s*NR, +NR)) of rows [k0, k0+kc) of the B
+ * operand [B | B2]: columns [0, n1) from B, [n1, N) from B2 (NULL when
+ * n1 == N): bp[(s*kc + k)*NR + c]; columns past N are zero. */
+static void SFX(gemm_pack_b_sliver)(REAL *bp, const REAL *B, long ldb, int n1, const REAL *B2,
+                                    long ldb2, int N, int j0, int s, int k0, int kc)
 {
     REAL *dst = bp + (long)s * kc * GEMM_NR;
     int j = j0 + s * GEMM_NR, cols = N - j < GEMM_NR ? N - j : GEMM_NR;
-    if (cols == GEMM_NR) {
+    if (cols == GEMM_NR && (j + GEMM_NR <= n1 || j >= n1)) {   /* from one source */
+        const REAL *src = j < n1 ? B + j : B2 + (j - n1);
+        const long ld = j < n1 ? ldb : ldb2;
         for (int k = 0; k < kc; k++)
-            memcpy(dst + k * GEMM_NR, B + (long)(k0 + k) * ldb + j, sizeof(REAL) * GEMM_NR);
+            memcpy(dst + k * GEMM_NR, src + (long)(k0 + k) * ld, sizeof(REAL) * GEMM_NR);
     } else {
-        for (int k = 0; k < kc; k++) {
-            const REAL *src = B + (long)(k0 + k) * ldb + j;
-            for (int c = 0; c < GEMM_NR; c++) dst[k * GEMM_NR + c] = c < cols ? src[c] : 0;
-        }
+        for (int k = 0; k < kc; k++)
+            for (int c = 0; c < GEMM_NR; c++) {
+                const int jc = j + c;
+                dst[k * GEMM_NR + c] = c >= cols ? 0
+                                       : jc < n1 ? B[(long)(k0 + k) * ldb + jc]
+                                                 : B2[(long)(k0 + k) * ldb2 + jc - n1];
+            }
     }
 }
 
@@ -200,13 +206,17 @@ long SFX(fl_gemm_work_elems)(int n_threads)
     return (long)GEMM_KC * GEMM_NC + (long)GEMM_MC * GEMM_KC * n_threads;
 }
 
-/* fl_gemm with a caller-provided workspace of fl_gemm_work_elems(n_threads)
- * elements (64-byte aligned), so callers inside a time loop allocate nothing. */
-int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
-                    const REAL *B, long ldb, REAL beta, REAL *C, long ldc, int n_threads,
-                    REAL *work)
+/* fl_gemm_ws with B given as two column blocks, B (K, n1) and B2 (K, N - n1)
+ * (B2 NULL when n1 == N): training's weight gradient dG^T [X | H_prev] is
+ * then one product, dG^T packed once, with no narrow product for a few input
+ * columns. The packed path only: small products (N <= 2, or M <= 2 without
+ * trans_a) take one block. */
+int SFX(fl_gemm_ws2)(int trans_a, int M, int N, int K, const REAL *A, long lda,
+                     const REAL *B, long ldb, int n1, const REAL *B2, long ldb2,
+                     REAL beta, REAL *C, long ldc, int n_threads, REAL *work)
 {
-    if (M < 0 || N < 0 || K < 0 || n_threads < 1) return FL_ERR_SIZE;
+    if (M < 0 || N < 0 || K < 0 || n_threads < 1 || n1 < 0 || n1 > N) return FL_ERR_SIZE;
+    if (n1 < N && (!B2 || N <= 2 || (M <= 2 && !trans_a))) return FL_ERR_ARG;
     if (M == 0 || N == 0) return FL_OK;
     if (K == 0) {
         for (long i = 0; i < M; i++)
@@ -252,7 +262,7 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
                 const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
                 #pragma omp for schedule(static)
                 for (int s = 0; s < slivers; s++)
-                    SFX(gemm_pack_b_sliver)(bp, B, ldb, N, j0, s, k0, kc);
+                    SFX(gemm_pack_b_sliver)(bp, B, ldb, n1, B2, ldb2, N, j0, s, k0, kc);
                 #pragma omp for schedule(static)
                 for (int mb = 0; mb < mblocks; mb++) {
                     const int i0 = mb * GEMM_MC, mc = M - i0 < GEMM_MC ? M - i0 : GEMM_MC;
@@ -263,6 +273,16 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
         }
     }
     return FL_OK;
+}
+
+/* fl_gemm with a caller-provided workspace of fl_gemm_work_elems(n_threads)
+ * elements (64-byte aligned), so callers inside a time loop allocate nothing. */
+int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
+                    const REAL *B, long ldb, REAL beta, REAL *C, long ldc, int n_threads,
+                    REAL *work)
+{
+    return SFX(fl_gemm_ws2)(trans_a, M, N, K, A, lda, B, ldb, N, NULL, 0, beta, C, ldc,
+                            n_threads, work);
 }
 
 int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,

@@ -266,8 +266,8 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     REAL *whhT_b = dgx + TB * ghp * (gru ? 2 : 1);
     REAL *wih_rows = whhT_b + (long)nb * ghp * U;
     REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
-    REAL *dw_int = dhd + BH;             /* (ghp, max(I, H)) interleaved weight gradient */
-    REAL *dbx = dw_int + ghp * (I > H ? I : H), *dbh = dbx + ghp, *peep = dbh + ghp;
+    REAL *dw_int = dhd + BH;             /* (ghp, I + H) interleaved weight gradients */
+    REAL *dbx = dw_int + ghp * (I + H), *dbh = dbx + ghp, *peep = dbh + ghp;
     const int nbt = SFX(batch_threads)(d, ghp, T);
     const int S = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;   /* tile slots */
     const long dgpn = SFX(pk_elems)(S, ghp);
@@ -382,20 +382,33 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
         if (!gru) dc0[k] = dc[k];
     }
 
-    /* deferred weight gradients, each one GEMM over all T*B rows */
+    /* deferred weight gradients, GEMMs over all T*B rows */
     const int nthr = d->n_threads;
-    st = SFX(fl_gemm_ws)(1, (int)ghp, I, (int)TB, dgx, ghp, x, ldx, 0, dw_int, I, nthr, gemm_work);
-    if (st != FL_OK) { if (owned) free(work); return st; }
-    for (long n = 0; n < ghp; n++) {
-        long r = SFX(canon_row)(n, G, H);
-        if (r >= 0) for (int k = 0; k < I; k++) dw_ih[r * I + k] = dw_int[n * I + k];
-    }
     const REAL *hprev = cache_h + (d->reverse ? BH : 0);   /* (T*B, H): h_{t-1} of each step */
-    st = SFX(fl_gemm_ws)(1, (int)ghp, H, (int)TB, dgh, ghp, hprev, H, 0, dw_int, H, nthr, gemm_work);
-    if (st != FL_OK) { if (owned) free(work); return st; }
-    for (long n = 0; n < ghp; n++) {
-        long r = SFX(canon_row)(n, G, H);
-        if (r >= 0) for (int k = 0; k < H; k++) dw_hh[r * H + k] = dw_int[n * H + k];
+    if (!gru && I + H > 2) {
+        /* [dW_ih | dW_hh] = dG^T [X | H_prev], one product (gru's two sides differ) */
+        st = SFX(fl_gemm_ws2)(1, (int)ghp, I + H, (int)TB, dgx, ghp, x, ldx, I, hprev, H, 0,
+                              dw_int, I + H, nthr, gemm_work);
+        if (st != FL_OK) { if (owned) free(work); return st; }
+        for (long n = 0; n < ghp; n++) {
+            long r = SFX(canon_row)(n, G, H);
+            if (r < 0) continue;
+            for (int k = 0; k < I; k++) dw_ih[r * I + k] = dw_int[n * (I + H) + k];
+            for (int k = 0; k < H; k++) dw_hh[r * H + k] = dw_int[n * (I + H) + I + k];
+        }
+    } else {
+        st = SFX(fl_gemm_ws)(1, (int)ghp, I, (int)TB, dgx, ghp, x, ldx, 0, dw_int, I, nthr, gemm_work);
+        if (st != FL_OK) { if (owned) free(work); return st; }
+        for (long n = 0; n < ghp; n++) {
+            long r = SFX(canon_row)(n, G, H);
+            if (r >= 0) for (int k = 0; k < I; k++) dw_ih[r * I + k] = dw_int[n * I + k];
+        }
+        st = SFX(fl_gemm_ws)(1, (int)ghp, H, (int)TB, dgh, ghp, hprev, H, 0, dw_int, H, nthr, gemm_work);
+        if (st != FL_OK) { if (owned) free(work); return st; }
+        for (long n = 0; n < ghp; n++) {
+            long r = SFX(canon_row)(n, G, H);
+            if (r >= 0) for (int k = 0; k < H; k++) dw_hh[r * H + k] = dw_int[n * H + k];
+        }
     }
     SFX(fl_colsum)(dbx, dgx, TB, ghp);
     if (gru) SFX(fl_colsum)(dbh, dgh, TB, ghp);

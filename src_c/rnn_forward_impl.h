@@ -377,9 +377,9 @@ size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
     const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U, BH = (long)d->B * d->H;
     if (pass == 2) {
         const int gru = d->cell == FL_CELL_GRU;
-        const long TB = (long)d->T * d->B, wmax = d->I > d->H ? d->I : d->H;
+        const long TB = (long)d->T * d->B, wcols = (long)d->I + d->H;
         return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
-                               + 3 * BH + ghp * wmax + 2 * ghp + 3L * nb * U
+                               + 3 * BH + ghp * wcols + 2 * ghp + 3L * nb * U
                                + 2 * SFX(pk_elems)(SFX(slots_max)(d), ghp)
                                + SFX(fl_gemm_work_elems)(d->n_threads) + SFX(slots_max)(d)
                                + d->T + 1);
