@@ -22,7 +22,8 @@ typedef struct {
     const REAL *cache_gates, *cache_h, *cache_c;
     const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
     const int *lengths;
-    const int *perm;     /* the row in each tile slot, or NULL: as the forward's */
+    const int *perm;     /* the row in each tile slot, or NULL, as in the forward (the
+                            backward builds its own: its split may differ) */
     const REAL *dy; long lddy;
     REAL *dgx;           /* (T*B, ghp) gradient wrt the input-side pre-activations */
     REAL *dgh;           /* (T*B, ghp) recurrent side; == dgx except for gru */
@@ -163,7 +164,7 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
         for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[SFX(bwd_row_of)(a, r0 + r)];
         if (!live) continue;
         REAL out[6][U];
-        if (nrows == 1) {   /* a batch's last tile of one row (batch 1 goes through phase2_row1) */
+        if (nrows == 1) {   /* a last tile of one row (batch 1 goes through phase2_row1) */
             VEC acc[U / VL];
             for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
             SFX(row1_kernel)((int)a->ghp, a->dgh + ((long)t * B + SFX(bwd_row_of)(a, r0)) * a->ghp,

@@ -82,8 +82,13 @@ static inline void SFX(split_share)(int B, int u, int n, int *r0, int *r1, int *
     *s0 = s;
 }
 
-/* Tile slots a split by batch rows of up to n_threads shares can take. */
-static inline int SFX(slots_max)(const fl_rnn_desc *d) { return d->B + 5 * d->n_threads; }
+/* Tile slots a split by batch rows can take: at most min(n_threads, row
+ * tiles) shares (batch_threads), each with at most 5 spare slots. */
+static inline int SFX(slots_max)(const fl_rnn_desc *d)
+{
+    const long rg = (d->B + 5) / 6, shares = d->n_threads < rg ? d->n_threads : rg;
+    return (int)(d->B + 5 * shares);
+}
 
 static inline int SFX(split_slots)(int B, int n)
 {

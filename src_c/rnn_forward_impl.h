@@ -185,7 +185,7 @@ void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
          * accumulators do, so a row's result is the same whichever way its
          * batch projects the input; gru keeps its input part apart (reset gate) */
         const int add_gx = G == 4 && !xk;
-        if (live && nrows == 1) {   /* a lone row (batch 1): all G*U columns at once */
+        if (live && nrows == 1) {   /* a lone row (batch 1, or a share's last): all G*U columns */
             VEC acc[4 * U / VL];
             for (int v = 0; v < GU / VL; v++) {
                 VEC bv = SFX(vload)(bias + v * VL);
@@ -360,7 +360,7 @@ int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const
 
 /* Elements of a forward's workspace after the packed weights: state (3*B*H),
  * the packed [x, h] ping-pong, the projection's per-thread X blocks, Gx, and
- * room for the slot order and its counting sort (B + T + 1 ints). */
+ * room for the slot order and its counting sort (slots_max + T + 1 ints). */
 static long SFX(fwd_work_elems)(const fl_rnn_desc *d, long ghp, int train)
 {
     const int fused = SFX(fused_x)(d), tc = SFX(gx_chunk)(d, train);

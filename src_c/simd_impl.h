@@ -64,9 +64,9 @@ FL_INLINE void SFX(rows6p_half)(int K, const REAL *ap, const REAL *w, long ldw, 
 }
 
 /* The first R (2 to 5) rows of rows6p_kernel's tile (half: of rows6p_half's),
- * for a batch's last, partial tile: a batch of 32 rows then costs 32 rows of
- * FMAs, not 36 (a lone row goes through row1_kernel). Each row's sum is the
- * full tile's, bit for bit. R is a constant in every call rows_part makes,
+ * for a partial last tile (of a batch, or of a thread's share of the rows):
+ * a batch of 32 rows then costs 32 rows of FMAs, not 36 (a lone row goes
+ * through row1_kernel). Each row's sum is the full tile's, bit for bit. R is a constant in every call rows_part makes,
  * so the accumulators stay in registers. */
 FL_INLINE void SFX(rows_r)(int K, const REAL *ap, const REAL *w, long ldw, VEC acc[6][2],
                            const int R, const int half)

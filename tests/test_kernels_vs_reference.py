@@ -75,7 +75,7 @@ def test_layers_lengths_state_float64(cell, num_layers, bidirectional, use_lengt
 
 # (B, T, I, H): H at the unit-block edges 1, 15, 16, 17, 33; B = 1 and 17 (the batch
 # chunk is 16); T = 1; I = 1. The last three reach the GEMM tile edges: I = 40 > H
-# (the backward's weight-gradient workspace is sized by max(I, H)); T*B = 102 rows and
+# (the backward's weight-gradient workspace is sized by I + H); T*B = 102 rows and
 # 5 unit blocks (4*80 = 320 > 256 gate columns: two column tiles in the input
 # projection, several row tiles in the weight gradients); T*B = 280 > 256 (two K
 # blocks in the weight-gradient GEMMs). The forward step projects inputs up to

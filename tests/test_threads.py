@@ -39,6 +39,10 @@ def _all_results(layer, case):
 CONFIGS = {
     # B, T, I, H, L, bidirectional, lengths, initial state
     "B37T4I7H40-L1uni": (37, 4, 7, 40, 1, False, False, False),
+    # split by batch rows, each share on tiles of its own: 7 + 7 rows on 2 threads,
+    # 4 + 5 + 5 on 3, so tile slots and rows differ, and on 2 threads rows 6 and 13
+    # take the lone-row path that one thread runs inside a tile
+    "B14T4I7H40-L1uni-init": (14, 4, 7, 40, 1, False, False, True),
     "B37T3I5H40-L2bi-len-init": (37, 3, 5, 40, 2, True, True, True),
     # batch 1: backward's recurrent gradient takes several unit blocks per work
     # item (7 blocks: 4 + 3 in float32, 2 + 2 + 2 + 1 in float64); one row tile
@@ -80,7 +84,7 @@ import kernel_util as ku
 import test_threads as tt
 results = {}
 for cell in tt.CELLS:
-    for config in ("B37T4I7H40-L1uni", "B37T3I5H40-L2bi-len-init"):
+    for config in ("B37T4I7H40-L1uni", "B14T4I7H40-L1uni-init", "B37T3I5H40-L2bi-len-init"):
         b, t, i, h, L, bi, use_len, use_init = tt.CONFIGS[config]
         case = ku.make_case(cell, b, t, i, h, L, bi, use_len, use_init, ku.seed_of("few", cell, config),
                             dtype=np.float32)
