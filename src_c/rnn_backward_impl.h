@@ -150,6 +150,17 @@ void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
     }
 }
 
+/* dw (G*H, cols) = columns [c0, c0 + cols) of dw_int (ghp, ld), its rows in
+ * the interleaved order (canon_row); padding units' rows are dropped. */
+static void SFX(unpack_rows)(REAL *dw, int cols, const REAL *dw_int, long ld, int c0, long ghp,
+                             int G, int H)
+{
+    for (long n = 0; n < ghp; n++) {
+        const long r = SFX(canon_row)(n, G, H);
+        if (r >= 0) memcpy(dw + r * cols, dw_int + n * ld + c0, sizeof(REAL) * cols);
+    }
+}
+
 FL_CLONES
 void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1,
                            const REAL *dgp)
@@ -391,25 +402,15 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
         st = SFX(fl_gemm_ws2)(1, (int)ghp, I + H, (int)TB, dgx, ghp, x, ldx, I, hprev, H, 0,
                               dw_int, I + H, nthr, gemm_work);
         if (st != FL_OK) { if (owned) free(work); return st; }
-        for (long n = 0; n < ghp; n++) {
-            long r = SFX(canon_row)(n, G, H);
-            if (r < 0) continue;
-            for (int k = 0; k < I; k++) dw_ih[r * I + k] = dw_int[n * (I + H) + k];
-            for (int k = 0; k < H; k++) dw_hh[r * H + k] = dw_int[n * (I + H) + I + k];
-        }
+        SFX(unpack_rows)(dw_ih, I, dw_int, I + H, 0, ghp, G, H);
+        SFX(unpack_rows)(dw_hh, H, dw_int, I + H, I, ghp, G, H);
     } else {
         st = SFX(fl_gemm_ws)(1, (int)ghp, I, (int)TB, dgx, ghp, x, ldx, 0, dw_int, I, nthr, gemm_work);
         if (st != FL_OK) { if (owned) free(work); return st; }
-        for (long n = 0; n < ghp; n++) {
-            long r = SFX(canon_row)(n, G, H);
-            if (r >= 0) for (int k = 0; k < I; k++) dw_ih[r * I + k] = dw_int[n * I + k];
-        }
+        SFX(unpack_rows)(dw_ih, I, dw_int, I, 0, ghp, G, H);
         st = SFX(fl_gemm_ws)(1, (int)ghp, H, (int)TB, dgh, ghp, hprev, H, 0, dw_int, H, nthr, gemm_work);
         if (st != FL_OK) { if (owned) free(work); return st; }
-        for (long n = 0; n < ghp; n++) {
-            long r = SFX(canon_row)(n, G, H);
-            if (r >= 0) for (int k = 0; k < H; k++) dw_hh[r * H + k] = dw_int[n * H + k];
-        }
+        SFX(unpack_rows)(dw_hh, H, dw_int, H, 0, ghp, G, H);
     }
     SFX(fl_colsum)(dbx, dgx, TB, ghp);
     if (gru) SFX(fl_colsum)(dbh, dgh, TB, ghp);

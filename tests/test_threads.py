@@ -13,6 +13,9 @@
 * A layer is safe to call from several Python threads at once (inference, and
   training forward/backward without dropout): the results equal the serial ones.
 """
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -82,7 +85,6 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 import kernel_util as ku
 import test_threads as tt
-results = {}
 for cell in tt.CELLS:
     for config in ("B37T4I7H40-L1uni", "B14T4I7H40-L1uni-init", "B37T3I5H40-L2bi-len-init"):
         b, t, i, h, L, bi, use_len, use_init = tt.CONFIGS[config]
@@ -105,9 +107,6 @@ def test_regions_granted_fewer_threads_than_planned():
     plan their work for n_threads = 3 (a split by batch rows lays each share out on tiles
     of its own): the one thread must run every share, and the results must equal
     n_threads = 1 bitwise."""
-    import os
-    import subprocess
-    import sys
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
     env.pop("OMP_NUM_THREADS", None)
