@@ -77,6 +77,8 @@ cdef extern from "fastlstm.h" nogil:
                     double weight_decay, int n_threads)
     int fl_openmp_enabled()
     int fl_openmp_max_threads()
+    int fl_usable_threads(int requested)
+    int fl_single_after_fork()
     const char *fl_isa()
 
 ctypedef fused real:
@@ -167,7 +169,8 @@ def rnn_pack(int cell, int T, int B, int n_threads,
              real[::1] packed):                # OUT packed_len(...) elements
     """Pack one layer-direction's forward weights once, for rnn_forward(packed=...)."""
     cdef fl_rnn_desc d = _zero_desc()
-    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, 0, 0, 0, n_threads
+    d.cell, d.act, d.gate_act, d.reverse = cell, 0, 0, 0
+    d.n_threads = fl_usable_threads(n_threads)
     d.T, d.B, d.I, d.H = T, B, w_ih.shape[1], w_hh.shape[1]
     cdef int G = 3 if cell == 3 else 4
     _need(w_ih.shape[0] == G * d.H and w_hh.shape[0] == G * d.H and b_ih.shape[0] == G * d.H
@@ -214,6 +217,11 @@ def openmp_max_threads():
     return fl_openmp_max_threads()
 
 
+def single_after_fork():
+    """True in a process forked after OpenMP threads ran: kernels then run on one thread."""
+    return bool(fl_single_after_fork())
+
+
 def isa():
     return fl_isa().decode()
 
@@ -256,7 +264,8 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
     cdef void *p_ch = _opt(cache_h, "cache_h", tn, 3, True)
     cdef void *p_cc = _opt(cache_c, "cache_c", tn, 3, True)
     cdef fl_rnn_desc d = _zero_desc()
-    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
+    d.cell, d.act, d.gate_act, d.reverse = cell, act, gate_act, reverse
+    d.n_threads = fl_usable_threads(n_threads)
     if work is not None and cnp.PyArray_Check(work) and cnp.PyArray_SIZE(<cnp.ndarray>work) == 0:
         work = None                    # no scratch: C allocates its own
     d.work = _opt(work, "work", cnp.NPY_UINT8, 1, True)
@@ -333,7 +342,8 @@ def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
                  unsigned char[::1] work=None,     # scratch reused across calls, or None
                  long step_flops=0):               # time-loop threading threshold (0: default)
     cdef fl_rnn_desc d = _zero_desc()
-    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, n_threads
+    d.cell, d.act, d.gate_act, d.reverse = cell, act, gate_act, reverse
+    d.n_threads = fl_usable_threads(n_threads)
     _set_work(&d, work, step_flops)
     d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
     d.H = w_hh.shape[1]
@@ -394,6 +404,7 @@ def gemm(bint trans_a, const real[:, ::1] A, const real[:, ::1] B, real beta,
     cdef const real *pa = &A[0, 0] if A.shape[0] * A.shape[1] > 0 else NULL
     cdef const real *pb = &B[0, 0] if B.shape[0] * B.shape[1] > 0 else NULL
     cdef int status
+    n_threads = fl_usable_threads(n_threads)
     with nogil:
         if real is float:
             if naive:
@@ -436,6 +447,7 @@ def adam(p, g, m, v, double step_size, double beta1, double beta2, double eps,
     _need(_dim(m, 0) == n, "m length differs from params'")
     _need(_dim(v, 0) == n, "v length differs from params'")
     cdef int status
+    n_threads = fl_usable_threads(n_threads)
     with nogil:
         if double:
             status = fl_adam_f64(n, <double *>pp, <const double *>pg, <double *>pm, <double *>pv,
