@@ -683,8 +683,8 @@ class _LSTMBase(_EstimatorBase):
                     norm = grad_norm(net.grad)
                 if not math.isfinite(norm):
                     self._diverged(epoch, b, "gradient norm", norm, p)
-                opt.step(net.params, net.grad, n_threads)
-                net.params_changed()
+                with net.updating():
+                    opt.step(net.params, net.grad, n_threads)
                 total += loss * len(idx)
             epoch_loss = total / n
             self.loss_curve_.append(epoch_loss)
@@ -715,8 +715,8 @@ class _LSTMBase(_EstimatorBase):
                           f"{p['n_iter_no_change']} consecutive epochs. Stopping.", flush=True)
                 break
         if restore and best_params is not None:
-            net.params[...] = best_params
-            net.params_changed()
+            with net.updating():
+                net.params[...] = best_params
         self._no_improvement_count = 0 if use_stopping else self._no_improvement_count
         return cache
 

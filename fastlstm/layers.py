@@ -7,6 +7,7 @@ batch-first (B, T, I) as users pass them; internally sequences are
 time-major (T, B, .), so each direction of a bidirectional layer writes its
 half of one output array and stacked layers feed each other without copies.
 """
+import contextlib
 import math
 import threading
 
@@ -94,10 +95,15 @@ class _Workspace:
     def acquire(self, nbytes):
         if not self._lock.acquire(blocking=False):
             return None
-        if self._buf is None or self._buf.size < nbytes:
-            raw = np.empty(nbytes + 64, np.uint8)
-            offset = (-raw.ctypes.data) % 64          # the kernels want 64-byte alignment
-            self._buf = raw[offset:offset + nbytes]
+        try:
+            if self._buf is None or self._buf.size < nbytes:
+                self._buf = None                      # let the old one go first
+                raw = np.empty(nbytes + 64, np.uint8)
+                offset = (-raw.ctypes.data) % 64      # the kernels want 64-byte alignment
+                self._buf = raw[offset:offset + nbytes]
+        except BaseException:      # MemoryError, KeyboardInterrupt: never keep the lock
+            self._lock.release()
+            raise
         return self._buf
 
     def release(self, buf):
@@ -164,40 +170,68 @@ class _Recurrent:
         # PyTorch's default: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]
         k = 1.0 / np.sqrt(H)
         init = np.random.default_rng(seeds[0]).uniform(-k, k, size)
+        self._lock = threading.RLock()
         self._bind(np.ascontiguousarray(init, dtype=self.dtype))
         self._workspace = _Workspace()
-        self._packed = {}
         self._work_sizes = {}
 
-    def params_updated(self):
-        """Tell the layer its parameters changed in place (after an optimizer step on a
-        buffer given to ``bind_parameters``), so inference repacks its weights."""
-        self._packed = {}
+    # ----- weights seen by inference ----------------------------------------
+    # Inference runs on packed copies of the weights (the kernels read nothing
+    # else), made once per parameter change. ``_lock`` orders the writers of
+    # the parameters against the packing: a writer holds it while it writes
+    # and drops the packs; a pack is made while holding it, for all layers at
+    # once. A call takes the tuple of packs in one read, so it computes with
+    # one consistent set of weights, the old or the new, whatever writes
+    # while it runs.
 
-    def _packed_weights(self, layer, d):
-        """Inference weights packed once per parameter change (a new array each time, so a
-        concurrent caller keeps using the one it already holds)."""
-        key = (layer, d)
-        packed = self._packed.get(key)
-        if packed is None:
-            w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_params(layer, d)
-            cell = _CELL_CODES[self.cell]
-            packed = np.empty(_kernels.packed_len(cell, w_ih.shape[1], self.hidden_size,
-                                                  self.dtype == np.float64), self.dtype)
-            _kernels.rnn_pack(cell, 1, 1, 1, w_ih, w_hh, b_ih, b_hh, w_peep, packed)
-            self._packed[key] = packed
+    @contextlib.contextmanager
+    def updating(self):
+        """Hold while changing the parameters in place (e.g. an optimizer step on a
+        buffer given to ``bind_parameters``): inference calls in other threads
+        then use the weights before or after the change, never a mix."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                self._packs = None
+
+    def params_updated(self):
+        """Tell the layer its parameters changed in place, so inference repacks them.
+        (Writers that may run while other threads infer use ``updating()`` instead.)"""
+        with self._lock:
+            self._packs = None
+
+    def _inference_packs(self):
+        """One packed weight array per (layer, direction), index layer * D + d."""
+        packs = self._packs
+        if packs is None:
+            with self._lock:
+                packs = self._packs
+                if packs is None:
+                    packs = self._packs = tuple(self._pack(layer, d)
+                                                for layer in range(self.num_layers)
+                                                for d in range(self.num_directions))
+        return packs
+
+    def _pack(self, layer, d):
+        w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_params(layer, d)
+        cell = _CELL_CODES[self.cell]
+        packed = np.empty(_kernels.packed_len(cell, w_ih.shape[1], self.hidden_size,
+                                              self.dtype == np.float64), self.dtype)
+        _kernels.rnn_pack(cell, 1, 1, 1, w_ih, w_hh, b_ih, b_hh, w_peep, packed)
         return packed
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_workspace"], state["_views"], state["_layer_views"], state["_packed"]
-        del state["_work_sizes"]
+        for key in ("_workspace", "_views", "_layer_views", "_packs", "_work_sizes", "_lock"):
+            del state[key]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self._lock = threading.RLock()
         self._bind(self._flat)
         self._workspace = _Workspace()
-        self._packed = {}
         self._work_sizes = {}
 
     def _work(self, B, T, pass_):
@@ -234,7 +268,7 @@ class _Recurrent:
         return view
 
     def _bind(self, buf):
-        self._packed = {}
+        self._packs = None
         self._flat = buf
         self._views = {}
         offset = 0
@@ -258,14 +292,24 @@ class _Recurrent:
             yield name, shape, slice(offset, offset + n)
             offset += n
 
-    def bind_parameters(self, buf):
-        """Copy the parameters into ``buf`` (1-D, this layer's dtype and size) and use it as storage."""
+    def bind_parameters(self, buf, lock=None, copy=True):
+        """Use ``buf`` (1-D, this layer's dtype and size) as the parameters' storage,
+        first copying the current values into it unless ``copy=False``.
+
+        The owner of ``buf`` writes into it inside ``updating()``. ``lock``: an
+        RLock to order writes and packing by (a network passes one lock for
+        all its layers, so one update covers every layer at once).
+        """
         if not isinstance(buf, np.ndarray) or buf.ndim != 1 or buf.dtype != self.dtype \
                 or buf.size != self._flat.size or not buf.flags.c_contiguous or not buf.flags.writeable:
             raise ValueError(f"buf must be a writeable contiguous 1-D {self.dtype} array of size "
                              f"{self._flat.size}")
-        buf[...] = self._flat
-        self._bind(buf)   # the owner of buf calls params_updated() after writing into it
+        with self._lock:
+            if copy:
+                buf[...] = self._flat
+            if lock is not None:
+                self._lock = lock
+            self._bind(buf)
 
     def state_dict(self):
         """Copies of the parameters under PyTorch's names and shapes."""
@@ -284,9 +328,9 @@ class _Recurrent:
         arrays = {name: _float_array(f"state_dict[{name!r}]", state_dict[name], self.dtype,
                                      len(shape), shape)
                   for name, shape in self.param_shapes}
-        for name, arr in arrays.items():
-            self._views[name][...] = arr
-        self.params_updated()
+        with self.updating():
+            for name, arr in arrays.items():
+                self._views[name][...] = arr
 
     def _layer_params(self, layer, d):
         return self._layer_views[layer, d]
@@ -323,7 +367,7 @@ class _Recurrent:
         return _float_array(name, value, self.dtype, len(shape), shape)
 
     # ----- forward / backward -----------------------------------------------
-    def _forward(self, x, h0, c0, lengths, train, reuse=None):
+    def _forward(self, x, h0, c0, lengths, train, reuse=None, packs=None):
         # This runs on every serving request, where one step's kernel takes ~20 us:
         # the plain case goes through in a few attribute reads and one C call.
         dt = self.dtype
@@ -355,15 +399,18 @@ class _Recurrent:
                 reuse.layers = None          # its memory now belongs to the new cache
         inp = np.ascontiguousarray(x.transpose(1, 0, 2))          # (T, B, I)
         gcols = _kernels.gate_cache_cols(H) if train else 0
+        if not train and packs is None:
+            packs = self._inference_packs()
         work = self._work(B, T, 1 if train else 0)
         try:
             y_out = self._forward_layers(inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols,
-                                         recycled)
+                                         recycled, packs)
         finally:
             self._workspace.release(work)
         return y_out, h_n, c_n, cache
 
-    def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols, recycled):
+    def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols, recycled,
+                        packs):
         T, B, _ = inp.shape
         H, D, L, dt = self.hidden_size, 2 if self.bidirectional else 1, self.num_layers, self.dtype
         cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
@@ -390,7 +437,7 @@ class _Recurrent:
                                      None if h0 is None else h0[k],
                                      None if c0 is None else c0[k], lengths,
                                      y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc,
-                                     work, None if train else self._packed_weights(layer, d),
+                                     work, None if train else packs[k],
                                      self._step_flops, last)
                 per_dir.append((cg, ch, cc))
             if train:

@@ -33,7 +33,9 @@ reverse direction's final state is its output at t = 0), as Keras'
 sequence's length are zero there and excluded from the loss.
 """
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 
@@ -219,9 +221,11 @@ class Network:
             n = int(np.prod(shape))
             self.slices[name] = (off, off + n, shape)
             off += n
+        self._lock = threading.RLock()
+        self._snapshot = None
         for k, layer in enumerate(self.layers):
             a, b, _ = self.slices[f"layer{k}"]
-            layer.bind_parameters(self.params[a:b])
+            layer.bind_parameters(self.params[a:b], lock=self._lock)
         self.embedding = self._view(self.params, "embedding")
         self.head_weight = self._view(self.params, "head.weight")
         self.head_bias = self._view(self.params, "head.bias")
@@ -232,17 +236,32 @@ class Network:
         a, b, shape = self.slices[name]
         return buf[a:b].reshape(shape)
 
-    def params_changed(self):
-        """Tell the layers that ``self.params`` changed in place.
+    @contextlib.contextmanager
+    def updating(self):
+        """Hold while changing ``self.params`` in place (an optimizer step,
+        restoring or loading weights).
 
-        Call after every in-place change of the flat buffer (an optimizer
-        step, restoring or loading weights): inference packs each layer's
-        weights once and reuses them until told they changed.
+        Inference packs each layer's weights and copies the head once per
+        change, all under the same lock, and a call uses one such snapshot
+        throughout: a predict running in another thread sees the weights
+        before or after the change, never a mix.
         """
-        for layer in self.layers:
-            hook = getattr(layer, "params_updated", None)
-            if hook is not None:
-                hook()
+        with self._lock:
+            try:
+                yield
+            finally:
+                self._snapshot = None
+                for layer in self.layers:
+                    layer._packs = None
+
+    def _inference_snapshot(self):
+        """(per-layer packed weights, head weight, head bias) of one parameter version;
+        call with ``self._lock`` held."""
+        snap = self._snapshot
+        if snap is None:
+            snap = self._snapshot = ([layer._inference_packs() for layer in self.layers],
+                                     self.head_weight.copy(), self.head_bias.copy())
+        return snap
 
     @property
     def n_params(self):
@@ -271,7 +290,6 @@ class Network:
         self.layers = self._make_layers([0] * len(self.spec["hidden_sizes"]))
         self._allocate()
         self.params[...] = state["params"]
-        self.params_changed()
 
     @classmethod
     def from_params(cls, spec, params, n_threads=None):
@@ -290,7 +308,6 @@ class Network:
                 f"{net.params.size} parameters"
             )
         net.params[...] = params
-        net.params_changed()
         return net
 
     # ------------------------------------------------------------ forward
@@ -321,10 +338,14 @@ class Network:
             klen = np.maximum(lengths, 1)
             if np.all(klen == T):
                 klen = None
-        if self.embedding is not None:
-            inp = self.embedding[X]  # (B, T, E), a new array
+        if train:
+            # training reads the live parameters: the trainer is their only writer
+            packs, W, b = None, self.head_weight, self.head_bias
+            inp = X if self.embedding is None else self.embedding[X]  # (B, T, E), a new array
         else:
-            inp = X
+            with self._lock:
+                packs, W, b = self._inference_snapshot()
+                inp = X if self.embedding is None else self.embedding[X]
         caches, masks = [], []
         y = state = None
         for k, layer in enumerate(self.layers):
@@ -333,7 +354,8 @@ class Network:
                 y, state, cache = layer.forward(inp, None, klen, train=True, reuse=old)
                 caches.append(cache)
             else:
-                y, state = layer(inp, None, klen)
+                y, h_n, c_n, _ = layer._forward(inp, None, None, klen, False, packs=packs[k])
+                state = h_n if c_n is None else (h_n, c_n)
             if k < len(self.layers) - 1:
                 m = self._dropout_mask(rng, y.shape, p)
                 masks.append(m)
@@ -349,7 +371,6 @@ class Network:
         head_mask = self._dropout_mask(rng, feat.shape, p)
         if head_mask is not None:
             feat = feat * head_mask
-        W, b = self.head_weight, self.head_bias
         F = W.shape[1]
         out = (feat.reshape(-1, F) @ W.T + b).reshape(feat.shape[:-1] + (W.shape[0],))
         if not train:

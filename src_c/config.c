@@ -37,12 +37,12 @@ __attribute__((constructor)) static void register_fork_handler(void)
 int fl_usable_threads(int requested)
 {
 #ifdef _OPENMP
-    if (requested <= 1 || single_after_fork) return 1;
-    team_started = 1;
-    return requested;
-#else
-    return requested < 1 ? 1 : requested;
+    if (requested > 1) {
+        if (single_after_fork) return 1;
+        team_started = 1;
+    }
 #endif
+    return requested;   /* below 1: the kernel refuses it */
 }
 
 int fl_single_after_fork(void) { return single_after_fork; }

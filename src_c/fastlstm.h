@@ -165,7 +165,7 @@ const char *fl_isa(void);   /* instruction set the dispatched kernels use */
 
 /* The thread count to pass to a kernel for `requested` threads: 1 in a
  * process forked from one that had started OpenMP threads (libgomp cannot
- * start threads there), `requested` otherwise. */
+ * start threads there) when more were asked for, `requested` otherwise. */
 int fl_usable_threads(int requested);
 int fl_single_after_fork(void);   /* 1 when fl_usable_threads caps at 1 */
 

@@ -167,8 +167,8 @@ def test_parameters_are_views_of_one_flat_buffer():
     # an in-place update of the flat buffer is what every layer computes with
     X = np.array([[1, 2, 3, 0]])
     before = net.forward(X, np.array([3]))[0].copy()
-    net.params *= 0.5
-    net.params_changed()  # inference packs weights once per change
+    with net.updating():  # inference packs weights once per change
+        net.params *= 0.5
     after = net.forward(X, np.array([3]))[0]
     assert not np.allclose(before, after)
     a, b, _ = net.slices["layer0"]
