@@ -20,6 +20,7 @@ y : (n,), (n, k), or (n, T, k) for sequence-to-sequence output.
 recurrent model accepts sequences of any length T.
 """
 
+import copy
 import inspect
 import math
 import numbers
@@ -585,9 +586,57 @@ class _LSTMBase(_EstimatorBase):
             self._network.spec["dropout"] = spec["dropout"]
 
     def _fit(self, X, y, incremental, validation_data=None, classes=None):
+        # One fit at a time per estimator; predict() in another thread meanwhile
+        # sees either a clear error (a new model is being built) or the weights
+        # after some whole optimizer step (training continues in place).
+        token = {"new_model": False}
+        if self.__dict__.setdefault("_fit_in_progress", token) is not token:
+            raise RuntimeError(f"{type(self).__name__}: fit or partial_fit is already running on "
+                               "this estimator in another thread")
+        try:
+            return self._fit_locked(X, y, incremental, validation_data, classes, token)
+        finally:
+            del self.__dict__["_fit_in_progress"]
+
+    def _fit_locked(self, X, y, incremental, validation_data, classes, token):
         p = self._validate_params()
         fitted = hasattr(self, "_network")
         first = not fitted or not (incremental or p["warm_start"])
+        # what the estimator was before this fit, to go back to if it fails
+        # before finishing an epoch (a new model replaces attributes, it does
+        # not write into the old ones)
+        before = dict(self.__dict__) if first else None
+        token["new_model"] = first
+        try:
+            return self._fit_body(X, y, incremental, validation_data, classes, p, first)
+        except BaseException as e:
+            self._after_failed_fit(e, first, before)
+            raise
+
+    def _after_failed_fit(self, exc, first, before):
+        """Never leave a half-fitted estimator: _train has put back the weights of
+        the last whole epoch; a new model with no whole epoch is dropped and the
+        estimator is what it was before the fit. Says which."""
+        name = type(self).__name__
+        if first and self.__dict__.get("n_iter_", 0) == 0:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            if not isinstance(exc, (_exc.DivergenceError, KeyboardInterrupt)):
+                return           # bad input and the like: nothing was trained
+            outcome = (f"{name} was left as it was before this fit ("
+                       + ("its previous model" if hasattr(self, "_network") else "unfitted")
+                       + "): no epoch finished.")
+        elif isinstance(exc, (_exc.DivergenceError, KeyboardInterrupt)):
+            outcome = (f"{name} keeps the weights from the end of epoch {self.n_iter_}, "
+                       "its last whole epoch.")
+        else:
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            warnings.warn(f"fit interrupted; {outcome}", RuntimeWarning, stacklevel=4)
+        else:
+            exc.args = (f"{exc.args[0]} {outcome}",) + exc.args[1:]
+
+    def _fit_body(self, X, y, incremental, validation_data, classes, p, first):
         # activation memory of the last partial_fit batch, recycled by the next one
         spent = self.__dict__.pop("_spent_cache", None)
         dtype = np.dtype(p["dtype"]) if first else self._network.dtype
@@ -658,47 +707,27 @@ class _LSTMBase(_EstimatorBase):
         net = self._network
         opt = self._optimizer
         n_threads = effective_n_threads(net.n_threads)
-        n = Xa.shape[0]
-        bs = min(p["batch_size"], n)
+        bs = min(p["batch_size"], Xa.shape[0])
         name = type(self).__name__
-        loss_name = self._loss_name
         restore = use_stopping and val is not None and p["restore_best_weights"]
         best_params = None
         for epoch in range(epochs):
-            t0 = time.perf_counter()
-            order = self._shuffle_rng.permutation(n) if p["shuffle"] else np.arange(n)
-            total = 0.0
-            for b, start in enumerate(range(0, n, bs)):
-                idx = order[start:start + bs]
-                Xb, lb, Yb, mask = self._batch(Xa, lengths, Y, idx)
-                # the previous batch's cache is spent: recycle its activation memory
-                out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng, reuse=cache)
-                loss, dout = loss_and_grad(loss_name, out, Yb, mask)
-                if not math.isfinite(loss):
-                    self._diverged(epoch, b, "loss", loss, p)
-                net.backward(cache, dout)
-                if p["clip_norm"] is not None:
-                    norm = clip_grad_norm(net.grad, p["clip_norm"])
-                else:
-                    norm = grad_norm(net.grad)
-                if not math.isfinite(norm):
-                    self._diverged(epoch, b, "gradient norm", norm, p)
+            # the weights and optimizer state after the last whole epoch: a
+            # diverged or interrupted epoch leaves nothing of itself behind
+            checkpoint = (net.params.copy(), copy.deepcopy(opt))
+            try:
+                epoch_loss, val_loss, cache = self._train_epoch(
+                    epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs)
+            except BaseException:
                 with net.updating():
-                    opt.step(net.params, net.grad, n_threads)
-                total += loss * len(idx)
-            epoch_loss = total / n
+                    net.params[...] = checkpoint[0]
+                self._optimizer = opt = checkpoint[1]
+                raise
+            del checkpoint
             self.loss_curve_.append(epoch_loss)
             self.n_iter_ += 1
-            val_loss = None
-            if val is not None:
-                val_loss = self._eval_loss(*val)
-                if not math.isfinite(val_loss):
-                    self._diverged(epoch, None, "validation loss", val_loss, p)
+            if val_loss is not None:
                 self.validation_scores_.append(val_loss)
-            if p["verbose"]:
-                vl = "" if val_loss is None else f", val_loss {val_loss:.6f}"
-                print(f"{name} epoch {epoch + 1}/{epochs}: "
-                      f"loss {epoch_loss:.6f}{vl}, {time.perf_counter() - t0:.2f}s", flush=True)
             monitored = epoch_loss if val_loss is None else val_loss
             if monitored > self.best_loss_ - p["tol"]:
                 self._no_improvement_count += 1
@@ -719,6 +748,44 @@ class _LSTMBase(_EstimatorBase):
                 net.params[...] = best_params
         self._no_improvement_count = 0 if use_stopping else self._no_improvement_count
         return cache
+
+    def _train_epoch(self, epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs):
+        """One pass over the data; returns (mean loss, validation loss or None, spent cache)."""
+        n = Xa.shape[0]
+        t0 = time.perf_counter()
+        order = self._shuffle_rng.permutation(n) if p["shuffle"] else np.arange(n)
+        total = 0.0
+        for b, start in enumerate(range(0, n, bs)):
+            idx = order[start:start + bs]
+            Xb, lb, Yb, mask = self._batch(Xa, lengths, Y, idx)
+            # the previous batch's cache is spent: recycle its activation memory
+            out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng, reuse=cache)
+            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask)
+            if not math.isfinite(loss):
+                self._diverged(epoch, b, "loss", loss, p)
+            net.backward(cache, dout)
+            if p["clip_norm"] is not None:
+                norm = clip_grad_norm(net.grad, p["clip_norm"])
+            else:
+                norm = grad_norm(net.grad)
+            if not math.isfinite(norm):
+                self._diverged(epoch, b, "gradient norm", norm, p)
+            with net.updating():
+                opt.step(net.params, net.grad, n_threads)
+            total += loss * len(idx)
+        epoch_loss = total / n
+        if not math.isfinite(epoch_loss):
+            self._diverged(epoch, None, "mean loss", epoch_loss, p)
+        val_loss = None
+        if val is not None:
+            val_loss = self._eval_loss(*val)
+            if not math.isfinite(val_loss):
+                self._diverged(epoch, None, "validation loss", val_loss, p)
+        if p["verbose"]:
+            vl = "" if val_loss is None else f", val_loss {val_loss:.6f}"
+            print(f"{type(self).__name__} epoch {epoch + 1}/{epochs}: "
+                  f"loss {epoch_loss:.6f}{vl}, {time.perf_counter() - t0:.2f}s", flush=True)
+        return epoch_loss, val_loss, cache
 
     def _diverged(self, epoch, batch, what, value, p):
         where = f"epoch {self.n_iter_ + 1}" + ("" if batch is None else f", batch {batch + 1}")
@@ -743,6 +810,15 @@ class _LSTMBase(_EstimatorBase):
     # ------------------------------------------------------------ predict
 
     def _check_fitted(self):
+        fitting = self.__dict__.get("_fit_in_progress")
+        if fitting is not None and fitting["new_model"]:
+            raise RuntimeError(
+                f"This {type(self).__name__} is being fitted in another thread and has no "
+                "model to use until fit returns. To keep serving while a model retrains, "
+                "fit a copy (sklearn.base.clone) and swap it in when fit returns; "
+                "partial_fit and warm_start train in place, and predict meanwhile uses the "
+                "weights after some whole optimizer step."
+            )
         if not hasattr(self, "_network"):
             raise _exc.not_fitted_error(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
