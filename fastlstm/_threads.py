@@ -1,6 +1,8 @@
 """How many OpenMP threads the kernels use: settled once in Python, passed to C as an int."""
 import os
 
+from ._limits import MAX_THREADS
+
 
 def usable_cpus():
     """Cores this process may run on, capped by OMP_NUM_THREADS when it is set."""
@@ -23,6 +25,8 @@ def effective_n_threads(n_threads=None):
     n = int(n_threads)
     if n == 0:
         raise ValueError("n_threads=0 is invalid: use None for all cores, or a positive or negative int")
+    if abs(n) > MAX_THREADS:
+        raise ValueError(f"n_threads={n} is out of range: at most {MAX_THREADS} in absolute value")
     if n < 0:
         return max(1, usable_cpus() + 1 + n)
     return n

@@ -31,9 +31,10 @@ import numpy as np
 
 from . import _kernels
 from . import exceptions as _exc
+from ._limits import MAX_INFERRED_VOCAB, MAX_LAYERS, MAX_THREADS, MAX_WIDTH
 from ._threads import effective_n_threads
 from .data import _compact_token_ids, sliding_windows
-from .network import Network, build_spec, check_spec, loss_and_grad, min_param_count
+from .network import Network, build_spec, check_spec, loss_and_grad, param_count
 from .optim import clip_grad_norm, grad_norm, make_optimizer
 
 __all__ = ["LSTMRegressor", "LSTMClassifier", "LSTMForecaster"]
@@ -44,7 +45,6 @@ _GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 _OPTIMIZERS = ("adam", "sgd")
 _DTYPES = ("float32", "float64")
 _PREDICT_CHUNK = 2048
-_MAX_FILE_THREADS = 4096  # a model file asking for more threads is refused
 _MAX_FILE_HORIZON = 100_000  # recursive steps one predict() of a loaded model may run
 
 
@@ -236,10 +236,11 @@ class _Checker:
             v = (v,)
         if isinstance(v, np.ndarray):
             v = tuple(v.tolist())
-        if not isinstance(v, (tuple, list)) or len(v) == 0 or not all(
-            _is_int(h) and h >= 1 for h in v
+        if not isinstance(v, (tuple, list)) or not 1 <= len(v) <= MAX_LAYERS or not all(
+            _is_int(h) and 1 <= h <= MAX_WIDTH for h in v
         ):
-            self.fail("hidden_sizes", "a non-empty tuple of ints >= 1, e.g. (50,) or (50, 50)", v)
+            self.fail("hidden_sizes", f"a non-empty tuple of at most {MAX_LAYERS} ints in "
+                      f"[1, {MAX_WIDTH}], e.g. (50,) or (50, 50)", v)
         return tuple(int(h) for h in v)
 
     def dtype(self):
@@ -264,9 +265,9 @@ class _Checker:
         v = self.est.n_threads
         if v is None:
             return None
-        if not _is_int(v) or v == 0:
-            self.fail("n_threads", "None (all cores) or a non-zero int", v,
-                      ValueError if _is_int(v) else TypeError)
+        if not _is_int(v) or v == 0 or abs(v) > MAX_THREADS:
+            self.fail("n_threads", f"None (all cores) or a non-zero int of at most {MAX_THREADS} "
+                      "in absolute value", v, ValueError if _is_int(v) else TypeError)
         return int(v)
 
 
@@ -519,6 +520,11 @@ class _LSTMBase(_EstimatorBase):
             raise ValueError(f"{name}: token ids must be >= 0 (0 is padding), found {tok.min()}")
         top = int(tok.max()) if tok.size else 0
         if reset:
+            if self.vocab_size is None and top >= MAX_INFERRED_VOCAB:
+                raise ValueError(
+                    f"{name}: X contains token id {top}; with vocab_size=None the embedding "
+                    f"would get {top + 1} rows. Ids must be below {MAX_INFERRED_VOCAB} unless "
+                    "vocab_size is given; map tokens to consecutive ids (0 = padding) first")
             vocab = self.vocab_size if self.vocab_size is not None else max(top + 1, 2)
             if top >= vocab:
                 raise ValueError(f"{name}: X contains token id {top}, but vocab_size={vocab} "
@@ -878,6 +884,21 @@ class _LSTMBase(_EstimatorBase):
         return {}
 
     @classmethod
+    def _check_declared_arrays(cls, config):
+        """Before any array is read: the params array the config declares must be
+        exactly what its architecture holds (a hostile config costs nothing)."""
+        try:
+            check_spec(config.get("network"))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"invalid network spec in model file: {e}") from None
+        spec = config["network"]
+        declared = config["arrays"].get("params")
+        n = param_count(spec)
+        if declared is None or declared["shape"] != [n] or declared["dtype"] != spec["dtype"]:
+            raise ValueError(f"the config declares params as {declared}, but the architecture "
+                             f"in the config has {n} {spec['dtype']} values")
+
+    @classmethod
     def _from_file_payload(cls, config, arrays):
         for key in ("params", "fitted", "network"):
             if not isinstance(config.get(key), dict):
@@ -911,12 +932,10 @@ class _LSTMBase(_EstimatorBase):
         if flat.ndim != 1 or flat.dtype != np.dtype(spec["dtype"]):
             raise ValueError(f"params must be a 1-D {spec['dtype']} array, got "
                              f"{flat.dtype} of shape {flat.shape}")
-        if min_param_count(spec) > flat.size:
-            raise ValueError(
-                f"params holds {flat.size} values, fewer than the architecture in the "
-                f"config needs (at least {min_param_count(spec)})"
-            )
-        net = Network.from_params(spec, flat, n_threads=p["n_threads"])
+        if flat.size != param_count(spec):
+            raise ValueError(f"params holds {flat.size} values, but the architecture in the "
+                             f"config has {param_count(spec)}")
+        net = Network.from_params(spec, flat, n_threads=p["n_threads"], copy=False)
         est._network = net
         est._load_fitted(fitted, spec, arrays)
         seed = _seed_from(p["random_state"])
@@ -945,9 +964,6 @@ class _LSTMBase(_EstimatorBase):
             raise ValueError("network spec embedding_dim does not match the params")
         if p.get("vocab_size") is not None and p["vocab_size"] != spec["vocab_size"]:
             raise ValueError("network spec vocab_size does not match the params")
-        if p["n_threads"] is not None and abs(p["n_threads"]) > _MAX_FILE_THREADS:
-            raise ValueError(f"n_threads={p['n_threads']} in the model file is implausible "
-                             f"(more than {_MAX_FILE_THREADS})")
         # learned scalars
         nf = fitted.get("n_features_in_")
         if not _is_int(nf) or nf < 1:
@@ -1665,23 +1681,37 @@ class LSTMForecaster(_LSTMBase):
                                                     if self._fit_difference else ""))
             hist = hist[-need:]
         base = np.diff(hist, axis=0) if self._fit_difference else hist
-        z = (base - self.mean_) / self.scale_
+        z = self._scaled(base, net.dtype, "history")
         v = z.shape[1]
         if self._fit_strategy == "direct":
-            out = net.predict_raw(z[None].astype(net.dtype))[0].astype(np.float64)
+            out = net.predict_raw(z[None])[0].astype(np.float64)
             fz = out.reshape(h, v)
         else:
-            buf = z.astype(net.dtype)
+            buf = z
             steps = []
             for _ in range(h):
                 nxt = net.predict_raw(buf[None])[0]
                 steps.append(nxt.astype(np.float64))
                 buf = np.concatenate([buf[1:], nxt[None].astype(net.dtype)], axis=0)
             fz = np.stack(steps, axis=0)
-        f = fz * self.scale_ + self.mean_
-        if self._fit_difference:
-            f = hist[-1] + np.cumsum(f, axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = fz * self.scale_ + self.mean_
+            if self._fit_difference:
+                f = hist[-1] + np.cumsum(f, axis=0)
+        if not np.isfinite(f).all():
+            raise ValueError(f"{type(self).__name__}: the forecast overflows float64 once "
+                             "unscaled by the model's mean_ and scale_")
         return f[:, 0] if self._univariate else f
+
+    def _scaled(self, base, dtype, name):
+        """(base - mean_) / scale_ in the network's dtype; a clear error where that
+        overflows (extreme history values, or extreme statistics in a model file)."""
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            z = ((base - self.mean_) / self.scale_).astype(dtype)
+        if not np.isfinite(z).all():
+            raise ValueError(f"{type(self).__name__}: {name} standardised with the model's "
+                             f"mean_ and scale_ overflows {np.dtype(dtype).name}")
+        return z
 
     # ------------------------------------------------------------ io
 
@@ -1723,6 +1753,9 @@ class LSTMForecaster(_LSTMBase):
         self.mean_ = arrays["mean"]
         self.scale_ = arrays["scale"]
         self.last_window_ = arrays["last_window"]
+        # what predict() feeds the network first must be representable
+        base = np.diff(self.last_window_, axis=0) if self.difference else self.last_window_
+        self._scaled(base, spec["dtype"], "the stored last_window")
 
 
 _REGISTRY = {cls.__name__: cls for cls in (LSTMRegressor, LSTMClassifier, LSTMForecaster)}

@@ -31,12 +31,18 @@ Anything wrong raises ``ValueError`` (a missing file raises the usual
 """
 
 import json
+import math
 import os
 import re
+import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
+
+from . import _kernels
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
@@ -110,10 +116,12 @@ def save(model, path):
     members.update(arrays)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=".fastlstm-", suffix=".npz.tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **members)
+        os.chmod(tmp, mode)          # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -124,7 +132,33 @@ def save(model, path):
     return path
 
 
+def _file_mode(path):
+    """The permission bits a plain open(path, "w") would leave: the existing file's,
+    or 0666 less the umask for a new one."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        pass
+    umask = None
+    try:
+        with open("/proc/self/status") as f:      # Linux: read without changing it
+            for line in f:
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 # ---------------------------------------------------------------- reading
+
+# what a damaged archive raises from inside zipfile and zlib, besides BadZipFile
+_CORRUPT_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+                   NotImplementedError, struct.error, UnicodeDecodeError, OverflowError)
+_READ_CHUNK = 1 << 24
 
 
 class _Reader:
@@ -191,17 +225,22 @@ class _Reader:
                 raise ValueError(f"array {name!r} is too large ({nbytes} bytes)")
             if nbytes > info.file_size:
                 raise ValueError(f"array {name!r} is truncated")
-            data = f.read(nbytes)
-            if len(data) != nbytes:
-                raise ValueError(
-                    f"array {name!r} is truncated: expected {nbytes} bytes of data, "
-                    f"found {len(data)}"
-                )
+            # straight into the array's own memory, a chunk at a time: the
+            # file's bytes are never held twice
+            flat = np.empty(count, dtype=dtype)
+            raw = memoryview(flat.view(np.uint8))
+            got = 0
+            while got < nbytes:
+                n = f.readinto(raw[got:got + _READ_CHUNK])
+                if not n:
+                    raise ValueError(f"array {name!r} is truncated: expected {nbytes} bytes "
+                                     f"of data, found {got}")
+                got += n
             if f.read(1):
                 raise ValueError(f"array {name!r} has trailing data after its values")
-        arr = np.frombuffer(data, dtype=dtype)
-        arr = arr.reshape(shape, order="F" if fortran else "C")
-        return np.array(arr, order="C", copy=True)  # writeable, owns its memory
+        if fortran:
+            return np.ascontiguousarray(flat.reshape(shape, order="F"))
+        return flat.reshape(shape)
 
 
 def _reject_constant(token):
@@ -215,8 +254,13 @@ def _finite_float(text):
     return value
 
 
-def read_payload(path):
-    """Read and check the container; returns (config dict, arrays dict)."""
+def read_payload(path, check_config=None):
+    """Read and check the container; returns (config dict, arrays dict).
+
+    ``check_config(config)`` runs once the config is parsed and before any
+    array is read, so a config whose declared arrays do not fit its
+    architecture costs nothing to refuse.
+    """
     path = os.fspath(path)
     with open(path, "rb") as fh:
         head = fh.read(4)
@@ -227,7 +271,7 @@ def read_payload(path):
         )
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+    except _CORRUPT_ERRORS + (zipfile.LargeZipFile, ValueError) as e:
         raise ValueError(f"not a fastlstm model file, or a truncated or corrupt one "
                          f"(not a valid .npz archive: {e})") from None
     try:
@@ -269,7 +313,8 @@ def read_payload(path):
                     f"arrays in the file do not match the config: missing {missing}, "
                     f"unexpected {extra}"
                 )
-            arrays = {}
+            declared = {}
+            total = 0
             for name, s in spec.items():
                 if not isinstance(name, str) or not _NAME_RE.match(name):
                     raise ValueError(f"invalid array name {name!r} in config")
@@ -281,16 +326,24 @@ def read_payload(path):
                 ):
                     raise ValueError(f"config shape of array {name!r} is invalid: {shape!r}")
                 dtype = _check_dtype_str(s["dtype"])
+                total += math.prod(shape) * dtype.itemsize
+                declared[name] = (dtype, shape)
+            if total > MAX_TOTAL_BYTES:
+                raise ValueError(f"model file declares {total} bytes of arrays; at most "
+                                 f"{MAX_TOTAL_BYTES} allowed")
+            if check_config is not None:
+                check_config(config)
+            arrays = {}
+            for name, (dtype, shape) in declared.items():
                 arr = reader.read(name, expect_dtype=dtype, expect_shape=shape)
-                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                if arr.dtype.kind == "f" and not _kernels.all_finite(arr):
                     raise ValueError(f"array {name!r} contains NaN or infinity")
                 arrays[name] = arr
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"model file is corrupt: {e}") from None
-    except (EOFError, OSError) as e:
+    except _CORRUPT_ERRORS as e:
         if isinstance(e, FileNotFoundError):
             raise
-        raise ValueError(f"model file is truncated or unreadable: {e}") from None
+        raise ValueError(f"model file is corrupt, truncated or unreadable "
+                         f"({type(e).__name__}: {e})") from None
     return config, arrays
 
 
@@ -303,13 +356,19 @@ def load(path):
     """
     from . import estimators
 
-    config, arrays = read_payload(path)
-    name = config.get("estimator")
-    cls = estimators._REGISTRY.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(f"unknown estimator {name!r} in model file")
+    def estimator_class(config):
+        name = config.get("estimator")
+        cls = estimators._REGISTRY.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise ValueError(f"unknown estimator {name!r} in model file")
+        return cls
+
+    def check_config(config):
+        estimator_class(config)._check_declared_arrays(config)
+
     try:
-        return cls._from_file_payload(config, arrays)
+        config, arrays = read_payload(path, check_config)
+        return estimator_class(config)._from_file_payload(config, arrays)
     except ValueError:
         raise
     except (TypeError, KeyError, AttributeError, IndexError, OverflowError) as e:

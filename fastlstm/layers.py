@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from . import _kernels
+from ._limits import MAX_LAYERS, MAX_WIDTH
 from ._threads import effective_n_threads
 
 __all__ = ["LSTM", "GRU"]
@@ -24,11 +25,11 @@ _GATE_CODES = {"sigmoid": 0, "hard_sigmoid": 1}
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def _positive_int(name, value):
+def _positive_int(name, value, high):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if not 1 <= value <= high:
+        raise ValueError(f"{name} must be in [1, {high}], got {value}")
     return int(value)
 
 
@@ -71,6 +72,25 @@ def _float_array(name, value, dtype, ndim, shape=None):
     if not _kernels.all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
+
+
+def param_shapes(cell, input_size, hidden_size, num_layers=1, bidirectional=False):
+    """[(name, shape)] of a layer stack's parameters in flat-buffer order, under
+    PyTorch's names (peephole weights last in each layer-direction)."""
+    G, D = (3 if cell == "gru" else 4), (2 if bidirectional else 1)
+    H = hidden_size
+    shapes = []
+    for layer in range(num_layers):
+        in_size = input_size if layer == 0 else D * H
+        for d in range(D):
+            sfx = f"l{layer}" + ("_reverse" if d else "")
+            shapes += [(f"weight_ih_{sfx}", (G * H, in_size)),
+                       (f"weight_hh_{sfx}", (G * H, H)),
+                       (f"bias_ih_{sfx}", (G * H,)),
+                       (f"bias_hh_{sfx}", (G * H,))]
+            if cell == "peephole":
+                shapes.append((f"weight_peephole_{sfx}", (3, H)))
+    return shapes
 
 
 class _Cache:
@@ -121,10 +141,10 @@ class _Recurrent:
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None):
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
-        self.num_layers = _positive_int("num_layers", num_layers)
+                 dtype="float32", random_state=None, n_threads=None, _storage=None):
+        self.input_size = _positive_int("input_size", input_size, MAX_WIDTH)
+        self.hidden_size = _positive_int("hidden_size", hidden_size, MAX_WIDTH)
+        self.num_layers = _positive_int("num_layers", num_layers, MAX_LAYERS)
         if not isinstance(bidirectional, (bool, np.bool_)):
             raise TypeError(f"bidirectional must be a bool, got {type(bidirectional).__name__}")
         self.bidirectional = bool(bidirectional)
@@ -153,25 +173,21 @@ class _Recurrent:
                           f"numpy Generator, got {random_state!r}") from None
         self._dropout_rng = np.random.default_rng(seeds[1])
 
-        H, D, G = self.hidden_size, self.num_directions, self._gates
-        self.param_shapes = []
-        for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else D * H
-            for d in range(D):
-                sfx = f"l{layer}" + ("_reverse" if d else "")
-                self.param_shapes += [(f"weight_ih_{sfx}", (G * H, in_size)),
-                                      (f"weight_hh_{sfx}", (G * H, H)),
-                                      (f"bias_ih_{sfx}", (G * H,)),
-                                      (f"bias_hh_{sfx}", (G * H,))]
-                if cell == "peephole":
-                    self.param_shapes.append((f"weight_peephole_{sfx}", (3, H)))
+        self.param_shapes = param_shapes(cell, self.input_size, self.hidden_size,
+                                         self.num_layers, self.bidirectional)
         self.param_names = [name for name, _ in self.param_shapes]
-        size = sum(int(np.prod(s)) for _, s in self.param_shapes)
-        # PyTorch's default: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]
-        k = 1.0 / np.sqrt(H)
-        init = np.random.default_rng(seeds[0]).uniform(-k, k, size)
+        size = sum(math.prod(s) for _, s in self.param_shapes)
         self._lock = threading.RLock()
-        self._bind(np.ascontiguousarray(init, dtype=self.dtype))
+        if _storage is not None:
+            # a network's buffer holding loaded values: used as is, not initialised
+            if _storage.shape != (size,) or _storage.dtype != self.dtype:
+                raise ValueError(f"_storage must be a 1-D {self.dtype} array of size {size}")
+            self._bind(_storage)
+        else:
+            # PyTorch's default: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]
+            k = 1.0 / np.sqrt(self.hidden_size)
+            init = np.random.default_rng(seeds[0]).uniform(-k, k, size)
+            self._bind(np.ascontiguousarray(init, dtype=self.dtype))
         self._workspace = _Workspace()
         self._work_sizes = {}
 
@@ -556,12 +572,12 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None):
+                 dtype="float32", random_state=None, n_threads=None, _storage=None):
         if cell == "gru":
             raise ValueError("cell='gru' is a different layer: use fastlstm.GRU")
         _choice("cell", cell, ("lstm", "peephole", "cifg"))
         super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
-                         gate_activation, dropout, dtype, random_state, n_threads)
+                         gate_activation, dropout, dtype, random_state, n_threads, _storage)
 
     def _split_state(self, state):
         if state is None:
@@ -609,10 +625,10 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="gru",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None):
+                 dtype="float32", random_state=None, n_threads=None, _storage=None):
         _choice("cell", cell, ("gru",))
         super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
-                         gate_activation, dropout, dtype, random_state, n_threads)
+                         gate_activation, dropout, dtype, random_state, n_threads, _storage)
 
     def __call__(self, x, state=None, lengths=None):
         y, h_n, _, _ = self._forward(x, state, None, lengths, train=False)

@@ -39,6 +39,8 @@ import threading
 
 import numpy as np
 
+from ._limits import MAX_LAYERS, MAX_WIDTH
+
 __all__ = ["Network", "loss_and_grad", "LOSSES", "build_spec"]
 
 CELLS = ("lstm", "peephole", "cifg", "gru")
@@ -86,20 +88,23 @@ def check_spec(spec):
         raise ValueError(f"network spec must have exactly the keys {sorted(_SPEC_KEYS)}")
     emb = spec["embedding_dim"]
     if emb is None:
-        if not _is_int(spec["input_size"]) or spec["input_size"] < 1:
-            raise ValueError(f"input_size must be an int >= 1, got {spec['input_size']!r}")
+        if not _is_int(spec["input_size"]) or not 1 <= spec["input_size"] <= MAX_WIDTH:
+            raise ValueError(f"input_size must be an int in [1, {MAX_WIDTH}], "
+                             f"got {spec['input_size']!r}")
         if spec["vocab_size"] is not None:
             raise ValueError("vocab_size is only used with embedding_dim")
     else:
-        if not _is_int(emb) or emb < 1:
-            raise ValueError(f"embedding_dim must be an int >= 1, got {emb!r}")
+        if not _is_int(emb) or not 1 <= emb <= MAX_WIDTH:
+            raise ValueError(f"embedding_dim must be an int in [1, {MAX_WIDTH}], got {emb!r}")
         if not _is_int(spec["vocab_size"]) or spec["vocab_size"] < 2:
             raise ValueError(f"vocab_size must be an int >= 2, got {spec['vocab_size']!r}")
         if spec["input_size"] is not None:
             raise ValueError("input_size must be None with embedding_dim")
     hs = spec["hidden_sizes"]
-    if not isinstance(hs, (list, tuple)) or len(hs) == 0 or not all(_is_int(h) and h >= 1 for h in hs):
-        raise ValueError(f"hidden_sizes must be a non-empty list of ints >= 1, got {hs!r}")
+    if not isinstance(hs, (list, tuple)) or not 1 <= len(hs) <= MAX_LAYERS or not all(
+            _is_int(h) and 1 <= h <= MAX_WIDTH for h in hs):
+        raise ValueError(f"hidden_sizes must be a list of 1 to {MAX_LAYERS} ints in "
+                         f"[1, {MAX_WIDTH}], got {hs!r}")
     for key, choices in (("cell", CELLS), ("activation", ACTIVATIONS),
                          ("gate_activation", GATE_ACTIVATIONS), ("dtype", ("float32", "float64"))):
         if spec[key] not in choices:
@@ -110,30 +115,36 @@ def check_spec(spec):
     p = spec["dropout"]
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0.0 <= p < 1.0):
         raise ValueError(f"dropout must be a float in [0, 1), got {p!r}")
-    if not _is_int(spec["n_outputs"]) or spec["n_outputs"] < 1:
-        raise ValueError(f"n_outputs must be an int >= 1, got {spec['n_outputs']!r}")
+    if not _is_int(spec["n_outputs"]) or not 1 <= spec["n_outputs"] <= MAX_WIDTH:
+        raise ValueError(f"n_outputs must be an int in [1, {MAX_WIDTH}], "
+                         f"got {spec['n_outputs']!r}")
 
 
-def min_param_count(spec):
-    """A lower bound on the flat parameter count that needs no allocation.
+def buffer_layout(spec):
+    """[(name, shape)] of the flat parameter buffer, in order: computed from the
+    spec alone (nothing is allocated), so a model file's array can be checked
+    against its config before anything is built."""
+    from .layers import param_shapes
 
-    Any layer layout holds at least G*H*(I+H) weights per direction; the
-    model loader compares this with the stored array before building anything,
-    so a hostile config cannot make it allocate more than the file holds.
-    """
     D = 2 if spec["bidirectional"] else 1
-    G = 3 if spec["cell"] == "gru" else 4
-    n = 0
+    layout = []
     if spec["embedding_dim"] is not None:
-        n += spec["vocab_size"] * spec["embedding_dim"]
+        layout.append(("embedding", (spec["vocab_size"], spec["embedding_dim"])))
         inp = spec["embedding_dim"]
     else:
         inp = spec["input_size"]
-    for h in spec["hidden_sizes"]:
-        n += D * G * h * (inp + h)
+    for k, h in enumerate(spec["hidden_sizes"]):
+        n = sum(math.prod(shape) for _, shape in
+                param_shapes(spec["cell"], inp, h, 1, spec["bidirectional"]))
+        layout.append((f"layer{k}", (n,)))
         inp = D * h
-    n += spec["n_outputs"] * (inp + 1)
-    return n
+    layout += [("head.weight", (spec["n_outputs"], inp)), ("head.bias", (spec["n_outputs"],))]
+    return layout
+
+
+def param_count(spec):
+    """Length of the flat parameter buffer of this architecture."""
+    return sum(math.prod(shape) for _, shape in buffer_layout(spec))
 
 
 def _layer_classes():
@@ -166,8 +177,8 @@ class Network:
         self.n_threads = n_threads
         children = np.random.SeedSequence(int(seed)).spawn(len(spec["hidden_sizes"]) + 2)
         layer_seeds = [int(c.generate_state(1)[0]) for c in children[:-2]]
+        self._allocate(np.zeros(param_count(self.spec), self.dtype))
         self.layers = self._make_layers(layer_seeds)
-        self._allocate()
         # initial values: layers keep their own initialisation (bind copies it
         # in); embedding uniform(-0.05, 0.05) like Keras, head Glorot uniform
         init_rng = np.random.default_rng(children[-1])
@@ -181,54 +192,54 @@ class Network:
 
     # ------------------------------------------------------------ construction
 
-    def _make_layers(self, seeds):
+    def _allocate(self, params):
+        """Use ``params`` (1-D, the spec's size) as the flat buffer; views into it."""
+        self.params = params
+        self._grad = None
+        self.slices = {}
+        off = 0
+        for name, shape in buffer_layout(self.spec):
+            n = math.prod(shape)
+            self.slices[name] = (off, off + n, shape)
+            off += n
+        self.embedding = self._view(self.params, "embedding")
+        self.head_weight = self._view(self.params, "head.weight")
+        self.head_bias = self._view(self.params, "head.bias")
+        self._lock = threading.RLock()
+        self._snapshot = None
+
+    def _make_layers(self, seeds=None):
+        """The recurrent layers, bound to their slices of ``self.params``: initialised
+        from ``seeds`` (the values are copied in), or with ``seeds=None`` computing
+        with the values already in the buffer (a loaded model: no initialisation)."""
         LSTM, GRU = _layer_classes()
         spec = self.spec
         D = 2 if spec["bidirectional"] else 1
         inp = spec["embedding_dim"] if spec["embedding_dim"] is not None else spec["input_size"]
         layers = []
-        for h, seed in zip(spec["hidden_sizes"], seeds):
+        for k, h in enumerate(spec["hidden_sizes"]):
+            a, b, _ = self.slices[f"layer{k}"]
             kw = dict(num_layers=1, bidirectional=spec["bidirectional"],
                       activation=spec["activation"], gate_activation=spec["gate_activation"],
-                      dropout=0.0, dtype=spec["dtype"], random_state=seed,
-                      n_threads=self.n_threads)
+                      dropout=0.0, dtype=spec["dtype"], n_threads=self.n_threads,
+                      random_state=None if seeds is None else seeds[k],
+                      _storage=self.params[a:b] if seeds is None else None)
             if spec["cell"] == "gru":
                 layer = GRU(inp, h, **kw)
             else:
                 layer = LSTM(inp, h, cell=spec["cell"], **kw)
+            layer.bind_parameters(self.params[a:b], lock=self._lock, copy=seeds is not None)
             layers.append(layer)
             inp = D * h
         return layers
 
-    def _allocate(self):
-        """One flat buffer for everything; bind every layer to its slice."""
-        spec = self.spec
-        D = 2 if spec["bidirectional"] else 1
-        F = D * spec["hidden_sizes"][-1]
-        K = spec["n_outputs"]
-        sizes = []
-        if spec["embedding_dim"] is not None:
-            sizes.append(("embedding", (spec["vocab_size"], spec["embedding_dim"])))
-        for k, layer in enumerate(self.layers):
-            sizes.append((f"layer{k}", (layer.flat_params.size,)))
-        sizes += [("head.weight", (K, F)), ("head.bias", (K,))]
-        total = sum(int(np.prod(s)) for _, s in sizes)
-        self.params = np.zeros(total, dtype=self.dtype)
-        self.grad = np.zeros(total, dtype=self.dtype)
-        self.slices = {}
-        off = 0
-        for name, shape in sizes:
-            n = int(np.prod(shape))
-            self.slices[name] = (off, off + n, shape)
-            off += n
-        self._lock = threading.RLock()
-        self._snapshot = None
-        for k, layer in enumerate(self.layers):
-            a, b, _ = self.slices[f"layer{k}"]
-            layer.bind_parameters(self.params[a:b], lock=self._lock)
-        self.embedding = self._view(self.params, "embedding")
-        self.head_weight = self._view(self.params, "head.weight")
-        self.head_bias = self._view(self.params, "head.bias")
+    @property
+    def grad(self):
+        """The flat gradient buffer, shaped like ``params``; allocated on first use
+        (a model that only predicts never needs it)."""
+        if self._grad is None:
+            self._grad = np.zeros_like(self.params)
+        return self._grad
 
     def _view(self, buf, name):
         if name not in self.slices:
@@ -284,30 +295,30 @@ class Network:
         return {"spec": self.spec, "params": self.params, "n_threads": self.n_threads}
 
     def __setstate__(self, state):
-        self.spec = state["spec"]
-        self.dtype = np.dtype(self.spec["dtype"])
-        self.n_threads = state["n_threads"]
-        self.layers = self._make_layers([0] * len(self.spec["hidden_sizes"]))
-        self._allocate()
-        self.params[...] = state["params"]
+        net = Network.from_params(state["spec"], state["params"], state["n_threads"], copy=False)
+        self.__dict__.update(net.__dict__)
 
     @classmethod
-    def from_params(cls, spec, params, n_threads=None):
-        """Build a network and load a flat parameter array into it (checked)."""
+    def from_params(cls, spec, params, n_threads=None, copy=True):
+        """A network computing with a flat parameter array (checked against the spec).
+
+        Nothing is initialised: the layers are views into the array. With
+        ``copy=False`` a C-contiguous, writeable array of the spec's dtype is
+        used as the buffer itself (the loader's fresh array: no second copy).
+        """
+        check_spec(spec)
         net = cls.__new__(cls)
         net.spec = dict(spec)
-        check_spec(net.spec)
         net.dtype = np.dtype(spec["dtype"])
         net.n_threads = n_threads
-        net.layers = net._make_layers([0] * len(spec["hidden_sizes"]))
-        net._allocate()
-        params = np.asarray(params)
-        if params.shape != net.params.shape:
-            raise ValueError(
-                f"params has shape {params.shape}, but this architecture has "
-                f"{net.params.size} parameters"
-            )
-        net.params[...] = params
+        n = param_count(net.spec)
+        if not isinstance(params, np.ndarray) or params.shape != (n,):
+            raise ValueError(f"params has shape {np.shape(params)}, but this architecture "
+                             f"has {n} parameters")
+        usable = (params.dtype == net.dtype and params.flags.c_contiguous
+                  and params.flags.writeable and params.flags.aligned)
+        net._allocate(params if usable and not copy else np.array(params, net.dtype))
+        net.layers = net._make_layers()
         return net
 
     # ------------------------------------------------------------ forward

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import record_error
 
-from fastlstm.network import Network, build_spec, loss_and_grad, min_param_count
+from fastlstm.network import Network, build_spec, loss_and_grad, param_count
 
 # Central differences in float64 with eps = 1e-6: truncation error ~eps^2 and
 # rounding error ~1e-16 / eps = 1e-10 relative, so 1e-6 relative to the
@@ -175,11 +175,22 @@ def test_parameters_are_views_of_one_flat_buffer():
     np.testing.assert_array_equal(net.layers[0].flat_params, net.params[a:b])
 
 
-def test_total_size_and_lower_bound():
-    for kw in [dict(), dict(cell="gru", hs=(3, 5), bidirectional=True), dict(ids=True)]:
+def test_total_size_matches_hand_count():
+    """param_count (what the loader checks a file's array against before building
+    anything) equals the buffer's size and PyTorch's count written out by hand."""
+    for kw in [dict(), dict(cell="gru", hs=(3, 5), bidirectional=True), dict(ids=True),
+               dict(cell="peephole", hs=(4, 2))]:
         net = _net(**kw)
+        s = net.spec
+        G, D = (3 if s["cell"] == "gru" else 4), (2 if s["bidirectional"] else 1)
+        inp = s["embedding_dim"] or s["input_size"]
+        n = s["vocab_size"] * s["embedding_dim"] if s["embedding_dim"] else 0
+        for h in s["hidden_sizes"]:
+            n += D * (G * h * (inp + h) + 2 * G * h + (3 * h if s["cell"] == "peephole" else 0))
+            inp = D * h
+        n += s["n_outputs"] * (inp + 1)
+        assert param_count(s) == net.params.size == n
         assert net.params.size == sum(b - a for a, b, _ in net.slices.values())
-        assert min_param_count(net.spec) <= net.params.size
 
 
 def test_pickle_rebinds_views():
