@@ -8,6 +8,9 @@ def config():
         "openmp": _kernels.openmp_enabled(),
         "n_threads": effective_n_threads(None) if _kernels.openmp_enabled() else 1,
         "isa": _kernels.isa(),
+        "isa_reason": _kernels.SELECTED_BECAUSE,
+        "isa_supported": _kernels.levels_supported(),
+        "isa_built": _kernels.levels_built(),
     }
 
 
@@ -18,5 +21,7 @@ def show_config():
     print(f"fastlstm {__version__}")
     print(f"  OpenMP:           {'on' if c['openmp'] else 'off (single-threaded build)'}")
     print(f"  threads (default): {c['n_threads']}")
-    print(f"  kernels:          {c['isa']}")
+    print(f"  kernels:          {c['isa']} ({c['isa_reason']})")
+    print(f"  levels:           this CPU runs {', '.join(c['isa_supported'])}; "
+          f"built: {', '.join(c['isa_built'])} (FASTLSTM_MAX_ISA caps the choice)")
     return c

@@ -11,6 +11,8 @@ serving loop makes on every request (rnn_forward, array_status) read numpy's
 array struct instead (_data): a memoryview costs about 0.2 us to build, and
 rnn_forward takes up to 17 arrays, which was a tenth of a one-step call.
 """
+import os
+
 from libc.string cimport memset
 cimport numpy as cnp
 
@@ -79,7 +81,13 @@ cdef extern from "fastlstm.h" nogil:
     int fl_openmp_max_threads()
     int fl_usable_threads(int requested)
     int fl_single_after_fork()
-    const char *fl_isa()
+    int fl_level_built(int level)
+    int fl_level_supported(int level)
+    const char *fl_level_name(int level)
+    int fl_select_level(int level)
+    int fl_active_level()
+    int fl_level_unit_block()
+    int fl_level_vector_bytes()
 
 ctypedef fused real:
     float
@@ -93,6 +101,8 @@ GATE_ACTIVATIONS = {"sigmoid": 0, "hard_sigmoid": 1}
 cdef int _raise(int status) except -1:
     if status == -1:
         raise MemoryError("fastlstm kernel could not allocate its workspace")
+    if status == -4:
+        raise ValueError("fastlstm: instruction-set level not available")
     if status != 0:
         raise ValueError(f"fastlstm kernel rejected its arguments (status {status})")
     return 0
@@ -222,8 +232,49 @@ def single_after_fork():
     return bool(fl_single_after_fork())
 
 
+# ----- instruction-set levels (src_c/level.h): best first ------------------
+LEVELS = ("avx512", "avx2", "baseline")
+
+
+def levels_built():
+    return [name for k, name in enumerate(LEVELS) if fl_level_built(k)]
+
+
+def levels_supported():
+    """The levels compiled in that this CPU runs, best first."""
+    return [name for k, name in enumerate(LEVELS) if fl_level_supported(k)]
+
+
 def isa():
-    return fl_isa().decode()
+    """The level every kernel call uses."""
+    return fl_level_name(fl_active_level()).decode()
+
+
+def level_layout():
+    """(vector bytes, hidden units per block) of the active level."""
+    return fl_level_vector_bytes(), fl_level_unit_block()
+
+
+def _select_level(cap):
+    """Use the best supported level no better than ``cap`` (a LEVELS name, or
+    None for no cap); returns why it was chosen. Runs once, at import."""
+    supported = levels_supported()
+    if cap is None:
+        choice, why = supported[0], "the best this CPU supports"
+    else:
+        if cap not in LEVELS:
+            raise ImportError(f"FASTLSTM_MAX_ISA={cap!r} is not a level; use one of "
+                              f"{', '.join(LEVELS)}")
+        if cap not in supported:
+            raise ImportError(f"FASTLSTM_MAX_ISA={cap!r} asks for a level this CPU or build "
+                              f"lacks; it has: {', '.join(supported)}")
+        choice = next(name for name in LEVELS[LEVELS.index(cap):] if name in supported)
+        why = f"capped by FASTLSTM_MAX_ISA={cap}"
+    _raise(fl_select_level(LEVELS.index(choice)))
+    return why
+
+
+SELECTED_BECAUSE = _select_level(os.environ.get("FASTLSTM_MAX_ISA", "").strip().lower() or None)
 
 
 def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,

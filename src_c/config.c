@@ -2,7 +2,6 @@
 #include <pthread.h>
 #include "fastlstm.h"
 #include "fl_omp.h"
-#include "fl_simd.h"
 
 int fl_openmp_enabled(void)
 {
@@ -46,18 +45,3 @@ int fl_usable_threads(int requested)
 }
 
 int fl_single_after_fork(void) { return single_after_fork; }
-
-/* Mirrors the ifunc resolver's choice for FL_CLONES functions. */
-const char *fl_isa(void)
-{
-#if FL_HAVE_DISPATCH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
-    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";
-    return "x86-64 baseline (SSE2)";
-#elif defined(__aarch64__)
-    return "aarch64 (NEON, compiler baseline)";
-#else
-    return "compiler baseline (no runtime dispatch)";
-#endif
-}

@@ -27,9 +27,6 @@ enum fl_cell { FL_CELL_LSTM = 0, FL_CELL_PEEPHOLE = 1, FL_CELL_CIFG = 2, FL_CELL
 enum fl_act { FL_ACT_TANH = 0, FL_ACT_RELU = 1 };
 enum fl_gate { FL_GATE_SIGMOID = 0, FL_GATE_HARD_SIGMOID = 1 };
 
-/* Units per hidden block: a thread owns whole blocks (all gates of those units). */
-#define FL_UNIT_BLOCK 16
-
 /* <complex.h>, which numpy's headers include ahead of this one in the Cython
  * module, defines I as the imaginary unit; here it is a field name */
 #undef I
@@ -76,8 +73,9 @@ int fl_all_finite_f64(const double *x, long n);
 double fl_sum_squares_f32(const float *x, long n);
 double fl_sum_squares_f64(const double *x, long n);
 
-/* Width of one row of the training cache of gates: 4 * (H rounded up to FL_UNIT_BLOCK)
- * (lstm: i, f, g, o after activation; gru: r, z, n and the recurrent part of n). */
+/* Width of one row of the training cache of gates: 4 * (H rounded up to the
+ * level's unit block, fl_level_unit_block()) (lstm: i, f, g, o after
+ * activation; gru: r, z, n and the recurrent part of n). */
 long fl_gate_cache_cols(int H);
 
 /* One layer, one direction, forward.
@@ -158,10 +156,25 @@ int fl_adam_f64(long n, double *p, const double *g, double *m, double *v, double
 int fl_activation_f32(int which, long n, float *y, const float *x);
 int fl_activation_f64(int which, long n, double *y, const double *x);
 
+/* Instruction-set levels. Every kernel is compiled once per level (AVX-512,
+ * AVX2+FMA, the compiler's baseline; only the baseline off x86-64 or with
+ * -DFASTLSTM_NO_DISPATCH) with that level's vector width and unit block;
+ * one level serves every call. The first call picks the best level the
+ * CPU supports; fl_select_level picks one explicitly, before any kernel
+ * runs (packed weights and gate caches are laid out for one level).
+ * Levels: 0 avx512, 1 avx2, 2 baseline. */
+#define FL_ERR_LEVEL (-4)     /* the level is not built in, or the CPU lacks it */
+int fl_level_built(int level);       /* 1 if compiled into this library */
+int fl_level_supported(int level);   /* 1 if built and the CPU (and OS) supports it */
+const char *fl_level_name(int level);   /* "avx512", "avx2", "baseline"; NULL out of range */
+int fl_select_level(int level);      /* FL_OK or FL_ERR_LEVEL */
+int fl_active_level(void);           /* the level calls use (picking the best if none was) */
+int fl_level_unit_block(void);       /* the active level's hidden units per block */
+int fl_level_vector_bytes(void);     /* the active level's vector width */
+
 /* Build information. */
 int fl_openmp_enabled(void);
 int fl_openmp_max_threads(void);
-const char *fl_isa(void);   /* instruction set the dispatched kernels use */
 
 /* The thread count to pass to a kernel for `requested` threads: 1 in a
  * process forked from one that had started OpenMP threads (libgomp cannot

@@ -85,8 +85,7 @@ static void SFX(gemm_pack_b_sliver)(REAL *bp, const REAL *B, long ldb, int n1, c
 
 /* C[i0:i0+mc, j0:j0+nc] (+)= packed A block (mc, kc) * packed B panel (kc, nc).
  * first: this is the first K block, so apply beta instead of adding. */
-FL_CLONES
-void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REAL *bp,
+static void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REAL *bp,
                         REAL beta, int first, REAL *C, long ldc)
 {
     for (int sj = 0; sj < nc; sj += GEMM_NR) {
@@ -135,8 +134,7 @@ void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REAL *bp,
  * order whatever the thread count. */
 /* A few rows of A (batch-1 serving, one streaming step): C rows are axpys over
  * B's rows, read once, with no packing. Sums over k in order. */
-FL_CLONES
-void SFX(fl_gemm_few_rows)(int M, int N, int K, const REAL *A, long lda, const REAL *B, long ldb,
+static void SFX(fl_gemm_few_rows)(int M, int N, int K, const REAL *A, long lda, const REAL *B, long ldb,
                            REAL beta, REAL *C, long ldc)
 {
     for (int i = 0; i < M; i++) {
@@ -159,8 +157,7 @@ void SFX(fl_gemm_few_rows)(int M, int N, int K, const REAL *A, long lda, const R
  * element's sum runs in a fixed order, whatever the split of rows between
  * threads. */
 #define GEMM_FEW_COLS_ROWS 512   /* rows of C per work item */
-FL_CLONES
-void SFX(fl_gemm_few_cols)(int trans_a, int i0, int i1, int N, int K, const REAL *A, long lda,
+static void SFX(fl_gemm_few_cols)(int trans_a, int i0, int i1, int N, int K, const REAL *A, long lda,
                            const REAL *B, long ldb, REAL beta, REAL *C, long ldc)
 {
     REAL acc[GEMM_FEW_COLS_ROWS];

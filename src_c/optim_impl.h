@@ -22,8 +22,7 @@
 #endif
 
 /* p, m, v (n) IN/OUT; g (n) IN: the update above on n elements. */
-FL_CLONES
-void SFX(fl_adam_block)(long n, REAL *p, const REAL *g, REAL *m, REAL *v, REAL step_size,
+static void SFX(fl_adam_block)(long n, REAL *p, const REAL *g, REAL *m, REAL *v, REAL step_size,
                         REAL beta1, REAL beta2, REAL eps, REAL bc2_sqrt, REAL weight_decay)
 {
     const REAL w1 = 1 - beta1, w2 = 1 - beta2;

@@ -1,6 +1,9 @@
-/* Scalar type for the templated kernels. A templated source defines FL_F32 or
- * FL_F64, includes this, then includes its *_impl.h; it may do so twice. */
+/* Scalar type for the templated kernels. kernels_level.h defines FL_F32 or
+ * FL_F64, includes this, then the *_impl.h files; it does so twice. SFX
+ * names a function for the type and the level: SFX(fl_gemm) is
+ * fl_gemm_f32_avx512 in the AVX-512 float32 build. */
 #include <stdint.h>
+#include "level.h"
 #undef REAL
 #undef UREAL
 #undef IREAL
@@ -15,7 +18,7 @@
 #define REAL float
 #define UREAL uint32_t
 #define IREAL int32_t
-#define SFX(name) name##_f32
+#define SFX(name) FL_CAT(name##_f32, FL_LEVEL_SFX)
 #define RC(c) c##f
 #define FL_MANT_BITS 23
 #define FL_EXP_BIAS 127
@@ -26,7 +29,7 @@
 #define REAL double
 #define UREAL uint64_t
 #define IREAL int64_t
-#define SFX(name) name##_f64
+#define SFX(name) FL_CAT(name##_f64, FL_LEVEL_SFX)
 #define RC(c) c
 #define FL_MANT_BITS 52
 #define FL_EXP_BIAS 1023

@@ -86,8 +86,7 @@ static inline int SFX(bwd_row_of)(const SFX(bwd_args) *a, int p) { return a->per
 /* Phase 1 also writes dG_h[t] in the register tile's packed form (pk_index),
  * so phase 2 streams it without repacking it for every unit block. dgp is
  * that buffer for step t. b0, b1: tile slots (rows bwd_row_of(slot)). */
-FL_CLONES
-void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1, REAL *dgp)
+static void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1, REAL *dgp)
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, B = d->B, rev = d->reverse;
@@ -161,8 +160,7 @@ static void SFX(unpack_rows)(REAL *dw, int cols, const REAL *dw_int, long ld, in
     }
 }
 
-FL_CLONES
-void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1,
+static void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1,
                            const REAL *dgp)
 {
     const fl_rnn_desc *d = a->d;
@@ -221,8 +219,7 @@ void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0, int b1
 #define FL_ROW1_BLOCKS (8 * VL / U)
 _Static_assert(FL_ROW1_BLOCKS >= 1, "a unit block wider than row1_kernel's 8 vectors");
 /* dgh row t (ghp) IN; dhd (H) IN (gru); dh (H) OUT, units of blocks [j0, j1). */
-FL_CLONES
-void SFX(fl_rnn_bwd_phase2_row1)(const SFX(bwd_args) *a, int t, int j0, int j1)
+static void SFX(fl_rnn_bwd_phase2_row1)(const SFX(bwd_args) *a, int t, int j0, int j1)
 {
     const fl_rnn_desc *d = a->d;
     const int H = d->H, gru = d->cell == FL_CELL_GRU;
@@ -242,8 +239,7 @@ void SFX(fl_rnn_bwd_phase2_row1)(const SFX(bwd_args) *a, int t, int j0, int j1)
 }
 
 /* Sum over rows: out (ghp) = sum_r m (rows, ghp), rows in order (deterministic). */
-FL_CLONES
-void SFX(fl_colsum)(REAL *out, const REAL *m, long rows, long cols)
+static void SFX(fl_colsum)(REAL *out, const REAL *m, long rows, long cols)
 {
     for (long c = 0; c < cols; c++) out[c] = 0;
     for (long r = 0; r < rows; r++)

@@ -156,8 +156,7 @@ static inline int SFX(row_of)(const SFX(fwd_args) *a, int p) { return a->perm ? 
  * form (pk_index, KT columns), so the next step's tile reads one contiguous
  * stream with no packing; the j = 0 item writes the rows of x_tn, the next
  * step's input (tn < 0: none). */
-FL_CLONES
-void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
+static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, int b1,
                           const REAL *hprev, const REAL *cprev, REAL *hcur, REAL *ccur,
                           const REAL *hpin, REAL *hpout, int tn)
 {
@@ -280,8 +279,7 @@ static int SFX(gx_chunk)(const fl_rnn_desc *d, int train)
  * The block is packed into 6-row slivers (xp, PROJ_MC * I) so each (I, NRK)
  * slab stays in L1 across the block's tiles, as in the GEMM; sums run over k
  * in order, so the result does not depend on how rows are split. */
-FL_CLONES
-void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx, int rows, REAL *xp,
+static void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx, int rows, REAL *xp,
                          REAL *gx)
 {
     const int I = a->d->I, KW = I + a->d->H;

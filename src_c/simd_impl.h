@@ -1,17 +1,16 @@
 /* Portable SIMD through GCC's generic vectors (include after real_type.h).
- * A vec is 32 bytes: one AVX2 register (AVX-512 clones use the 32-register
- * file with AVX-512VL encodings), two SSE2 registers. The FL_CLONES variants
- * of a function compile the same source for each ISA, so there are no
- * intrinsics and no per-ISA code paths. (64-byte generic vectors would match
- * AVX-512, but GCC lowers them through memory on AVX2.) */
+ * A vec is FL_VBYTES bytes, set per instruction-set level: 64 for AVX-512
+ * (one zmm register), 32 for AVX2 (one ymm) and for the baseline (two SSE2
+ * or NEON registers). Every level compiles this same source; there are no
+ * intrinsics. */
 #include <string.h>
 
 #undef VEC
 #undef VL
 #undef NRK
-typedef REAL SFX(vec) __attribute__((vector_size(32)));
+typedef REAL SFX(vec) __attribute__((vector_size(FL_VBYTES)));
 #define VEC SFX(vec)
-#define VL ((int)(32 / sizeof(REAL)))   /* lanes: 8 floats or 4 doubles */
+#define VL ((int)(FL_VBYTES / sizeof(REAL)))   /* lanes: 8 floats or 4 doubles at 32 bytes */
 
 static inline VEC SFX(vload)(const REAL *p) { VEC v; memcpy(&v, p, sizeof v); return v; }
 static inline void SFX(vstore)(REAL *p, VEC v) { memcpy(p, &v, sizeof v); }

@@ -17,8 +17,8 @@
 #undef FL_NV
 #undef FOR_E
 #undef VBITS
-typedef IREAL SFX(vmask) __attribute__((vector_size(32)));
-typedef UREAL SFX(vbits) __attribute__((vector_size(32)));
+typedef IREAL SFX(vmask) __attribute__((vector_size(FL_VBYTES)));
+typedef UREAL SFX(vbits) __attribute__((vector_size(FL_VBYTES)));
 #define VMASK SFX(vmask)
 #define VBITS SFX(vbits)
 

@@ -1,0 +1,11 @@
+/* The kernels for AVX-512 (x86-64-v4: F, BW, DQ, VL): 64-byte vectors. */
+#define _POSIX_C_SOURCE 200112L   /* posix_memalign */
+#include "level.h"
+#if FL_X86_LEVELS
+#pragma GCC target("arch=x86-64-v4")
+#define FL_LEVEL_SFX _avx512
+#define FL_LEVEL_NAME "avx512"
+#define FL_VBYTES 64
+#define FL_UNIT_BLOCK 32
+#include "kernels_level.h"
+#endif
