@@ -255,21 +255,24 @@ def level_layout():
     return fl_level_vector_bytes(), fl_level_unit_block()
 
 
-def _select_level(cap):
-    """Use the best supported level no better than ``cap`` (a LEVELS name, or
-    None for no cap); returns why it was chosen. Runs once, at import."""
-    supported = levels_supported()
+def _choose_level(cap, supported):
+    """The best level in ``supported`` no better than ``cap`` (a LEVELS name, or
+    None for no cap), and why; ImportError for a cap that is no level or that
+    ``supported`` lacks."""
     if cap is None:
-        choice, why = supported[0], "the best this CPU supports"
-    else:
-        if cap not in LEVELS:
-            raise ImportError(f"FASTLSTM_MAX_ISA={cap!r} is not a level; use one of "
-                              f"{', '.join(LEVELS)}")
-        if cap not in supported:
-            raise ImportError(f"FASTLSTM_MAX_ISA={cap!r} asks for a level this CPU or build "
-                              f"lacks; it has: {', '.join(supported)}")
-        choice = next(name for name in LEVELS[LEVELS.index(cap):] if name in supported)
-        why = f"capped by FASTLSTM_MAX_ISA={cap}"
+        return supported[0], "the best this CPU supports"
+    if cap not in LEVELS:
+        raise ImportError(f"FASTLSTM_MAX_ISA={cap!r} is not a level; use one of "
+                          f"{', '.join(LEVELS)}")
+    if cap not in supported:
+        raise ImportError(f"FASTLSTM_MAX_ISA={cap!r} asks for a level this CPU or build "
+                          f"lacks; it has: {', '.join(supported)}")
+    return cap, f"capped by FASTLSTM_MAX_ISA={cap}"
+
+
+def _select_level(cap):
+    """Make every kernel call use the level _choose_level picks; runs once, at import."""
+    choice, why = _choose_level(cap, levels_supported())
     _raise(fl_select_level(LEVELS.index(choice)))
     return why
 

@@ -30,6 +30,9 @@ int fl_level_supported(int level)
     __builtin_cpu_init();   /* libgcc's checks include the OS's support for the registers */
     switch (level) {
     case FL_LEVEL_AVX512:
+#ifdef FASTLSTM_WIDE_AS_AVX2
+        return fl_level_supported(FL_LEVEL_AVX2);
+#endif
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
                && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
                && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
