@@ -91,29 +91,29 @@ static void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REA
     for (int sj = 0; sj < nc; sj += GEMM_NR) {
         const REAL *b = bp + (long)sj * kc;
         for (int si = 0; si < mc; si += GEMM_MR) {
-            VEC acc[GEMM_MR][2];
-            for (int r = 0; r < GEMM_MR; r++) acc[r][0] = acc[r][1] = (VEC){0};
+            VEC acc[GEMM_MR][TV];
+            for (int r = 0; r < GEMM_MR; r++)
+                for (int v = 0; v < TV; v++) acc[r][v] = (VEC){0};
             SFX(rows6p_kernel)(kc, ap + (long)si * kc, b, GEMM_NR, acc);
             int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
             int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
             if (cols == GEMM_NR) {   /* full-width tile: vector stores */
                 for (int r = 0; r < rows; r++) {
                     REAL *crow = C + (long)(si + r) * ldc + sj;
-                    VEC v0 = acc[r][0], v1 = acc[r][1];
-                    if (!(first && beta == 0)) {
-                        const VEC s = (VEC){0} + (first ? beta : 1);
-                        v0 += s * SFX(vload)(crow);
-                        v1 += s * SFX(vload)(crow + VL);
+                    for (int v = 0; v < TV; v++) {
+                        VEC cv = acc[r][v];
+                        if (!(first && beta == 0)) {
+                            const VEC s = (VEC){0} + (first ? beta : 1);
+                            cv += s * SFX(vload)(crow + v * VL);
+                        }
+                        SFX(vstore)(crow + v * VL, cv);
                     }
-                    SFX(vstore)(crow, v0);
-                    SFX(vstore)(crow + VL, v1);
                 }
                 continue;
             }
             for (int r = 0; r < rows; r++) {
                 REAL tile[GEMM_NR];
-                SFX(vstore)(tile, acc[r][0]);
-                SFX(vstore)(tile + VL, acc[r][1]);
+                for (int v = 0; v < TV; v++) SFX(vstore)(tile + v * VL, acc[r][v]);
                 REAL *crow = C + (long)(si + r) * ldc + sj;
                 if (first && beta == 0) {
                     for (int c = 0; c < cols; c++) crow[c] = tile[c];

@@ -7,5 +7,6 @@
 #define FL_LEVEL_NAME "avx2"
 #define FL_VBYTES 32
 #define FL_UNIT_BLOCK 16
+#define FL_TILE_NV 2       /* the 6 x 2 register tile: 12 of the 16 ymm registers */
 #include "kernels_level.h"
 #endif

@@ -13,6 +13,7 @@
 #define FL_LEVEL_SFX _avx512
 #define FL_LEVEL_NAME "avx512"
 #define FL_VBYTES 64
-#define FL_UNIT_BLOCK 32
+#define FL_UNIT_BLOCK 64
+#define FL_TILE_NV 4       /* the 6 x 4 register tile: 24 of the 32 zmm registers */
 #include "kernels_level.h"
 #endif

@@ -6,4 +6,5 @@
 #define FL_LEVEL_NAME "baseline"
 #define FL_VBYTES 32
 #define FL_UNIT_BLOCK 16
+#define FL_TILE_NV 2
 #include "kernels_level.h"

@@ -180,9 +180,10 @@ static void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0,
                              w, a->ghp * NRK, acc, U);
             for (int v = 0; v < U / VL; v++) SFX(vstore)(out[0] + v * VL, acc[v]);
         } else {
-            VEC acc[U / NRK][6][2];
+            VEC acc[U / NRK][6][TV];
             for (int q = 0; q < U / NRK; q++)
-                for (int r = 0; r < 6; r++) acc[q][r][0] = acc[q][r][1] = (VEC){0};
+                for (int r = 0; r < 6; r++)
+                    for (int v = 0; v < TV; v++) acc[q][r][v] = (VEC){0};
             const REAL *gp6 = dgp + (long)(r0 / 6) * 6 * a->ghp;
             for (int q = 0; q < U / NRK; q++) {
                 /* a last block of at most VL units needs the left vector only */
@@ -190,10 +191,8 @@ static void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0,
                 SFX(rows_part)(nrows, U == NRK && nu <= VL, (int)a->ghp, gp6, wq, NRK, acc[q]);
             }
             for (int q = 0; q < U / NRK; q++)
-                for (int r = 0; r < 6; r++) {
-                    SFX(vstore)(out[r] + q * NRK, acc[q][r][0]);
-                    SFX(vstore)(out[r] + q * NRK + VL, acc[q][r][1]);
-                }
+                for (int r = 0; r < 6; r++)
+                    for (int v = 0; v < TV; v++) SFX(vstore)(out[r] + q * NRK + v * VL, acc[q][r][v]);
         }
         for (int r = 0; r < nrows; r++) {
             const int b = SFX(bwd_row_of)(a, r0 + r);

@@ -10,6 +10,7 @@
 #include <limits.h>
 
 #define U FL_UNIT_BLOCK
+_Static_assert(U % NRK == 0, "a unit block must hold whole column groups of the register tile");
 
 static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4; }
 

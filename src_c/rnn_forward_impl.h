@@ -165,7 +165,7 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
     const int h0 = j * U, nu = H - h0 < U ? H - h0 : U;
     /* a last block of at most VL units, where a column group is one gate's U
      * units, needs only the left vector of each group */
-    const int half = U == NRK && nu <= VL;
+    const int narrow = U == NRK && nu <= VL;
     const int xk = a->xk, KT = xk + H, KW = I + H;   /* KT: columns of the packed [x, h] */
     const REAL *w = a->wb + (long)j * KW * GU;
     const REAL *bias = a->bias + (long)j * GU;
@@ -195,26 +195,22 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
             SFX(row1_kernel)(H, hprev + (long)b * H, w + (long)I * NRK, (long)KW * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
         } else if (live) {
-            VEC acc[4 * U / NRK][6][2];
+            VEC acc[4 * U / NRK][6][TV];
             const int ncg = GU / NRK;
-            for (int q = 0; q < ncg; q++) {
-                const int cg = q * NRK;
-                VEC bv0 = SFX(vload)(bias + cg), bv1 = SFX(vload)(bias + cg + VL);
-                for (int r = 0; r < 6; r++) {
-                    acc[q][r][0] = add_gx ? SFX(vload)(gxrow[r] + cg) : bv0;
-                    acc[q][r][1] = add_gx ? SFX(vload)(gxrow[r] + cg + VL) : bv1;
+            for (int q = 0; q < ncg; q++)
+                for (int v = 0; v < TV; v++) {
+                    const int c = q * NRK + v * VL;
+                    const VEC bv = SFX(vload)(bias + c);
+                    for (int r = 0; r < 6; r++) acc[q][r][v] = add_gx ? SFX(vload)(gxrow[r] + c) : bv;
                 }
-            }
             const REAL *hp6 = hpin + (long)(r0 / 6) * 6 * KT;
             for (int q = 0; q < ncg; q++) {
                 const REAL *wq = w + ((long)q * KW + I - xk) * NRK;
-                SFX(rows_part)(nrows, half, KT, hp6, wq, NRK, acc[q]);
+                SFX(rows_part)(nrows, narrow, KT, hp6, wq, NRK, acc[q]);
             }
             for (int q = 0; q < ncg; q++)
-                for (int r = 0; r < 6; r++) {
-                    SFX(vstore)(pre[r] + q * NRK, acc[q][r][0]);
-                    SFX(vstore)(pre[r] + q * NRK + VL, acc[q][r][1]);
-                }
+                for (int r = 0; r < 6; r++)
+                    for (int v = 0; v < TV; v++) SFX(vstore)(pre[r] + q * NRK + v * VL, acc[q][r][v]);
         }
         for (int r = 0; r < nrows; r++) {
             const int b = SFX(row_of)(a, r0 + r);
@@ -290,15 +286,16 @@ static void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx,
                 xp[(long)s * I + 6L * k + r] = s + r < rows ? x[(long)(s + r) * ldx + k] : 0;
     for (long c0 = 0; c0 < a->ghp; c0 += NRK) {   /* column groups, in slab order */
         const REAL *w = a->wb + c0 * KW;
-        const VEC b0 = SFX(vload)(bias + c0), b1 = SFX(vload)(bias + c0 + VL);
+        VEC bv[TV];
+        for (int v = 0; v < TV; v++) bv[v] = SFX(vload)(bias + c0 + v * VL);
         for (int s = 0; s < rows; s += 6) {
-            VEC acc[6][2];
-            for (int r = 0; r < 6; r++) { acc[r][0] = b0; acc[r][1] = b1; }
+            VEC acc[6][TV];
+            for (int r = 0; r < 6; r++)
+                for (int v = 0; v < TV; v++) acc[r][v] = bv[v];
             SFX(rows6p_kernel)(I, xp + (long)s * I, w, NRK, acc);
-            for (int r = 0; r < 6 && s + r < rows; r++) {
-                SFX(vstore)(gx + (long)(s + r) * a->ghp + c0, acc[r][0]);
-                SFX(vstore)(gx + (long)(s + r) * a->ghp + c0 + VL, acc[r][1]);
-            }
+            for (int r = 0; r < 6 && s + r < rows; r++)
+                for (int v = 0; v < TV; v++)
+                    SFX(vstore)(gx + (long)(s + r) * a->ghp + c0 + v * VL, acc[r][v]);
         }
     }
 }
