@@ -776,6 +776,12 @@ def fastlstm_config_text():
     return buf.getvalue().rstrip()
 
 
+def fastlstm_isa():
+    """The instruction-set level fastlstm's kernels run (FASTLSTM_MAX_ISA caps it)."""
+    from fastlstm import _kernels
+    return _kernels.isa()
+
+
 def machine_info():
     env = {k: os.environ[k] for k in sorted(os.environ)
            if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_"))}
@@ -788,4 +794,5 @@ def machine_info():
             "memory_gib": None if mem is None else round(mem, 1),
             "os": f"{platform.system()} {platform.release()}", "machine": platform.machine(),
             "versions": versions(), "env": env, "fastlstm_config": fastlstm_config_text(),
+            "fastlstm_isa": fastlstm_isa(),
             "fastlstm_train": fastlstm_train_label()}

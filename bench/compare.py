@@ -206,6 +206,7 @@ def markdown(doc):
           + (f" ({m['physical_cores']} physical cores)" if m.get("physical_cores") else "")
           + f", {m['usable_cpus']} usable by this process",
           f"- CPU flags: {' '.join(m['flags']) or 'n/a'}",
+          f"- fastlstm kernels: the {m.get('fastlstm_isa', 'n/a')} level",
           f"- memory: {m.get('memory_gib')} GiB; {m['os']} {m['machine']}",
           "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
           "- threading environment: " + (", ".join(f"{k}={val}" for k, val in m["env"].items())
