@@ -82,11 +82,14 @@ def test_layers_lengths_state_float64(cell, num_layers, bidirectional, use_lengt
 # max(64, H) wide itself (fused_x) when B > 6; I = 64 and 65 at H = 17 straddle that,
 # and I = 70 at H = 80 is inside it by the H rule. Wider inputs, B <= 6 and every gru
 # go through the hoisted projection, and so does the second layer (input 2H) at
-# H = 33, 70 and 80.
+# H = 33, 70 and 80. The avx512 level's unit block is 64 (one column group of
+# its 6 x 4 tile per gate) and its float64 group 32: H = 31, 63, 64, 65 and 129
+# sit at those edges, and B = 13 leaves a partial 6-row tile.
 SHAPES = [(3, 4, 3, 1), (3, 4, 3, 15), (3, 4, 3, 16), (3, 3, 3, 17), (2, 3, 2, 33),
           (1, 4, 3, 17), (17, 3, 2, 17), (17, 2, 2, 33), (3, 1, 3, 17), (3, 4, 1, 16),
           (1, 1, 1, 1), (3, 3, 40, 5), (17, 6, 3, 70), (20, 14, 2, 9), (7, 3, 64, 17),
-          (7, 3, 65, 17), (7, 2, 70, 80)]
+          (7, 3, 65, 17), (7, 2, 70, 80), (13, 2, 3, 31), (13, 2, 3, 63), (2, 2, 5, 64),
+          (13, 2, 3, 65), (1, 3, 2, 65), (8, 2, 3, 129)]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -5,8 +5,8 @@
   a reduction.
   Outputs, final states and ALL gradients are compared with exact equality for
   n_threads = 1, 2 and 3, float32 and float64, every cell, on shapes that give
-  several unit blocks (H = 40: 3 blocks of 16) and batch chunks (B = 37: 2 chunks of
-  24), and GEMMs of several tiles (T*B = 148 > 72 rows; 3*4*16 = 192 gate rows in
+  several unit blocks (H = 40: 3 blocks of 16; H = 130: 3 of 64 on avx512) and batch
+  chunks (B = 37: 2 chunks of 24), and GEMMs of several tiles (T*B = 148 > 72 rows; 3*4*16 = 192 gate rows in
   the weight-gradient GEMMs).
 * Every kernel call releases the GIL: a pure-Python thread keeps running while
   another thread is inside one long kernel call.
@@ -51,6 +51,10 @@ CONFIGS = {
     # item (7 blocks: 4 + 3 in float32, 2 + 2 + 2 + 1 in float64); one row tile
     # cannot be split by rows, so "model" and "units" run the same path here
     "B1T6I5H100-L2bi-len": (1, 6, 5, 100, 2, True, True, False),
+    # the avx512 level's unit block is 64: H = 130 gives it 3 blocks (the last of
+    # 2 units), and batch 1 groups them in backward as on the narrower levels
+    "B13T3I6H130-L1uni-len": (13, 3, 6, 130, 1, False, True, False),
+    "B1T4I6H130-L1uni": (1, 4, 6, 130, 1, False, False, False),
 }
 
 
