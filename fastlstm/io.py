@@ -201,8 +201,10 @@ class _Reader:
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                 else:
                     raise ValueError(f"unsupported .npy version {version}")
-            except ValueError as e:
-                raise ValueError(f"array {name!r}: bad .npy header ({e})") from None
+            except Exception as e:   # numpy parses the header dict with ast/tokenize:
+                # SyntaxError, tokenize.TokenError, TypeError... all mean a bad header
+                raise ValueError(f"array {name!r}: bad .npy header "
+                                 f"({type(e).__name__}: {e})") from None
             if dtype.hasobject:
                 raise ValueError(
                     f"array {name!r} holds Python objects (a pickle payload); "

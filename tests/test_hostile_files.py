@@ -241,3 +241,32 @@ def test_inferred_vocabulary_bounded():
     # an explicit vocab_size is the user's choice and still checked against the ids
     with pytest.raises(ValueError, match="token id"):
         fastlstm.LSTMClassifier(embedding_dim=3, vocab_size=100, epochs=1).fit(X, [0, 1])
+
+
+def _npy_with_header(header):
+    """A .npy v1.0 member whose header dict is the given text (padded as numpy does)."""
+    text = header.encode("latin1")
+    pad = 64 - (10 + len(text) + 1) % 64
+    text += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + b"\x00" * 64
+
+
+@pytest.mark.parametrize("header", [
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (1,",       # tokenize.TokenError
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (1,)))}",    # SyntaxError
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 3: 4}",  # TypeError in numpy
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,)}",
+    "[1, 2, 3]",
+])
+def test_malformed_npy_headers_raise_value_error(small_file, tmp_path, header):
+    """Found by fuzz/fuzz_load.py: numpy parses the header with ast and tokenize,
+    which raise SyntaxError, TokenError or TypeError on mangled text."""
+    path = tmp_path / "bad_header.npz"
+    with zipfile.ZipFile(small_file) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "params.npy":
+                data = _npy_with_header(header)
+            dst.writestr(info.filename, data)
+    with pytest.raises(ValueError):
+        fastlstm.load(path)
