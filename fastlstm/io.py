@@ -201,6 +201,8 @@ class _Reader:
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                 else:
                     raise ValueError(f"unsupported .npy version {version}")
+            except _CORRUPT_ERRORS:
+                raise                # the archive itself is damaged: reported below
             except Exception as e:   # numpy parses the header dict with ast/tokenize:
                 # SyntaxError, tokenize.TokenError, TypeError... all mean a bad header
                 raise ValueError(f"array {name!r}: bad .npy header "
