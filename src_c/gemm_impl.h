@@ -15,10 +15,32 @@
 #define GEMM_NC 4096   /* multiple of GEMM_NR; a B panel (KC x NC) lives in L3, and A is
                           packed once per N panel, so wide panels pack A less often */
 #endif
-#ifndef GEMM_KC
-#define GEMM_KC 256
-#endif
+#include <unistd.h>
 #define GEMM_FLOPS_PER_THREAD 4000000L
+
+/* The K block: one tile's K loop streams a 6-row A sliver and an NR-column
+ * B sliver (its B sliver is then reused by every A sliver of the block), so
+ * both get three quarters of the L1 data cache the CPU reports (32 KiB where
+ * it reports none): 272 on a 32 KiB L1 with AVX2's 16 columns, 128 on a
+ * 48 KiB L1 with AVX-512's 64 (on a Zen 5 core 96 to 384 were within 5%).
+ * Every C element sums its K blocks in order, so the block size changes
+ * rounding between machines, never between thread counts. */
+static int SFX(gemm_kc)(void)
+{
+    static int cached;
+    int kc = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (kc) return kc;
+    long l1 = 0;
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+    l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+#endif
+    if (l1 <= 0) l1 = 32768;
+    long k = 3 * l1 / 4 / ((GEMM_MR + GEMM_NR) * (long)sizeof(REAL)) / 16 * 16;
+    kc = k < 64 ? 64 : k > 512 ? 512 : (int)k;
+    __atomic_store_n(&cached, kc, __ATOMIC_RELAXED);
+    return kc;
+}
+#define GEMM_KC SFX(gemm_kc)()
 
 /* a (M, K) element (i, k) with op(A). */
 static inline REAL SFX(gemm_a_at)(int trans_a, const REAL *A, long lda, long i, long k)
@@ -247,7 +269,8 @@ int SFX(fl_gemm_ws2)(int trans_a, int M, int N, int K, const REAL *A, long lda,
         int by_work = (int)(flops / GEMM_FLOPS_PER_THREAD);
         nt = by_work < 1 ? 1 : by_work;
     }
-    const long a_size = (long)GEMM_MC * GEMM_KC, b_size = (long)GEMM_KC * GEMM_NC;
+    const int KC = GEMM_KC;
+    const long a_size = (long)GEMM_MC * KC, b_size = (long)KC * GEMM_NC;
     REAL *bp = work;
     #pragma omp parallel num_threads(nt)
     {
@@ -255,8 +278,8 @@ int SFX(fl_gemm_ws2)(int trans_a, int M, int N, int K, const REAL *A, long lda,
         for (int j0 = 0; j0 < N; j0 += GEMM_NC) {
             const int nc = N - j0 < GEMM_NC ? N - j0 : GEMM_NC;
             const int slivers = (nc + GEMM_NR - 1) / GEMM_NR;
-            for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
-                const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                const int kc = K - k0 < KC ? K - k0 : KC;
                 #pragma omp for schedule(static)
                 for (int s = 0; s < slivers; s++)
                     SFX(gemm_pack_b_sliver)(bp, B, ldb, n1, B2, ldb2, N, j0, s, k0, kc);

@@ -1,7 +1,9 @@
 """The packed, cache-blocked GEMM (fastlstm._kernels.gemm: C = beta*C + op(A) @ B)
 against the naive triple loop and numpy, float32 / float64, trans_a 0 / 1,
 beta 0 / 1 / 0.5, with M, N, K around the blocking edges (micro-tile MR = 6 rows,
-NR = 16 (float32) / 8 (float64) columns; tiles MC = 72, NC = 256, KC = 256).
+NR = 16 (float32) / 8 (float64) columns on avx2, 64 / 32 on avx512; tiles MC = 72,
+NC = 4096; KC from the L1 size, a multiple of 16 in [64, 512]: K = 600 and 1100
+give every KC two or more blocks, the last one partial).
 Results must be bitwise identical for any n_threads, and beta = 0 must ignore
 whatever C held (NaN included).
 """
@@ -24,6 +26,7 @@ KS = [0, 1, 255, 256, 257]
 SHAPES = [(m, n, [0, 1, 17][k % 3]) for k, (m, n) in enumerate(itertools.product(MS, NS))]
 SHAPES += [(m, n, k) for (m, n) in [(7, 17), (150, 16), (6, 256)] for k in KS]
 SHAPES += [(73, 257, 1), (73, 257, 257)]   # both tile edges, one and two K blocks
+SHAPES += [(13, 70, 600), (8, 130, 1100)]   # several K blocks for any KC
 SHAPES += [(1100, 1, 300), (1100, 2, 9)]    # N <= 2: matrix-vector path, 3 row blocks of 512
 
 
