@@ -52,6 +52,7 @@ FORMAT_VERSION = 1
 MAX_MEMBERS = 16
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB of JSON
 MAX_TOTAL_BYTES = 1 << 32  # 4 GiB of arrays
+DEFLATE_MAX_RATIO = 1032   # deflate's largest expansion (258-byte matches in 2 bits)
 
 _ALLOWED_DTYPES = {"float32", "float64", "int64", "int32", "uint8", "bool"}
 _UNICODE_RE = re.compile(r"^<U([1-9][0-9]{0,3})$")
@@ -164,7 +165,7 @@ _READ_CHUNK = 1 << 24
 class _Reader:
     """Reads .npy members of a zip one at a time, checking headers first."""
 
-    def __init__(self, zf):
+    def __init__(self, zf, file_bytes):
         self.zf = zf
         infos = zf.infolist()
         if len(infos) > MAX_MEMBERS:
@@ -180,6 +181,17 @@ class _Reader:
                 raise ValueError(f"unexpected member {name!r} in model file")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise ValueError(f"member {name!r} uses an unsupported compression")
+            # a member's size may not exceed what its bytes in the file can hold
+            # (stored: as many; deflated: at most DEFLATE_MAX_RATIO times as many),
+            # so reading it never allocates for data the file does not have
+            stored = info.compress_type == zipfile.ZIP_STORED
+            hold = info.compress_size if stored else DEFLATE_MAX_RATIO * info.compress_size + 64
+            if info.compress_size > file_bytes:
+                raise ValueError(f"member {name!r} claims {info.compress_size} bytes of a "
+                                 f"{file_bytes}-byte file")
+            if info.file_size > hold:
+                raise ValueError(f"member {name!r} declares {info.file_size} bytes, more than its "
+                                 f"{info.compress_size} bytes in the file can hold")
             total += info.file_size
             self.infos[name[:-4]] = info
         if total > MAX_TOTAL_BYTES:
@@ -280,7 +292,7 @@ def read_payload(path, check_config=None):
                          f"(not a valid .npz archive: {e})") from None
     try:
         with zf:
-            reader = _Reader(zf)
+            reader = _Reader(zf, os.path.getsize(path))
             version = reader.read("format_version", max_bytes=64)
             if version.shape != () or version.dtype.kind not in "iu":
                 raise ValueError("format_version must be an integer scalar")

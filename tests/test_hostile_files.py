@@ -270,3 +270,22 @@ def test_malformed_npy_headers_raise_value_error(small_file, tmp_path, header):
             dst.writestr(info.filename, data)
     with pytest.raises(ValueError):
         fastlstm.load(path)
+
+
+def test_member_larger_than_its_bytes_refused_before_allocating(small_file, tmp_path):
+    """Found by fuzz/fuzz_load.py: the config, the .npy header and the zip headers all
+    declare a 3 GiB member that holds no data; 1.9 KB of file made the loader
+    allocate 3 GiB. Deflate expands at most 1032-fold, so the declared size is
+    checked against the member's bytes in the file before anything is read."""
+    members, config = _members(small_file)
+    n = 3 << 28                                      # 3 GiB of float32
+    config["arrays"]["params"]["shape"] = [n]
+    path = _write(tmp_path / "claims.npz", members, config, zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    header = _central_header(data, b"params.npy")
+    for offset in (20, 24):                          # compressed and uncompressed sizes
+        data[header + offset:header + offset + 4] = (n * 4 + 128).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    outcome, extra_rss = _load_in_subprocess(path, limit_bytes=2 << 30)
+    assert outcome.startswith("ValueError"), outcome
+    assert extra_rss < 64 << 20
