@@ -29,6 +29,7 @@ divided by fastlstm's: above 1 means fastlstm is faster.
 """
 import argparse
 import datetime
+import glob
 import json
 import os
 import shlex
@@ -213,6 +214,12 @@ def markdown(doc):
                                          or "none of OMP_*/OPENBLAS_*/MKL_*/GOMP_*/KMP_* set"),
           f"- fastlstm training step timed as: {m['fastlstm_train']}",
           "", "`fastlstm.show_config()`:", "", "```", m["fastlstm_config"], "```", ""]
+    older = sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          "results", "*.md")))
+    if older:
+        L += ["Runs on other machine kinds (kept as they were): "
+              + ", ".join(f"[{os.path.basename(p)}](results/{os.path.basename(p)})"
+                          for p in older), ""]
     L += ["## Method", "",
           "- **Inference**: `fastlstm.LSTM(I, H, ...)(x)` (batch-first x, returns y, (h, c)) vs "
           "`nn.LSTM(batch_first=True)(x)` under `torch.inference_mode()`, ONNX Runtime "
