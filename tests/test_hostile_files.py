@@ -137,25 +137,25 @@ def _patched_zip(src, dst, patch):
     return dst
 
 
+def _header(data, member, signature, name_len_at, name_at):
+    """Offset of the zip header with this signature that names member."""
+    pos = data.find(signature)
+    while pos >= 0:
+        name_len = int.from_bytes(data[pos + name_len_at:pos + name_len_at + 2], "little")
+        if bytes(data[pos + name_at:pos + name_at + name_len]) == member:
+            return pos
+        pos = data.find(signature, pos + 4)
+    raise AssertionError(f"{member!r} not found")
+
+
 def _local_header(data, member):
     """Offset of the local file header of member (e.g. b'params.npy')."""
-    pos = data.find(b"PK\x03\x04")
-    while pos >= 0:
-        name_len = int.from_bytes(data[pos + 26:pos + 28], "little")
-        if bytes(data[pos + 30:pos + 30 + name_len]) == member:
-            return pos
-        pos = data.find(b"PK\x03\x04", pos + 4)
-    raise AssertionError(f"{member!r} not found")
+    return _header(data, member, b"PK\x03\x04", 26, 30)
 
 
 def _central_header(data, member):
-    pos = data.find(b"PK\x01\x02")
-    while pos >= 0:
-        name_len = int.from_bytes(data[pos + 28:pos + 30], "little")
-        if bytes(data[pos + 46:pos + 46 + name_len]) == member:
-            return pos
-        pos = data.find(b"PK\x01\x02", pos + 4)
-    raise AssertionError(f"{member!r} not found")
+    """Offset of member's entry in the central directory."""
+    return _header(data, member, b"PK\x01\x02", 28, 46)
 
 
 def _flip_deflated_byte(data):
