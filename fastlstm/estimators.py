@@ -592,32 +592,32 @@ class _LSTMBase(_EstimatorBase):
             self._network.spec["dropout"] = spec["dropout"]
 
     def _fit(self, X, y, incremental, validation_data=None, classes=None):
-        # One fit at a time per estimator; predict() in another thread meanwhile
-        # sees either a clear error (a new model is being built) or the weights
-        # after some whole optimizer step (training continues in place).
-        token = {"new_model": False}
+        p = self._validate_params()
+        first = not hasattr(self, "_network") or not (incremental or p["warm_start"])
+        return self._guarded_fit(first, lambda: self._fit_body(X, y, incremental,
+                                                               validation_data, classes, p, first))
+
+    def _guarded_fit(self, first, body):
+        """Run body(), a fit (first: one that builds a new model), so that it never
+        leaves a half-fitted estimator (_after_failed_fit). One fit at a time per
+        estimator; predict() in another thread meanwhile sees either a clear error
+        (a new model is being built) or the weights after some whole optimizer
+        step (training continues in place)."""
+        token = {"new_model": first}
         if self.__dict__.setdefault("_fit_in_progress", token) is not token:
             raise RuntimeError(f"{type(self).__name__}: fit or partial_fit is already running on "
                                "this estimator in another thread")
-        try:
-            return self._fit_locked(X, y, incremental, validation_data, classes, token)
-        finally:
-            del self.__dict__["_fit_in_progress"]
-
-    def _fit_locked(self, X, y, incremental, validation_data, classes, token):
-        p = self._validate_params()
-        fitted = hasattr(self, "_network")
-        first = not fitted or not (incremental or p["warm_start"])
         # what the estimator was before this fit, to go back to if it fails
         # before finishing an epoch (a new model replaces attributes, it does
         # not write into the old ones)
         before = dict(self.__dict__) if first else None
-        token["new_model"] = first
         try:
-            return self._fit_body(X, y, incremental, validation_data, classes, p, first)
+            return body()
         except BaseException as e:
             self._after_failed_fit(e, first, before)
             raise
+        finally:
+            del self.__dict__["_fit_in_progress"]
 
     def _after_failed_fit(self, exc, first, before):
         """Never leave a half-fitted estimator: _train has put back the weights of
@@ -1611,6 +1611,9 @@ class LSTMForecaster(_LSTMBase):
         """Fit on a series (n_time,) or (n_time, n_vars); ``y`` is ignored. Returns self."""
         p = self._validate_params()
         first = not (p["warm_start"] and hasattr(self, "_network"))
+        return self._guarded_fit(first, lambda: self._fit_series(series, p, first))
+
+    def _fit_series(self, series, p, first):
         est = type(self).__name__
         arr = self._check_series(series, "series", reset=first)
         need = p["window"] + (p["horizon"] if p["strategy"] == "direct" else 1) \

@@ -150,3 +150,13 @@ def test_predict_during_a_new_fit_is_a_clear_error(monkeypatch):
         release.set()
         worker.join(60)
     assert reg.predict(X).shape == (40,)
+
+
+def test_forecaster_divergence_in_first_epoch_leaves_it_unfitted(monkeypatch):
+    """LSTMForecaster.fit has its own data path; the same guard wraps it."""
+    _fail_at(monkeypatch, 1, None)
+    fc = fastlstm.LSTMForecaster(window=4, horizon=2, epochs=3, random_state=0)
+    with pytest.raises(DivergenceError, match="unfitted"):
+        fc.fit(np.sin(np.arange(60.0)))
+    with pytest.raises(NotFittedError):
+        fc.predict()
