@@ -219,6 +219,8 @@ class _Reader:
                 # SyntaxError, tokenize.TokenError, TypeError... all mean a bad header
                 raise ValueError(f"array {name!r}: bad .npy header "
                                  f"({type(e).__name__}: {e})") from None
+            if not all(type(s) is int and s >= 0 for s in shape):   # (True,) parses
+                raise ValueError(f"array {name!r}: bad .npy header (shape {shape!r})")
             if dtype.hasobject:
                 raise ValueError(
                     f"array {name!r} holds Python objects (a pickle payload); "

@@ -264,6 +264,7 @@ def _npy_with_header(header):
     "{'descr': '<f8', 'fortran_order': False, 'shape': (1,)))}",    # SyntaxError
     "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 3: 4}",  # TypeError in numpy
     "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,)}",
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (True,)}",   # a bool is no size
     "[1, 2, 3]",
 ])
 def test_malformed_npy_headers_raise_value_error(small_file, tmp_path, header):
