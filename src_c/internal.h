@@ -1,4 +1,4 @@
-/* Internal prototypes shared between translation units. */
+/* Helpers every level's kernels share (aligned allocation, caller workspaces). */
 #ifndef FL_INTERNAL_H
 #define FL_INTERNAL_H
 #include "fastlstm.h"
