@@ -40,18 +40,22 @@ Equations (z = W_ih x + b_ih + W_hh h + b_hh, split into gate blocks):
 
 import numpy as np
 
-CELLS = ("lstm", "peephole", "cifg", "gru")
-ACTIVATIONS = ("tanh", "relu")
-GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+from . import spec as _spec
+
+# the choices and parameter names come from the cell table; the equations
+# below are this module's own, written out per cell
+CELLS = tuple(_spec.CELLS)
+ACTIVATIONS = tuple(_spec.ACTIVATIONS)
+GATE_ACTIVATIONS = tuple(_spec.GATE_ACTIVATIONS)
 
 __all__ = ["layer_forward", "layer_backward", "stack_forward", "stack_backward",
            "CELLS", "ACTIVATIONS", "GATE_ACTIVATIONS", "num_gates"]
 
 
 def num_gates(cell):
-    """Number of H-row gate blocks in the weights: 3 for gru, 4 otherwise."""
+    """Number of H-row gate blocks in the weights (the cell table's G)."""
     _check_choice("cell", cell, CELLS)
-    return 3 if cell == "gru" else 4
+    return _spec.CELLS[cell].gates
 
 
 # ---------------------------------------------------------------- activations
@@ -314,7 +318,7 @@ def layer_backward(cache, dy, dh_n=None, dc_n=None):
 # ---------------------------------------------------------------- stacks
 
 def _suffix(k, d):
-    return f"_l{k}" + ("_reverse" if d == 1 else "")
+    return "_" + _spec.direction_suffix(k, d)
 
 
 def stack_forward(params, x, h0=None, c0=None, lengths=None, num_layers=1, bidirectional=False,

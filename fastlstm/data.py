@@ -9,6 +9,8 @@ from collections import Counter
 
 import numpy as np
 
+from ._validation import Int
+
 __all__ = [
     "sliding_windows",
     "pad_sequences",
@@ -36,8 +38,8 @@ def sliding_windows(series, window, horizon=1):
     Floating-point series keep their dtype; anything else becomes float64.
     Both outputs are C-contiguous copies, safe to modify.
     """
-    window = _check_positive_int(window, "window")
-    horizon = _check_positive_int(horizon, "horizon")
+    window = Int(1).check("window", window)
+    horizon = Int(1).check("horizon", horizon)
     arr = np.asarray(series)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
@@ -280,11 +282,3 @@ class Tokenizer:
     def fit_transform(self, texts):
         texts = list(texts)
         return self.fit(texts).transform(texts)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value}")
-    return int(value)

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from . import _kernels
+from ._validation import Int, Real
 
 __all__ = ["Adam", "SGD", "clip_grad_norm", "make_optimizer"]
 
@@ -42,25 +43,15 @@ def _check_buffers(params, grad):
         )
 
 
+_THREADS = Int(1)
+
+
 def _check_threads(n_threads):
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"n_threads must be an int >= 1, got {n_threads!r}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    return int(n_threads)
+    return _THREADS.check("n_threads", n_threads)
 
 
 def _check_float(value, name, low=0.0, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
-    return value
+    return Real(low, high, low_open, high_open).check(name, value)
 
 
 class Adam:
@@ -97,10 +88,6 @@ class Adam:
         _kernels.adam(params, grad, self.m, self.v, step_size, self.beta1, self.beta2,
                       self.eps, bc2_sqrt, self.weight_decay, n_threads)
         self.t = t
-
-    def __setstate__(self, state):
-        state.pop("_tmp", None)  # numpy scratch that earlier versions pickled
-        self.__dict__.update(state)
 
 
 class SGD:
