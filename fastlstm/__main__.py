@@ -56,7 +56,7 @@ def main(argv=None):
     def rmse(f):
         return float(np.sqrt(np.mean((f - test) ** 2)))
 
-    threads = model._network.layers[0].n_threads
+    threads = model._network.recurrent.n_threads
     print(f"fastlstm {__version__}: airline passengers (Box & Jenkins), monthly 1949-1960")
     print(f"model: {model!r}")
     print(f"trained on {months[0]}..{months[-13]} ({len(train)} months), "

@@ -16,31 +16,29 @@ import numpy as np
 from . import _kernels
 from ._limits import MAX_LAYERS, MAX_WIDTH
 from ._threads import effective_n_threads
+from ._validation import Choice, DType, Int, Real
+from .spec import (ACTIVATIONS, CELLS, GATE_ACTIVATIONS, direction_suffix, layer_param_shapes,
+                   param_count)
 
 __all__ = ["LSTM", "GRU"]
 
-_CELL_CODES = {"lstm": 0, "peephole": 1, "cifg": 2, "gru": 3}
-_ACT_CODES = {"tanh": 0, "relu": 1}
-_GATE_CODES = {"sigmoid": 0, "hard_sigmoid": 1}
-_DTYPES = {"float32": np.float32, "float64": np.float64}
+_INPUT_SIZE = Int(1, MAX_WIDTH)
+_NUM_LAYERS = Int(1, MAX_LAYERS)
+_DROPOUT = Real(0.0, 1.0, high_open=True)
+_ACTIVATION = Choice(ACTIVATIONS)
+_GATE_ACTIVATION = Choice(GATE_ACTIVATIONS)
+_DTYPE = DType()
+# time-loop threading threshold passed to the kernels (0: their default)
+_STEP_FLOPS = 0
 
 
-def _positive_int(name, value, high):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if not 1 <= value <= high:
-        raise ValueError(f"{name} must be in [1, {high}], got {value}")
-    return int(value)
-
-
-def _choice(name, value, options):
-    try:
-        ok = value in options
-    except TypeError:          # unhashable, e.g. a list
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
-    return value
+def uniform_init(seed, hidden_size, size, dtype):
+    """PyTorch's default initialisation of a recurrent layer: every parameter
+    uniform in [-1/sqrt(H), 1/sqrt(H)], drawn in float64 from ``seed`` (a
+    SeedSequence or int) and rounded to ``dtype``."""
+    k = 1.0 / np.sqrt(hidden_size)
+    init = np.random.default_rng(seed).uniform(-k, k, size)
+    return np.ascontiguousarray(init, dtype=dtype)
 
 
 def _float_array(name, value, dtype, ndim, shape=None):
@@ -72,25 +70,6 @@ def _float_array(name, value, dtype, ndim, shape=None):
     if not _kernels.all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
-
-
-def param_shapes(cell, input_size, hidden_size, num_layers=1, bidirectional=False):
-    """[(name, shape)] of a layer stack's parameters in flat-buffer order, under
-    PyTorch's names (peephole weights last in each layer-direction)."""
-    G, D = (3 if cell == "gru" else 4), (2 if bidirectional else 1)
-    H = hidden_size
-    shapes = []
-    for layer in range(num_layers):
-        in_size = input_size if layer == 0 else D * H
-        for d in range(D):
-            sfx = f"l{layer}" + ("_reverse" if d else "")
-            shapes += [(f"weight_ih_{sfx}", (G * H, in_size)),
-                       (f"weight_hh_{sfx}", (G * H, H)),
-                       (f"bias_ih_{sfx}", (G * H,)),
-                       (f"bias_hh_{sfx}", (G * H,))]
-            if cell == "peephole":
-                shapes.append((f"weight_peephole_{sfx}", (3, H)))
-    return shapes
 
 
 class _Cache:
@@ -132,38 +111,21 @@ class _Workspace:
 
 
 class _Recurrent:
-    """Shared machinery of LSTM and GRU; see their docstrings."""
+    """Shared machinery of LSTM and GRU; see their docstrings.
 
-    _has_cell_state = True
-    # Flops of one time step each time-loop thread must have (0: the kernels'
-    # default; -1: always use n_threads, which the thread-determinism tests set).
-    _step_flops = 0
+    One object runs a whole stack of layers: ``LSTM(num_layers=k)`` stacks k
+    layers of one width, and the estimators' network builds one stack of
+    layers of its own widths (``_stack``), so stacking, the dropout between
+    layers and the binding to a flat buffer exist only here.
+    """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None, _storage=None):
-        self.input_size = _positive_int("input_size", input_size, MAX_WIDTH)
-        self.hidden_size = _positive_int("hidden_size", hidden_size, MAX_WIDTH)
-        self.num_layers = _positive_int("num_layers", num_layers, MAX_LAYERS)
-        if not isinstance(bidirectional, (bool, np.bool_)):
-            raise TypeError(f"bidirectional must be a bool, got {type(bidirectional).__name__}")
-        self.bidirectional = bool(bidirectional)
-        self.cell = cell
-        self.activation = _choice("activation", activation, _ACT_CODES)
-        self.gate_activation = _choice("gate_activation", gate_activation, _GATE_CODES)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)):
-            raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.dropout = float(dropout)
-        try:
-            dtype_ok = dtype is not None and np.dtype(dtype).name in _DTYPES
-        except TypeError:          # not a dtype at all, e.g. "nope"
-            dtype_ok = False
-        if not dtype_ok:
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.dtype = np.dtype(dtype)
-        self.n_threads = effective_n_threads(n_threads)
+                 dtype="float32", random_state=None, n_threads=None):
+        input_size = _INPUT_SIZE.check("input_size", input_size)
+        hidden_size = _INPUT_SIZE.check("hidden_size", hidden_size)
+        num_layers = _NUM_LAYERS.check("num_layers", num_layers)
+        self.dropout = _DROPOUT.check("dropout", dropout)
         try:
             seeds = np.random.SeedSequence(
                 random_state if not isinstance(random_state, np.random.Generator)
@@ -171,23 +133,47 @@ class _Recurrent:
         except (TypeError, ValueError) as e:
             raise type(e)("random_state must be None, a non-negative int or a "
                           f"numpy Generator, got {random_state!r}") from None
+        self._setup(cell, input_size, (hidden_size,) * num_layers, bidirectional, activation,
+                    gate_activation, dtype, n_threads)
         self._dropout_rng = np.random.default_rng(seeds[1])
+        self._bind(uniform_init(seeds[0], hidden_size, self._size, self.dtype))
 
-        self.param_shapes = param_shapes(cell, self.input_size, self.hidden_size,
-                                         self.num_layers, self.bidirectional)
+    @classmethod
+    def _stack(cls, cell, input_size, hidden_sizes, bidirectional, activation, gate_activation,
+               dtype, n_threads, storage, lock):
+        """A stack computing with ``storage`` (its flat parameters, used as they are)
+        whose writers hold ``lock``: the network's layers. No dropout of its own:
+        the network passes the masks."""
+        self = cls.__new__(cls)
+        self.dropout = 0.0
+        self._dropout_rng = None
+        self._setup(cell, input_size, tuple(hidden_sizes), bidirectional, activation,
+                    gate_activation, dtype, n_threads)
+        if storage.shape != (self._size,) or storage.dtype != self.dtype:
+            raise ValueError(f"storage must be a 1-D {self.dtype} array of size {self._size}")
+        self._lock = lock
+        self._bind(storage)
+        return self
+
+    def _setup(self, cell, input_size, hidden_sizes, bidirectional, activation, gate_activation,
+               dtype, n_threads):
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be a bool, got {type(bidirectional).__name__}")
+        self.cell = cell
+        self._cell = CELLS[cell]
+        self.input_size = input_size
+        self.hidden_sizes = hidden_sizes
+        self.hidden_size = hidden_sizes[-1]
+        self.num_layers = len(hidden_sizes)
+        self.bidirectional = bool(bidirectional)
+        self.activation = _ACTIVATION.check("activation", activation)
+        self.gate_activation = _GATE_ACTIVATION.check("gate_activation", gate_activation)
+        self.dtype = np.dtype(_DTYPE.check("dtype", dtype))
+        self.n_threads = effective_n_threads(n_threads)
+        self.param_shapes = layer_param_shapes(cell, input_size, hidden_sizes, self.bidirectional)
         self.param_names = [name for name, _ in self.param_shapes]
-        size = sum(math.prod(s) for _, s in self.param_shapes)
+        self._size = param_count(self.param_shapes)
         self._lock = threading.RLock()
-        if _storage is not None:
-            # a network's buffer holding loaded values: used as is, not initialised
-            if _storage.shape != (size,) or _storage.dtype != self.dtype:
-                raise ValueError(f"_storage must be a 1-D {self.dtype} array of size {size}")
-            self._bind(_storage)
-        else:
-            # PyTorch's default: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]
-            k = 1.0 / np.sqrt(self.hidden_size)
-            init = np.random.default_rng(seeds[0]).uniform(-k, k, size)
-            self._bind(np.ascontiguousarray(init, dtype=self.dtype))
         self._workspace = _Workspace()
         self._work_sizes = {}
 
@@ -230,11 +216,11 @@ class _Recurrent:
         return packs
 
     def _pack(self, layer, d):
-        w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_params(layer, d)
-        cell = _CELL_CODES[self.cell]
-        packed = np.empty(_kernels.packed_len(cell, w_ih.shape[1], self.hidden_size,
+        w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_views[layer, d]
+        code = self._cell.code
+        packed = np.empty(_kernels.packed_len(code, w_ih.shape[1], w_hh.shape[1],
                                               self.dtype == np.float64), self.dtype)
-        _kernels.rnn_pack(cell, 1, 1, 1, w_ih, w_hh, b_ih, b_hh, w_peep, packed)
+        _kernels.rnn_pack(code, 1, 1, 1, w_ih, w_hh, b_ih, b_hh, w_peep, packed)
         return packed
 
     def __getstate__(self):
@@ -250,17 +236,20 @@ class _Recurrent:
         self._workspace = _Workspace()
         self._work_sizes = {}
 
+    def _layer_sizes(self, layer):
+        """(input features, hidden units) of one layer of the stack."""
+        D = self.num_directions
+        return (self.input_size if layer == 0 else D * self.hidden_sizes[layer - 1],
+                self.hidden_sizes[layer])
+
     def _work(self, B, T, pass_):
         """Scratch for the largest kernel call of this shape (None if another thread holds it)."""
         key = (B, T, pass_, self.n_threads)
         need = self._work_sizes.get(key)
         if need is None:
-            need = max(_kernels.work_bytes(_CELL_CODES[self.cell], T, B,
-                                           self.input_size if layer == 0 else
-                                           self.num_directions * self.hidden_size,
-                                           self.hidden_size, self.n_threads, pass_,
-                                           self.dtype == np.float64)
-                       for layer in range(min(self.num_layers, 2)))
+            sizes = {self._layer_sizes(layer) for layer in range(self.num_layers)}
+            need = max(_kernels.work_bytes(self._cell.code, T, B, I, H, self.n_threads, pass_,
+                                           self.dtype == np.float64) for I, H in sizes)
             if len(self._work_sizes) > 64:      # many shapes seen: start over
                 self._work_sizes.clear()
             self._work_sizes[key] = need
@@ -272,8 +261,8 @@ class _Recurrent:
         return 2 if self.bidirectional else 1
 
     @property
-    def _gates(self):
-        return 3 if self.cell == "gru" else 4
+    def _has_cell_state(self):
+        return self._cell.cell_state
 
     @property
     def flat_params(self):
@@ -283,30 +272,33 @@ class _Recurrent:
         view.flags.writeable = False
         return view
 
+    def _named_views(self, buf):
+        """{name: view of buf shaped as the parameter} in ``param_shapes`` order."""
+        views, offset = {}, 0
+        for name, shape in self.param_shapes:
+            n = math.prod(shape)
+            views[name] = buf[offset:offset + n].reshape(shape)
+            offset += n
+        return views
+
+    def _per_direction(self, views):
+        """{(layer, direction): (w_ih, w_hh, b_ih, b_hh, w_peep or None)} of ``views``,
+        the five arrays the kernels take."""
+        extra = [name for name, _ in self._cell.extra]
+        out = {}
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                sfx = direction_suffix(layer, d)
+                peep = views[f"{extra[0]}_{sfx}"] if extra else None
+                out[layer, d] = (views[f"weight_ih_{sfx}"], views[f"weight_hh_{sfx}"],
+                                 views[f"bias_ih_{sfx}"], views[f"bias_hh_{sfx}"], peep)
+        return out
+
     def _bind(self, buf):
         self._packs = None
         self._flat = buf
-        self._views = {}
-        offset = 0
-        for name, shape in self.param_shapes:
-            n = int(np.prod(shape))
-            self._views[name] = buf[offset:offset + n].reshape(shape)
-            offset += n
-        v = self._views
-        self._layer_views = {}    # (layer, direction) -> the five views the kernels take
-        for layer in range(self.num_layers):
-            for d in range(self.num_directions):
-                sfx = f"l{layer}" + ("_reverse" if d else "")
-                self._layer_views[layer, d] = (
-                    v[f"weight_ih_{sfx}"], v[f"weight_hh_{sfx}"], v[f"bias_ih_{sfx}"],
-                    v[f"bias_hh_{sfx}"], v.get(f"weight_peephole_{sfx}"))
-
-    def _slices(self):
-        offset = 0
-        for name, shape in self.param_shapes:
-            n = math.prod(shape)
-            yield name, shape, slice(offset, offset + n)
-            offset += n
+        self._views = self._named_views(buf)
+        self._layer_views = self._per_direction(self._views)
 
     def bind_parameters(self, buf, lock=None, copy=True):
         """Use ``buf`` (1-D, this layer's dtype and size) as the parameters' storage,
@@ -348,9 +340,6 @@ class _Recurrent:
             for name, arr in arrays.items():
                 self._views[name][...] = arr
 
-    def _layer_params(self, layer, d):
-        return self._layer_views[layer, d]
-
     # ----- input checks -----------------------------------------------------
     def _check_x(self, x):
         x = _float_array("x", x, self.dtype, 3)
@@ -382,8 +371,29 @@ class _Recurrent:
             return None
         return _float_array(name, value, self.dtype, len(shape), shape)
 
+    def _state_arrays(self, B):
+        """Per-layer (D, B, H_k) arrays for states: views of one (L*D, B, H) array
+        when every layer has the same width (what the public API returns)."""
+        D, L, dt = self.num_directions, self.num_layers, self.dtype
+        if len(set(self.hidden_sizes)) == 1:
+            whole = np.empty((L * D, B, self.hidden_size), dt)
+            return whole, [whole[k * D:(k + 1) * D] for k in range(L)]
+        return None, [np.empty((D, B, H), dt) for H in self.hidden_sizes]
+
+    @staticmethod
+    def _split_layers(arr, L, D):
+        """(L*D, B, H) -> per-layer (D, B, H) views, or L Nones."""
+        return [None] * L if arr is None else [arr[k * D:(k + 1) * D] for k in range(L)]
+
     # ----- forward / backward -----------------------------------------------
-    def _forward(self, x, h0, c0, lengths, train, reuse=None, packs=None):
+    def _forward(self, x, h0, c0, lengths, train, reuse=None, packs=None, dropout_mask=None):
+        """Run the stack: returns y (B, T, D*H_last), h_n and c_n (per-layer lists of
+        (D, B, H_k); c_n None for gru), the (L*D, B, H) arrays behind them (None
+        for a stack of mixed widths), and the training cache (or None).
+
+        dropout_mask(k, shape): the mask for layer k's output (T, B, D*H_k),
+        time-major, scaled; None for no dropout. Default: the layer's own
+        ``dropout``, in training only."""
         # This runs on every serving request, where one step's kernel takes ~20 us:
         # the plain case goes through in a few attribute reads and one C call.
         dt = self.dtype
@@ -397,10 +407,12 @@ class _Recurrent:
             h0 = self._check_state("h0" if self._has_cell_state else "state", h0, B)
         if c0 is not None:
             c0 = self._check_state("c0", c0, B)
-        H, D, L = self.hidden_size, 2 if self.bidirectional else 1, self.num_layers
+        L, D = self.num_layers, self.num_directions
         lstm = self._has_cell_state
-        h_n = np.empty((L * D, B, H), dt)
-        c_n = np.empty((L * D, B, H), dt) if lstm else None
+        h_all, h_n = self._state_arrays(B)
+        c_all, c_n = self._state_arrays(B) if lstm else (None, None)
+        if dropout_mask is None and train and self.dropout > 0:
+            dropout_mask = self._own_dropout_mask
         cache = None
         recycled = None
         if train:
@@ -414,32 +426,38 @@ class _Recurrent:
                     recycled = reuse.layers
                 reuse.layers = None          # its memory now belongs to the new cache
         inp = np.ascontiguousarray(x.transpose(1, 0, 2))          # (T, B, I)
-        gcols = _kernels.gate_cache_cols(H) if train else 0
         if not train and packs is None:
             packs = self._inference_packs()
         work = self._work(B, T, 1 if train else 0)
         try:
-            y_out = self._forward_layers(inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols,
-                                         recycled, packs)
+            y_out = self._forward_layers(inp, self._split_layers(h0, L, D),
+                                         self._split_layers(c0, L, D), lengths, train, cache,
+                                         h_n, c_n, work, recycled, packs, dropout_mask)
         finally:
             self._workspace.release(work)
-        return y_out, h_n, c_n, cache
+        return y_out, h_n, c_n, h_all, c_all, cache
 
-    def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, gcols, recycled,
-                        packs):
+    def _own_dropout_mask(self, k, shape):
+        keep = 1.0 - self.dropout
+        dt = self.dtype
+        return (self._dropout_rng.random(shape) < keep).astype(dt) / dt.type(keep)
+
+    def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, recycled,
+                        packs, dropout_mask):
         T, B, _ = inp.shape
-        H, D, L, dt = self.hidden_size, 2 if self.bidirectional else 1, self.num_layers, self.dtype
-        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
-        gate = _GATE_CODES[self.gate_activation]
+        D, L, dt = self.num_directions, self.num_layers, self.dtype
+        code = self._cell.code
+        act, gate = ACTIVATIONS[self.activation], GATE_ACTIVATIONS[self.gate_activation]
         lstm = self._has_cell_state
         for layer in range(L):
+            H = self.hidden_sizes[layer]
             last = layer == L - 1
+            gcols = _kernels.gate_cache_cols(H) if train else 0
             # the last layer writes batch-first output directly (no transpose)
             y = np.empty((B, T, D * H) if last else (T, B, D * H), dt)
             per_dir = []
             for d in range(D):
-                k = layer * D + d
-                w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_params(layer, d)
+                w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_views[layer, d]
                 if train and recycled is not None:
                     cg, ch, cc = recycled[layer][d]   # same shapes: overwritten in full
                 elif train:
@@ -448,29 +466,32 @@ class _Recurrent:
                     cc = np.empty((T + 1, B, H), dt) if lstm else None
                 else:
                     cg = ch = cc = None
-                _kernels.rnn_forward(cell, act, gate, d == 1, self.n_threads, inp,
+                _kernels.rnn_forward(code, act, gate, d == 1, self.n_threads, inp,
                                      w_ih, w_hh, b_ih, b_hh, w_peep,
-                                     None if h0 is None else h0[k],
-                                     None if c0 is None else c0[k], lengths,
-                                     y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc,
-                                     work, None if train else packs[k],
-                                     self._step_flops, last)
+                                     None if h0[layer] is None else h0[layer][d],
+                                     None if c0[layer] is None else c0[layer][d], lengths,
+                                     y, d * H, h_n[layer][d],
+                                     None if c_n is None else c_n[layer][d], cg, ch, cc,
+                                     work, None if train else packs[layer * D + d],
+                                     _STEP_FLOPS, last)
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)
                 cache.layers.append(per_dir)
-            if layer < L - 1 and train and self.dropout > 0:
-                keep = 1.0 - self.dropout
-                mask = (self._dropout_rng.random((T, B, D * H)) < keep).astype(dt) / dt.type(keep)
+            if last:
+                break
+            mask = None if dropout_mask is None else dropout_mask(layer, y.shape)
+            if train:
                 cache.masks.append(mask)
-                inp = y * mask
-            else:
-                if train and layer < L - 1:
-                    cache.masks.append(None)
-                inp = y
-        return inp      # the last layer's y, (B, T, D*H)
+            inp = y if mask is None else np.ascontiguousarray(y * mask)
+        return y      # the last layer's output, (B, T, D*H)
 
     def _backward(self, cache, dy, dh_n, dc_n, grad_out, need_dx=True):
+        """Gradients from a training cache. dy (B, T, D*H_last) or None; dh_n, dc_n:
+        per-layer lists of (D, B, H_k) or None. Writes the parameter gradients
+        into grad_out (allocated if None); returns (dx or None, per-layer dh0,
+        per-layer dc0 or None, dh0 and dc0 as (L*D, B, H) arrays or None,
+        {name: gradient view})."""
         if not isinstance(cache, _Cache):
             raise TypeError("cache must be the third value returned by forward(..., train=True)")
         if cache.layer_id != id(self):
@@ -479,60 +500,66 @@ class _Recurrent:
             raise ValueError("cache was recycled by a later forward(..., reuse=cache): "
                              "run backward before reusing a cache")
         B, T = cache.shape
-        H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
-        lstm = self._has_cell_state
-        dy = self._check_grad("dy", dy, (B, T, D * H))
-        dh_n = self._check_grad("dh_n", dh_n, (L * D, B, H))
-        dc_n = self._check_grad("dc_n", dc_n, (L * D, B, H)) if lstm else None
+        D, dt = self.num_directions, self.dtype
         if grad_out is None:
             grad_out = np.empty_like(self._flat)
         elif (not isinstance(grad_out, np.ndarray) or grad_out.shape != self._flat.shape
               or grad_out.dtype != dt or not grad_out.flags.c_contiguous):
             raise ValueError(f"grad_out must be a contiguous 1-D {dt} array of size {self._flat.size}")
-        gviews = {name: grad_out[s].reshape(shape) for name, shape, s in self._slices()}
-        dh0 = np.empty((L * D, B, H), dt)
-        dc0 = np.empty((L * D, B, H), dt) if lstm else None
-        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
-        gate = _GATE_CODES[self.gate_activation]
+        gviews = self._named_views(grad_out)
+        dh0_all, dh0 = self._state_arrays(B)
+        dc0_all, dc0 = self._state_arrays(B) if self._has_cell_state else (None, None)
         dcur = None if dy is None else np.ascontiguousarray(dy.transpose(1, 0, 2))   # (T, B, D*H)
         work = self._work(B, T, 2)
         try:
-            dcur = self._backward_layers(cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work, need_dx)
+            dcur = self._backward_layers(cache, dcur, dh_n, dc_n, self._per_direction(gviews),
+                                         dh0, dc0, work, need_dx)
         finally:
             self._workspace.release(work)
         dx = None if dcur is None else np.ascontiguousarray(dcur.transpose(1, 0, 2))
-        grads = {"x": dx, "h0": dh0}
-        if lstm:
-            grads["c0"] = dc0
-        grads.update(gviews)
-        return grads
+        return dx, dh0_all, dc0_all, gviews
 
-    def _backward_layers(self, cache, dcur, dh_n, dc_n, gviews, dh0, dc0, work, need_dx):
-        H, D, L, dt = self.hidden_size, self.num_directions, self.num_layers, self.dtype
-        cell, act = _CELL_CODES[self.cell], _ACT_CODES[self.activation]
-        gate = _GATE_CODES[self.gate_activation]
-        for layer in reversed(range(L)):
+    def _backward_layers(self, cache, dcur, dh_n, dc_n, grads, dh0, dc0, work, need_dx):
+        D, dt = self.num_directions, self.dtype
+        code = self._cell.code
+        act, gate = ACTIVATIONS[self.activation], GATE_ACTIVATIONS[self.gate_activation]
+        for layer in reversed(range(self.num_layers)):
+            H = self.hidden_sizes[layer]
             inp = cache.inputs[layer]
             # the first layer's input gradient is a GEMM of its own (dG * W_ih)
             dinp = np.zeros(inp.shape, dt) if layer > 0 or need_dx else None
             for d in range(D):
-                k = layer * D + d
-                sfx = f"l{layer}" + ("_reverse" if d else "")
-                w_ih, w_hh, _, _, w_peep = self._layer_params(layer, d)
+                w_ih, w_hh, _, _, w_peep = self._layer_views[layer, d]
+                gw_ih, gw_hh, gb_ih, gb_hh, gw_peep = grads[layer, d]
                 cg, ch, cc = cache.layers[layer][d]
-                _kernels.rnn_backward(cell, act, gate, d == 1, self.n_threads, dh0[k], dinp,
-                                      None if dc0 is None else dc0[k],
-                                      gviews[f"weight_ih_{sfx}"], gviews[f"weight_hh_{sfx}"],
-                                      gviews[f"bias_ih_{sfx}"], gviews[f"bias_hh_{sfx}"],
-                                      gviews.get(f"weight_peephole_{sfx}"),
-                                      dcur, d * H, None if dh_n is None else dh_n[k],
-                                      None if dc_n is None else dc_n[k],
+                _kernels.rnn_backward(code, act, gate, d == 1, self.n_threads, dh0[layer][d], dinp,
+                                      None if dc0 is None else dc0[layer][d],
+                                      gw_ih, gw_hh, gb_ih, gb_hh, gw_peep,
+                                      dcur, d * H, None if dh_n[layer] is None else dh_n[layer][d],
+                                      None if dc_n[layer] is None else dc_n[layer][d],
                                       cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work,
-                                      self._step_flops)
+                                      _STEP_FLOPS)
             if dinp is not None and layer > 0 and cache.masks[layer - 1] is not None:
                 dinp *= cache.masks[layer - 1]
             dcur = dinp
         return dcur
+
+    def _public_backward(self, cache, dy, dh_n, dc_n, grad_out, need_dx):
+        """backward() of the public API: (L*D, B, H) states in, a dict out."""
+        if not isinstance(cache, _Cache):
+            raise TypeError("cache must be the third value returned by forward(..., train=True)")
+        B, T = cache.shape
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        dy = self._check_grad("dy", dy, (B, T, D * H))
+        dh_n = self._check_grad("dh_n", dh_n, (L * D, B, H))
+        dc_n = self._check_grad("dc_n", dc_n, (L * D, B, H)) if self._has_cell_state else None
+        dx, dh0, dc0, gviews = self._backward(cache, dy, self._split_layers(dh_n, L, D),
+                                              self._split_layers(dc_n, L, D), grad_out, need_dx)
+        grads = {"x": dx, "h0": dh0}
+        if self._has_cell_state:
+            grads["c0"] = dc0
+        grads.update(gviews)
+        return grads
 
     def __repr__(self):
         args = [f"{self.input_size}", f"{self.hidden_size}"]
@@ -572,12 +599,10 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None, _storage=None):
-        if cell == "gru":
-            raise ValueError("cell='gru' is a different layer: use fastlstm.GRU")
-        _choice("cell", cell, ("lstm", "peephole", "cifg"))
+                 dtype="float32", random_state=None, n_threads=None):
+        _check_layer_cell(cell, "LSTM")
         super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
-                         gate_activation, dropout, dtype, random_state, n_threads, _storage)
+                         gate_activation, dropout, dtype, random_state, n_threads)
 
     def _split_state(self, state):
         if state is None:
@@ -589,7 +614,7 @@ class LSTM(_Recurrent):
     def __call__(self, x, state=None, lengths=None):
         """Inference: returns y, (h_n, c_n); keeps no activations."""
         h0, c0 = self._split_state(state)
-        y, h_n, c_n, _ = self._forward(x, h0, c0, lengths, train=False)
+        y, _, _, h_n, c_n, _ = self._forward(x, h0, c0, lengths, train=False)
         return y, (h_n, c_n)
 
     def forward(self, x, state=None, lengths=None, train=True, reuse=None):
@@ -600,7 +625,7 @@ class LSTM(_Recurrent):
         allocates nothing per batch), and it can no longer be used for backward.
         """
         h0, c0 = self._split_state(state)
-        y, h_n, c_n, cache = self._forward(x, h0, c0, lengths, train, reuse)
+        y, _, _, h_n, c_n, cache = self._forward(x, h0, c0, lengths, train, reuse)
         return y, (h_n, c_n), cache
 
     def backward(self, cache, dy, dh_n=None, dc_n=None, grad_out=None, need_dx=True):
@@ -612,7 +637,7 @@ class LSTM(_Recurrent):
         ``need_dx=False`` skips the input gradient ("x" is then None): a model's
         first layer has no use for it, and it costs a GEMM over all T*B rows.
         """
-        return self._backward(cache, dy, dh_n, dc_n, grad_out, need_dx)
+        return self._public_backward(cache, dy, dh_n, dc_n, grad_out, need_dx)
 
 
 class GRU(_Recurrent):
@@ -621,22 +646,39 @@ class GRU(_Recurrent):
     ``h_n`` returned alone: ``y, h_n = layer(x)``.
     """
 
-    _has_cell_state = False
-
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="gru",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None, _storage=None):
-        _choice("cell", cell, ("gru",))
+                 dtype="float32", random_state=None, n_threads=None):
+        _check_layer_cell(cell, "GRU")
         super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
-                         gate_activation, dropout, dtype, random_state, n_threads, _storage)
+                         gate_activation, dropout, dtype, random_state, n_threads)
 
     def __call__(self, x, state=None, lengths=None):
-        y, h_n, _, _ = self._forward(x, state, None, lengths, train=False)
+        y, _, _, h_n, _, _ = self._forward(x, state, None, lengths, train=False)
         return y, h_n
 
     def forward(self, x, state=None, lengths=None, train=True, reuse=None):
-        y, h_n, _, cache = self._forward(x, state, None, lengths, train, reuse)
+        y, _, _, h_n, _, cache = self._forward(x, state, None, lengths, train, reuse)
         return y, h_n, cache
 
     def backward(self, cache, dy, dh_n=None, grad_out=None, need_dx=True):
-        return self._backward(cache, dy, dh_n, None, grad_out, need_dx)
+        return self._public_backward(cache, dy, dh_n, None, grad_out, need_dx)
+
+
+_LAYER_CLASSES = {"LSTM": LSTM, "GRU": GRU}
+
+
+def _check_layer_cell(cell, layer):
+    """A cell of the table that ``layer`` (a class name) runs; other cells are named."""
+    ok = isinstance(cell, str) and cell in CELLS and CELLS[cell].layer == layer
+    if not ok:
+        if isinstance(cell, str) and cell in CELLS:
+            raise ValueError(f"cell={cell!r} is a different layer: use "
+                             f"fastlstm.{CELLS[cell].layer}")
+        raise ValueError(f"cell must be one of "
+                         f"{sorted(c for c in CELLS if CELLS[c].layer == layer)}, got {cell!r}")
+
+
+def layer_class(cell):
+    """The layer class (LSTM or GRU) that runs ``cell``."""
+    return _LAYER_CLASSES[CELLS[cell].layer]

@@ -1,18 +1,12 @@
 """The network behind the estimators: embedding -> recurrent layers -> dense head.
 
 All parameters live in ONE flat buffer (``Network.params``) and all gradients
-in ONE mirror of it (``Network.grad``); every layer's parameters are views
-into it (``layer.bind_parameters``), so the optimizer is one loop over one
-array and a model file is one array.
-
-Layout of the flat buffer, in order::
-
-    embedding   (vocab_size, embedding_dim)     only with token-id input; row 0 is
-                                                padding: kept at zero, never trained
-    layer k     layer.flat_params of recurrent layer k (its own layout,
-                layer.param_shapes), k = 0 .. len(hidden_sizes) - 1
-    head.weight (n_outputs, F)                  F = D * hidden_sizes[-1]
-    head.bias   (n_outputs,)
+in ONE mirror of it (``Network.grad``); the recurrent stack (one
+``fastlstm.LSTM`` or ``GRU`` object running every layer, ``Network.recurrent``)
+and the head are views into it, so the optimizer is one loop over one array
+and a model file is one array. The layout is ``NetworkSpec.param_shapes()``:
+the embedding (token-id input only; row 0 is padding, kept at zero), the
+recurrent layers under PyTorch's names, ``head.weight`` (K, F), ``head.bias``.
 
 Shapes in this module: B batch, T time steps, I input features per step,
 H hidden units, D = 2 if bidirectional else 1, F = D * H of the last layer,
@@ -39,124 +33,18 @@ import threading
 
 import numpy as np
 
-from ._limits import MAX_LAYERS, MAX_WIDTH
+from .spec import NetworkSpec, layer_param_shapes, param_count
 
-__all__ = ["Network", "loss_and_grad", "LOSSES", "build_spec"]
+__all__ = ["Network", "loss_and_grad", "LOSSES"]
 
-CELLS = ("lstm", "peephole", "cifg", "gru")
-ACTIVATIONS = ("tanh", "relu")
-GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 LOSSES = ("mse", "mae", "huber", "binary_log_loss", "log_loss")
 
-_SPEC_KEYS = (
-    "input_size", "vocab_size", "embedding_dim", "hidden_sizes", "cell",
-    "activation", "gate_activation", "bidirectional", "dropout", "n_outputs",
-    "sequence_output", "dtype",
-)
 
-
-def build_spec(input_size, hidden_sizes, n_outputs, *, cell="lstm", activation="tanh",
-               gate_activation="sigmoid", bidirectional=False, dropout=0.0,
-               vocab_size=None, embedding_dim=None, sequence_output=False,
-               dtype="float32"):
-    """A plain dict (JSON-able) that fully describes a network's architecture."""
-    spec = dict(
-        input_size=None if embedding_dim is not None else int(input_size),
-        vocab_size=None if vocab_size is None else int(vocab_size),
-        embedding_dim=None if embedding_dim is None else int(embedding_dim),
-        hidden_sizes=[int(h) for h in hidden_sizes],
-        cell=str(cell),
-        activation=str(activation),
-        gate_activation=str(gate_activation),
-        bidirectional=bool(bidirectional),
-        dropout=float(dropout),
-        n_outputs=int(n_outputs),
-        sequence_output=bool(sequence_output),
-        dtype=np.dtype(dtype).name,
-    )
-    check_spec(spec)
-    return spec
-
-
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def check_spec(spec):
-    """Validate a spec dict (types and ranges); raises ValueError."""
-    if not isinstance(spec, dict) or set(spec) != set(_SPEC_KEYS):
-        raise ValueError(f"network spec must have exactly the keys {sorted(_SPEC_KEYS)}")
-    emb = spec["embedding_dim"]
-    if emb is None:
-        if not _is_int(spec["input_size"]) or not 1 <= spec["input_size"] <= MAX_WIDTH:
-            raise ValueError(f"input_size must be an int in [1, {MAX_WIDTH}], "
-                             f"got {spec['input_size']!r}")
-        if spec["vocab_size"] is not None:
-            raise ValueError("vocab_size is only used with embedding_dim")
-    else:
-        if not _is_int(emb) or not 1 <= emb <= MAX_WIDTH:
-            raise ValueError(f"embedding_dim must be an int in [1, {MAX_WIDTH}], got {emb!r}")
-        if not _is_int(spec["vocab_size"]) or spec["vocab_size"] < 2:
-            raise ValueError(f"vocab_size must be an int >= 2, got {spec['vocab_size']!r}")
-        if spec["input_size"] is not None:
-            raise ValueError("input_size must be None with embedding_dim")
-    hs = spec["hidden_sizes"]
-    if not isinstance(hs, (list, tuple)) or not 1 <= len(hs) <= MAX_LAYERS or not all(
-            _is_int(h) and 1 <= h <= MAX_WIDTH for h in hs):
-        raise ValueError(f"hidden_sizes must be a list of 1 to {MAX_LAYERS} ints in "
-                         f"[1, {MAX_WIDTH}], got {hs!r}")
-    for key, choices in (("cell", CELLS), ("activation", ACTIVATIONS),
-                         ("gate_activation", GATE_ACTIVATIONS), ("dtype", ("float32", "float64"))):
-        if spec[key] not in choices:
-            raise ValueError(f"{key} must be one of {choices}, got {spec[key]!r}")
-    for key in ("bidirectional", "sequence_output"):
-        if not isinstance(spec[key], (bool, np.bool_)):
-            raise ValueError(f"{key} must be a bool, got {spec[key]!r}")
-    p = spec["dropout"]
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0.0 <= p < 1.0):
-        raise ValueError(f"dropout must be a float in [0, 1), got {p!r}")
-    if not _is_int(spec["n_outputs"]) or not 1 <= spec["n_outputs"] <= MAX_WIDTH:
-        raise ValueError(f"n_outputs must be an int in [1, {MAX_WIDTH}], "
-                         f"got {spec['n_outputs']!r}")
-
-
-def buffer_layout(spec):
-    """[(name, shape)] of the flat parameter buffer, in order: computed from the
-    spec alone (nothing is allocated), so a model file's array can be checked
-    against its config before anything is built."""
-    from .layers import param_shapes
-
-    D = 2 if spec["bidirectional"] else 1
-    layout = []
-    if spec["embedding_dim"] is not None:
-        layout.append(("embedding", (spec["vocab_size"], spec["embedding_dim"])))
-        inp = spec["embedding_dim"]
-    else:
-        inp = spec["input_size"]
-    for k, h in enumerate(spec["hidden_sizes"]):
-        n = sum(math.prod(shape) for _, shape in
-                param_shapes(spec["cell"], inp, h, 1, spec["bidirectional"]))
-        layout.append((f"layer{k}", (n,)))
-        inp = D * h
-    layout += [("head.weight", (spec["n_outputs"], inp)), ("head.bias", (spec["n_outputs"],))]
-    return layout
-
-
-def param_count(spec):
-    """Length of the flat parameter buffer of this architecture."""
-    return sum(math.prod(shape) for _, shape in buffer_layout(spec))
-
-
-def _layer_classes():
+def _layer_class(cell):
     # imported lazily: building the estimator layer does not load the kernels
-    from .layers import GRU, LSTM
+    from .layers import layer_class
 
-    return LSTM, GRU
-
-
-def _final_h(state):
-    """h_n from a layer's returned state: (h_n, c_n) for LSTM cells, h_n for GRU."""
-    return state[0] if isinstance(state, tuple) else state
+    return layer_class(cell)
 
 
 class Network:
@@ -164,23 +52,28 @@ class Network:
 
     Parameters
     ----------
-    spec : dict from :func:`build_spec`.
+    spec : :class:`fastlstm.spec.NetworkSpec`.
     seed : int, seeds every layer's initialisation (and the head's and the
         embedding's), so two networks built from the same seed are identical.
     n_threads : passed to the recurrent layers.
     """
 
     def __init__(self, spec, seed=0, n_threads=None):
-        check_spec(spec)
-        self.spec = dict(spec)
-        self.dtype = np.dtype(spec["dtype"])
-        self.n_threads = n_threads
-        children = np.random.SeedSequence(int(seed)).spawn(len(spec["hidden_sizes"]) + 2)
-        layer_seeds = [int(c.generate_state(1)[0]) for c in children[:-2]]
-        self._allocate(np.zeros(param_count(self.spec), self.dtype))
-        self.layers = self._make_layers(layer_seeds)
-        # initial values: layers keep their own initialisation (bind copies it
-        # in); embedding uniform(-0.05, 0.05) like Keras, head Glorot uniform
+        if not isinstance(spec, NetworkSpec):
+            raise TypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
+        from .layers import uniform_init
+
+        self._build(spec, np.zeros(spec.param_count(), np.dtype(spec.dtype)), n_threads)
+        # initial values: each recurrent layer PyTorch's uniform(-1/sqrt(H), 1/sqrt(H))
+        # from a seed of its own; embedding uniform(-0.05, 0.05) like Keras, head
+        # Glorot uniform
+        children = np.random.SeedSequence(int(seed)).spawn(len(spec.hidden_sizes) + 2)
+        off, in_size = 0, spec.recurrent_input_size
+        for k, H in enumerate(spec.hidden_sizes):
+            n = param_count(layer_param_shapes(spec.cell, in_size, (H,), spec.bidirectional))
+            layer_seed = np.random.SeedSequence(int(children[k].generate_state(1)[0])).spawn(2)[0]
+            self.recurrent._flat[off:off + n] = uniform_init(layer_seed, H, n, self.dtype)
+            off, in_size = off + n, spec.num_directions * H
         init_rng = np.random.default_rng(children[-1])
         if self.embedding is not None:
             self.embedding[...] = init_rng.uniform(-0.05, 0.05, self.embedding.shape)
@@ -190,15 +83,40 @@ class Network:
         self.head_weight[...] = init_rng.uniform(-limit, limit, (K, F))
         self.head_bias[...] = 0.0
 
+    @classmethod
+    def from_params(cls, spec, params, n_threads=None, copy=True):
+        """A network computing with a flat parameter array (checked against the spec).
+
+        Nothing is initialised: the layers are views into the array. With
+        ``copy=False`` a C-contiguous, writeable array of the spec's dtype is
+        used as the buffer itself (the loader's fresh array: no second copy).
+        """
+        if not isinstance(spec, NetworkSpec):
+            raise TypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
+        n = spec.param_count()
+        dtype = np.dtype(spec.dtype)
+        if not isinstance(params, np.ndarray) or params.shape != (n,):
+            raise ValueError(f"params has shape {np.shape(params)}, but this architecture "
+                             f"has {n} parameters")
+        usable = (params.dtype == dtype and params.flags.c_contiguous
+                  and params.flags.writeable and params.flags.aligned)
+        net = cls.__new__(cls)
+        net._build(spec, params if usable and not copy else np.array(params, dtype), n_threads)
+        return net
+
     # ------------------------------------------------------------ construction
 
-    def _allocate(self, params):
-        """Use ``params`` (1-D, the spec's size) as the flat buffer; views into it."""
+    def _build(self, spec, params, n_threads):
+        """Use ``params`` (1-D, the spec's size) as the flat buffer: the embedding,
+        the recurrent stack and the head are views into it."""
+        self.spec = spec
+        self.dtype = np.dtype(spec.dtype)
+        self.n_threads = n_threads
         self.params = params
         self._grad = None
         self.slices = {}
         off = 0
-        for name, shape in buffer_layout(self.spec):
+        for name, shape in spec.param_shapes():
             n = math.prod(shape)
             self.slices[name] = (off, off + n, shape)
             off += n
@@ -207,31 +125,15 @@ class Network:
         self.head_bias = self._view(self.params, "head.bias")
         self._lock = threading.RLock()
         self._snapshot = None
+        a, b = self._recurrent_range()
+        self.recurrent = _layer_class(spec.cell)._stack(
+            spec.cell, spec.recurrent_input_size, spec.hidden_sizes, spec.bidirectional,
+            spec.activation, spec.gate_activation, spec.dtype, n_threads, params[a:b], self._lock)
 
-    def _make_layers(self, seeds=None):
-        """The recurrent layers, bound to their slices of ``self.params``: initialised
-        from ``seeds`` (the values are copied in), or with ``seeds=None`` computing
-        with the values already in the buffer (a loaded model: no initialisation)."""
-        LSTM, GRU = _layer_classes()
-        spec = self.spec
-        D = 2 if spec["bidirectional"] else 1
-        inp = spec["embedding_dim"] if spec["embedding_dim"] is not None else spec["input_size"]
-        layers = []
-        for k, h in enumerate(spec["hidden_sizes"]):
-            a, b, _ = self.slices[f"layer{k}"]
-            kw = dict(num_layers=1, bidirectional=spec["bidirectional"],
-                      activation=spec["activation"], gate_activation=spec["gate_activation"],
-                      dropout=0.0, dtype=spec["dtype"], n_threads=self.n_threads,
-                      random_state=None if seeds is None else seeds[k],
-                      _storage=self.params[a:b] if seeds is None else None)
-            if spec["cell"] == "gru":
-                layer = GRU(inp, h, **kw)
-            else:
-                layer = LSTM(inp, h, cell=spec["cell"], **kw)
-            layer.bind_parameters(self.params[a:b], lock=self._lock, copy=seeds is not None)
-            layers.append(layer)
-            inp = D * h
-        return layers
+    def _recurrent_range(self):
+        """[a, b) of the recurrent layers' parameters in the flat buffer."""
+        a = self.slices["embedding"][1] if "embedding" in self.slices else 0
+        return a, self.slices["head.weight"][0]
 
     @property
     def grad(self):
@@ -252,7 +154,7 @@ class Network:
         """Hold while changing ``self.params`` in place (an optimizer step,
         restoring or loading weights).
 
-        Inference packs each layer's weights and copies the head once per
+        Inference packs the recurrent weights and copies the head once per
         change, all under the same lock, and a call uses one such snapshot
         throughout: a predict running in another thread sees the weights
         before or after the change, never a mix.
@@ -262,15 +164,14 @@ class Network:
                 yield
             finally:
                 self._snapshot = None
-                for layer in self.layers:
-                    layer._packs = None
+                self.recurrent._packs = None
 
     def _inference_snapshot(self):
-        """(per-layer packed weights, head weight, head bias) of one parameter version;
+        """(packed recurrent weights, head weight, head bias) of one parameter version;
         call with ``self._lock`` held."""
         snap = self._snapshot
         if snap is None:
-            snap = self._snapshot = ([layer._inference_packs() for layer in self.layers],
+            snap = self._snapshot = (self.recurrent._inference_packs(),
                                      self.head_weight.copy(), self.head_bias.copy())
         return snap
 
@@ -284,42 +185,20 @@ class Network:
             return
         from ._threads import effective_n_threads
 
-        resolved = effective_n_threads(n_threads)
-        for layer in self.layers:
-            layer.n_threads = resolved
+        self.recurrent.n_threads = effective_n_threads(n_threads)
         self.n_threads = n_threads
+
+    def with_dropout(self, dropout):
+        """Train with another dropout rate from now on (the architecture is unchanged)."""
+        self.spec = self.spec.replace(dropout=dropout)
 
     def __getstate__(self):
         # the layers hold views into self.params; pickle the flat buffer and
         # rebuild the views on load instead of pickling them as copies
-        return {"spec": self.spec, "params": self.params, "n_threads": self.n_threads}
+        return {"spec": self.spec.to_json(), "params": self.params, "n_threads": self.n_threads}
 
     def __setstate__(self, state):
-        net = Network.from_params(state["spec"], state["params"], state["n_threads"], copy=False)
-        self.__dict__.update(net.__dict__)
-
-    @classmethod
-    def from_params(cls, spec, params, n_threads=None, copy=True):
-        """A network computing with a flat parameter array (checked against the spec).
-
-        Nothing is initialised: the layers are views into the array. With
-        ``copy=False`` a C-contiguous, writeable array of the spec's dtype is
-        used as the buffer itself (the loader's fresh array: no second copy).
-        """
-        check_spec(spec)
-        net = cls.__new__(cls)
-        net.spec = dict(spec)
-        net.dtype = np.dtype(spec["dtype"])
-        net.n_threads = n_threads
-        n = param_count(net.spec)
-        if not isinstance(params, np.ndarray) or params.shape != (n,):
-            raise ValueError(f"params has shape {np.shape(params)}, but this architecture "
-                             f"has {n} parameters")
-        usable = (params.dtype == net.dtype and params.flags.c_contiguous
-                  and params.flags.writeable and params.flags.aligned)
-        net._allocate(params if usable and not copy else np.array(params, net.dtype))
-        net.layers = net._make_layers()
-        return net
+        self._build(NetworkSpec.from_json(state["spec"]), state["params"], state["n_threads"])
 
     # ------------------------------------------------------------ forward
 
@@ -339,7 +218,7 @@ class Network:
         """
         spec = self.spec
         B, T = X.shape[0], X.shape[1]
-        p = spec["dropout"] if train else 0.0
+        p = spec.dropout if train else 0.0
         empty = None
         klen = None
         if lengths is not None:
@@ -357,25 +236,22 @@ class Network:
             with self._lock:
                 packs, W, b = self._inference_snapshot()
                 inp = X if self.embedding is None else self.embedding[X]
-        caches, masks = [], []
-        y = state = None
-        for k, layer in enumerate(self.layers):
-            if train:
-                old = reuse["caches"][k] if reuse is not None else None
-                y, state, cache = layer.forward(inp, None, klen, train=True, reuse=old)
-                caches.append(cache)
-            else:
-                y, h_n, c_n, _ = layer._forward(inp, None, None, klen, False, packs=packs[k])
-                state = h_n if c_n is None else (h_n, c_n)
-            if k < len(self.layers) - 1:
-                m = self._dropout_mask(rng, y.shape, p)
-                masks.append(m)
-                inp = y if m is None else y * m
-        if spec["sequence_output"]:
+
+        def between_layers(k, shape):
+            # drawn batch-first (B, T, F) from the caller's generator; the
+            # layers run time-major (T, B, F)
+            m = self._dropout_mask(rng, (shape[1], shape[0], shape[2]), p)
+            return None if m is None else m.transpose(1, 0, 2)
+
+        y, h_n, _, _, _, rcache = self.recurrent._forward(
+            inp, None, None, klen, train, reuse=None if reuse is None else reuse["recurrent"],
+            packs=packs, dropout_mask=between_layers if p > 0 else None)
+        if spec.sequence_output:
             feat = y  # (B, T, F), zero past each length
         else:
-            h_n = _final_h(state)  # (D, B, H)
-            feat = h_n[0] if h_n.shape[0] == 1 else np.concatenate([h_n[0], h_n[1]], axis=1)
+            h_last = h_n[-1]  # (D, B, H)
+            feat = h_last[0] if h_last.shape[0] == 1 else np.concatenate([h_last[0], h_last[1]],
+                                                                         axis=1)
             if empty is not None:
                 feat = feat.copy()
                 feat[empty] = 0.0
@@ -386,8 +262,7 @@ class Network:
         out = (feat.reshape(-1, F) @ W.T + b).reshape(feat.shape[:-1] + (W.shape[0],))
         if not train:
             return out, None
-        cache = dict(X=X, klen=klen, empty=empty, caches=caches, masks=masks,
-                     feat=feat, head_mask=head_mask, B=B, T=T, y_shape=y.shape)
+        cache = dict(X=X, empty=empty, recurrent=rcache, feat=feat, head_mask=head_mask)
         return out, cache
 
     def _dropout_mask(self, rng, shape, p):
@@ -418,28 +293,20 @@ class Network:
         dfeat = (d2 @ W).reshape(feat.shape)
         if cache["head_mask"] is not None:
             dfeat *= cache["head_mask"]
-        LSTM, GRU = _layer_classes()
-        if spec["sequence_output"]:
-            dy, dh_n = dfeat, None
+        L = len(spec.hidden_sizes)
+        dh_n = [None] * L
+        if spec.sequence_output:
+            dy = dfeat
         else:
             if cache["empty"] is not None:
                 dfeat[cache["empty"]] = 0.0
-            dy = None  # the head reads h_n only
-            D = 2 if spec["bidirectional"] else 1
-            H = F // D
-            dh_n = np.ascontiguousarray(dfeat.reshape(dfeat.shape[0], D, H).transpose(1, 0, 2))
-        dx = None
-        for k in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[k]
-            a, b, _ = self.slices[f"layer{k}"]
-            need_dx = k > 0 or self.embedding is not None
-            g = layer.backward(cache["caches"][k], dy, dh_n=dh_n, grad_out=self.grad[a:b],
-                               need_dx=need_dx)
-            dx = g["x"]
-            if k > 0:
-                m = cache["masks"][k - 1]
-                dy = dx if m is None else dx * m
-                dh_n = None
+            dy = None  # the head reads the last layer's h_n only
+            D = spec.num_directions
+            dh_n[-1] = np.ascontiguousarray(
+                dfeat.reshape(dfeat.shape[0], D, F // D).transpose(1, 0, 2))
+        a, b = self._recurrent_range()
+        dx, _, _, _ = self.recurrent._backward(cache["recurrent"], dy, dh_n, [None] * L,
+                                               self.grad[a:b], need_dx=self.embedding is not None)
         if self.embedding is not None:
             gE = self._view(self.grad, "embedding")
             gE[...] = 0.0
@@ -462,12 +329,12 @@ class Network:
                 Tc = max(int(lc.max()), 1)
                 Xc = Xc[:, :Tc]
             out, _ = self.forward(Xc, lc, train=False)
-            if self.spec["sequence_output"] and out.shape[1] < X.shape[1]:
+            if self.spec.sequence_output and out.shape[1] < X.shape[1]:
                 pad = np.zeros((out.shape[0], X.shape[1] - out.shape[1], out.shape[2]), out.dtype)
                 out = np.concatenate([out, pad], axis=1)
             outs.append(out)
         out = np.concatenate(outs, axis=0)
-        if self.spec["sequence_output"] and lengths is not None:
+        if self.spec.sequence_output and lengths is not None:
             out[np.arange(out.shape[1])[None, :] >= lengths[:, None]] = 0.0
         return out
 

@@ -60,7 +60,7 @@ def test_partial_fit_recycles_the_last_batch_without_changing_results():
     assert all(s is not None for s in spares)
     np.testing.assert_array_equal(kept._network.params, dropped._network.params)
     # the second call's forward took over the first call's memory
-    assert spares[0]["caches"][0].layers is None
+    assert spares[0]["recurrent"].layers is None
     assert "_spent_cache" not in pickle.loads(pickle.dumps(kept)).__dict__
     kept.partial_fit(X[0][:3, :4], y[0][:3])       # another shape: not recycled, no error
     kept.fit(X[0], y[0])

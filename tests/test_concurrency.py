@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm.network import Network, build_spec
+from fastlstm.network import Network
+from fastlstm.spec import NetworkSpec
 
 N_SWAPS = 60
 
@@ -77,7 +78,7 @@ def test_layer_calls_see_old_or_new_weights(cell):
 
 
 def test_network_predict_sees_old_or_new_weights():
-    spec = build_spec(16, (64, 64), 3, bidirectional=True)
+    spec = NetworkSpec(16, (64, 64), 3, bidirectional=True)
     net = Network(spec, seed=0, n_threads=1)
     X = np.random.default_rng(1).standard_normal((8, 10, 16)).astype(np.float32)
     p_a = net.params.copy()

@@ -7,7 +7,8 @@ import pytest
 
 from helpers import record_error
 
-from fastlstm.network import Network, build_spec, loss_and_grad, param_count
+from fastlstm.network import Network, loss_and_grad
+from fastlstm.spec import NetworkSpec
 
 # Central differences in float64 with eps = 1e-6: truncation error ~eps^2 and
 # rounding error ~1e-16 / eps = 1e-10 relative, so 1e-6 relative to the
@@ -20,19 +21,19 @@ FD_RTOL = 1e-6
 def _net(cell="lstm", hs=(3,), bidirectional=False, seq=False, ids=False, K=2, p=0.0,
          activation="tanh"):
     if ids:
-        spec = build_spec(None, hs, K, vocab_size=7, embedding_dim=3, cell=cell,
+        spec = NetworkSpec(None, hs, K, vocab_size=7, embedding_dim=3, cell=cell,
                           bidirectional=bidirectional, sequence_output=seq, dropout=p,
                           activation=activation, dtype="float64")
     else:
-        spec = build_spec(3, hs, K, cell=cell, bidirectional=bidirectional,
+        spec = NetworkSpec(3, hs, K, cell=cell, bidirectional=bidirectional,
                           sequence_output=seq, dropout=p, activation=activation,
                           dtype="float64")
     return Network(spec, seed=1, n_threads=1)
 
 
 def _inputs(net, rng, B=4, T=5, lengths=None):
-    if net.spec["embedding_dim"] is not None:
-        X = rng.integers(1, net.spec["vocab_size"], size=(B, T))
+    if net.spec.embedding_dim is not None:
+        X = rng.integers(1, net.spec.vocab_size, size=(B, T))
         if lengths is not None:  # compacted form: real tokens first, zeros after
             X[np.arange(T)[None, :] >= lengths[:, None]] = 0
         return X
@@ -88,8 +89,8 @@ def test_gradient_matches_finite_differences(cell, hs, bidir, seq, ids, loss, le
         num[i] = (lp - lm) / (2 * FD_EPS)
     if ids:  # the padding row is held at zero and gets no gradient by design
         a = net.slices["embedding"][0]
-        assert np.all(g[a:a + net.spec["embedding_dim"]] == 0)
-        num[a:a + net.spec["embedding_dim"]] = 0
+        assert np.all(g[a:a + net.spec.embedding_dim] == 0)
+        num[a:a + net.spec.embedding_dim] = 0
     err = np.max(np.abs(num - g)) / np.max(np.abs(num))
     record_error("network grad vs finite differences (rel)", err)
     assert err < FD_RTOL, f"{cell} {loss}: relative gradient error {err:.2e}"
@@ -160,8 +161,7 @@ def test_token_padding_position_does_not_matter():
 
 def test_parameters_are_views_of_one_flat_buffer():
     net = _net("peephole", (3, 4), bidirectional=True, ids=True)
-    for layer in net.layers:
-        assert np.shares_memory(layer.flat_params, net.params)
+    assert np.shares_memory(net.recurrent.flat_params, net.params)
     assert np.shares_memory(net.head_weight, net.params)
     assert np.shares_memory(net.embedding, net.params)
     # an in-place update of the flat buffer is what every layer computes with
@@ -171,8 +171,9 @@ def test_parameters_are_views_of_one_flat_buffer():
         net.params *= 0.5
     after = net.forward(X, np.array([3]))[0]
     assert not np.allclose(before, after)
-    a, b, _ = net.slices["layer0"]
-    np.testing.assert_array_equal(net.layers[0].flat_params, net.params[a:b])
+    a = net.slices["weight_ih_l0"][0]
+    b = net.slices["head.weight"][0]
+    np.testing.assert_array_equal(net.recurrent.flat_params, net.params[a:b])
 
 
 def test_total_size_matches_hand_count():
@@ -182,14 +183,14 @@ def test_total_size_matches_hand_count():
                dict(cell="peephole", hs=(4, 2))]:
         net = _net(**kw)
         s = net.spec
-        G, D = (3 if s["cell"] == "gru" else 4), (2 if s["bidirectional"] else 1)
-        inp = s["embedding_dim"] or s["input_size"]
-        n = s["vocab_size"] * s["embedding_dim"] if s["embedding_dim"] else 0
-        for h in s["hidden_sizes"]:
-            n += D * (G * h * (inp + h) + 2 * G * h + (3 * h if s["cell"] == "peephole" else 0))
+        G, D = (3 if s.cell == "gru" else 4), (2 if s.bidirectional else 1)
+        inp = s.embedding_dim or s.input_size
+        n = s.vocab_size * s.embedding_dim if s.embedding_dim else 0
+        for h in s.hidden_sizes:
+            n += D * (G * h * (inp + h) + 2 * G * h + (3 * h if s.cell == "peephole" else 0))
             inp = D * h
-        n += s["n_outputs"] * (inp + 1)
-        assert param_count(s) == net.params.size == n
+        n += s.n_outputs * (inp + 1)
+        assert s.param_count() == net.params.size == n
         assert net.params.size == sum(b - a for a, b, _ in net.slices.values())
 
 
@@ -199,13 +200,12 @@ def test_pickle_rebinds_views():
     net2 = pickle.loads(pickle.dumps(net))
     np.testing.assert_array_equal(net.forward(X)[0], net2.forward(X)[0])
     net2.params[:] = 0.0
-    for layer in net2.layers:
-        assert np.shares_memory(layer.flat_params, net2.params)
-        assert not layer.flat_params.any()
+    assert np.shares_memory(net2.recurrent.flat_params, net2.params)
+    assert not net2.recurrent.flat_params.any()
 
 
 def test_same_seed_same_network_and_different_seed_differs():
-    spec = build_spec(3, (4,), 1, dtype="float32")
+    spec = NetworkSpec(3, (4,), 1, dtype="float32")
     a, b, c = Network(spec, seed=7), Network(spec, seed=7), Network(spec, seed=8)
     np.testing.assert_array_equal(a.params, b.params)
     assert not np.array_equal(a.params, c.params)
