@@ -13,7 +13,7 @@ from ._config import show_config
 _LAZY = {
     "LSTMRegressor": "estimators", "LSTMClassifier": "estimators", "LSTMForecaster": "estimators",
     "sliding_windows": "data", "pad_sequences": "data", "load_airline": "data",
-    "load": "io", "NotFittedError": "exceptions",
+    "load": "estimators", "NotFittedError": "exceptions",
 }
 
 __all__ = ["__version__", "LSTM", "GRU", "show_config"] + list(_LAZY)

@@ -1,9 +1,8 @@
 """scikit-learn-style estimators: LSTMRegressor, LSTMClassifier, LSTMForecaster.
 
-They follow scikit-learn's conventions (constructor stores its arguments
-untouched, ``get_params``/``set_params``, learned attributes end in ``_``,
-``fit`` returns self, ``NotFittedError`` before fit) without importing
-scikit-learn: the small base class below does what ``BaseEstimator`` does.
+Their conventions and input checks are in ``_estimator_base``, the training
+loop in ``_training``, the model file in ``io``; this module holds what each
+estimator means: its parameters, targets, outputs and file state.
 
 Input forms
 -----------
@@ -20,385 +19,87 @@ y : (n,), (n, k), or (n, T, k) for sequence-to-sequence output.
 recurrent model accepts sequences of any length T.
 """
 
-import copy
-import inspect
+import dataclasses
 import math
-import numbers
-import time
 import warnings
 
 import numpy as np
 
-from . import _kernels
 from . import exceptions as _exc
-from ._limits import MAX_INFERRED_VOCAB, MAX_LAYERS, MAX_THREADS, MAX_WIDTH
-from ._threads import effective_n_threads
+from . import io
+from ._estimator_base import (EstimatorBase, check_finite, is_sparse, reshape_hint,
+                              split_ragged, store_init_params, to_numeric)
+from ._limits import MAX_INFERRED_VOCAB, MAX_WIDTH
+from ._training import PREDICT_CHUNK, TrainingMixin
+from ._validation import (Bool, Choice, DType, HiddenSizes, Int, NThreads, RandomState, Real,
+                          Verbose, is_int, seed_from, validate_params)
 from .data import _compact_token_ids, sliding_windows
-from .network import Network, build_spec, check_spec, loss_and_grad, param_count
-from .optim import clip_grad_norm, grad_norm, make_optimizer
+from .network import Network
+from .optim import make_optimizer
+from .spec import ACTIVATIONS, CELLS, GATE_ACTIVATIONS, NetworkSpec
 
-__all__ = ["LSTMRegressor", "LSTMClassifier", "LSTMForecaster"]
+__all__ = ["LSTMRegressor", "LSTMClassifier", "LSTMForecaster", "load"]
 
-_CELLS = ("lstm", "peephole", "cifg", "gru")
-_ACTIVATIONS = ("tanh", "relu")
-_GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
-_OPTIMIZERS = ("adam", "sgd")
-_DTYPES = ("float32", "float64")
-_PREDICT_CHUNK = 2048
 _MAX_FILE_HORIZON = 100_000  # recursive steps one predict() of a loaded model may run
 
-
-# ====================================================================== base
-
-
-class _EstimatorBase:
-    """get_params / set_params / repr / tags, as scikit-learn's BaseEstimator."""
-
-    _estimator_type = None
-
-    @classmethod
-    def _get_param_names(cls):
-        init = cls.__init__
-        if init is object.__init__:
-            return []
-        sig = inspect.signature(init)
-        for p in sig.parameters.values():
-            if p.kind == p.VAR_POSITIONAL:
-                raise RuntimeError(f"{cls.__name__} must not take *args in __init__")
-        return sorted(p.name for p in sig.parameters.values()
-                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
-
-    def get_params(self, deep=True):
-        out = {}
-        for key in self._get_param_names():
-            value = getattr(self, key)
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
-                for k, v in value.get_params().items():
-                    out[f"{key}__{k}"] = v
-            out[key] = value
-        return out
-
-    def set_params(self, **params):
-        if not params:
-            return self
-        valid = self.get_params(deep=True)
-        nested = {}
-        for key, value in params.items():
-            key, delim, sub = key.partition("__")
-            if key not in valid:
-                raise ValueError(
-                    f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
-                    f"Valid parameters are: {self._get_param_names()!r}."
-                )
-            if delim:
-                nested.setdefault(key, {})[sub] = value
-            else:
-                setattr(self, key, value)
-                valid[key] = value
-        for key, sub_params in nested.items():
-            valid[key].set_params(**sub_params)
-        return self
-
-    def __repr__(self):
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(type(self).__init__).parameters.items()
-            if p.default is not p.empty
-        }
-        parts = []
-        for name in self._get_param_names():
-            value = getattr(self, name, None)
-            if name in defaults and _same_value(value, defaults[name]):
-                continue
-            parts.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "_network")
-
-    def __sklearn_tags__(self):
-        # only called by scikit-learn, which is then already imported
-        from sklearn.utils import (ClassifierTags, InputTags, RegressorTags, Tags,
-                                   TargetTags)
-
-        tags = Tags(
-            estimator_type=self._estimator_type,
-            target_tags=TargetTags(required=True),
-            input_tags=InputTags(two_d_array=True, three_d_array=True),
-        )
-        if self._estimator_type == "regressor":
-            tags.regressor_tags = RegressorTags()
-            tags.target_tags.multi_output = True
-            tags.target_tags.single_output = True
-        elif self._estimator_type == "classifier":
-            tags.classifier_tags = ClassifierTags(multi_class=True, multi_label=False)
-            tags.target_tags.single_output = True
-        return tags
-
-    def _more_tags(self):  # scikit-learn < 1.6
-        return {
-            "X_types": ["2darray", "3darray"],
-            "multioutput": self._estimator_type == "regressor",
-            "requires_y": True,
-        }
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_spent_cache", None)   # scratch memory, not model state
-        state["_fastlstm_version"] = _version()
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        state.pop("_fastlstm_version", None)
-        self.__dict__.update(state)
+# The constructor arguments every estimator takes, and what each accepts.
+_COMMON_CONSTRAINTS = {
+    "hidden_sizes": HiddenSizes(),
+    "cell": Choice(CELLS),
+    "activation": Choice(ACTIVATIONS),
+    "gate_activation": Choice(GATE_ACTIVATIONS),
+    "bidirectional": Bool(),
+    "dropout": Real(0.0, 1.0, high_open=True),
+    "optimizer": Choice(("adam", "sgd")),
+    "learning_rate": Real(0.0, low_open=True),
+    "batch_size": Int(1),
+    "epochs": Int(1),
+    "shuffle": Bool(),
+    "weight_decay": Real(0.0),
+    "clip_norm": Real(0.0, low_open=True, none_ok=True),
+    "early_stopping": Bool(),
+    "validation_fraction": Real(0.0, 1.0, True, True),
+    "n_iter_no_change": Int(1),
+    "tol": Real(0.0),
+    "restore_best_weights": Bool(),
+    "warm_start": Bool(),
+    "random_state": RandomState(),
+    "n_threads": NThreads(),
+    "verbose": Verbose(),
+    "dtype": DType(),
+}
+_EMBEDDING_CONSTRAINTS = {
+    "embedding_dim": Int(1, MAX_WIDTH, none_ok=True),
+    "vocab_size": Int(2, none_ok=True),
+}
 
 
-def _version():
-    from ._version import __version__
-
-    return __version__
-
-
-def _same_value(a, b):
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    try:
-        return bool(a == b)
-    except Exception:
-        return False
+def _spec_diff(a, b):
+    """Names of the fields where two NetworkSpecs differ."""
+    return sorted(f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name))
 
 
-# ====================================================================== validation helpers
+class _LSTMBase(TrainingMixin, EstimatorBase):
+    """Parameters, data handling, prediction and file state shared by the estimators."""
 
-
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-
-
-class _Checker:
-    """Validates constructor arguments at fit time, naming the estimator."""
-
-    def __init__(self, est):
-        self.prefix = type(est).__name__
-        self.est = est
-
-    def fail(self, name, what, value, exc=ValueError):
-        raise exc(f"{self.prefix}: {name} must be {what}, got {value!r}")
-
-    def int_(self, name, low=None, none_ok=False):
-        v = getattr(self.est, name)
-        if v is None and none_ok:
-            return None
-        if not _is_int(v):
-            self.fail(name, f"an int{'' if low is None else f' >= {low}'}"
-                      + (" or None" if none_ok else ""), v, TypeError)
-        if low is not None and v < low:
-            self.fail(name, f"an int >= {low}", v)
-        return int(v)
-
-    def real(self, name, low=None, high=None, low_open=False, high_open=False, none_ok=False):
-        v = getattr(self.est, name)
-        if v is None and none_ok:
-            return None
-        if not _is_real(v):
-            self.fail(name, "a real number" + (" or None" if none_ok else ""), v, TypeError)
-        v = float(v)
-        lo_bad = low is not None and (v < low or (low_open and v == low))
-        hi_bad = high is not None and (v > high or (high_open and v == high))
-        if not math.isfinite(v) or lo_bad or hi_bad:
-            lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
-            hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
-            self.fail(name, "a finite number " + " and ".join(x for x in (lo, hi) if x), v)
-        return v
-
-    def bool_(self, name):
-        v = getattr(self.est, name)
-        if not isinstance(v, (bool, np.bool_)):
-            self.fail(name, "True or False", v, TypeError)
-        return bool(v)
-
-    def choice(self, name, choices):
-        v = getattr(self.est, name)
-        if not isinstance(v, str) or v not in choices:
-            self.fail(name, f"one of {choices}", v)
-        return v
-
-    def hidden_sizes(self):
-        v = self.est.hidden_sizes
-        if _is_int(v):
-            v = (v,)
-        if isinstance(v, np.ndarray):
-            v = tuple(v.tolist())
-        if not isinstance(v, (tuple, list)) or not 1 <= len(v) <= MAX_LAYERS or not all(
-            _is_int(h) and 1 <= h <= MAX_WIDTH for h in v
-        ):
-            self.fail("hidden_sizes", f"a non-empty tuple of at most {MAX_LAYERS} ints in "
-                      f"[1, {MAX_WIDTH}], e.g. (50,) or (50, 50)", v)
-        return tuple(int(h) for h in v)
-
-    def dtype(self):
-        v = self.est.dtype
-        try:
-            name = np.dtype(v).name
-        except TypeError:
-            name = None
-        if name not in _DTYPES:
-            self.fail("dtype", '"float32" or "float64"', v)
-        return name
-
-    def random_state(self):
-        v = self.est.random_state
-        if v is None or _is_int(v) or isinstance(v, (np.random.RandomState, np.random.Generator)):
-            if _is_int(v) and not (0 <= v < 2**32):
-                self.fail("random_state", "None, an int in [0, 2**32) or a numpy random generator", v)
-            return v
-        self.fail("random_state", "None, an int or a numpy random generator", v, TypeError)
-
-    def n_threads(self):
-        v = self.est.n_threads
-        if v is None:
-            return None
-        if not _is_int(v) or v == 0 or abs(v) > MAX_THREADS:
-            self.fail("n_threads", f"None (all cores) or a non-zero int of at most {MAX_THREADS} "
-                      "in absolute value", v, ValueError if _is_int(v) else TypeError)
-        return int(v)
-
-
-def _seed_from(random_state):
-    """An int seed from None / int / RandomState / Generator (consumes one draw)."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    return int(random_state)
-
-
-def _is_sparse(X):
-    mod = type(X).__module__ or ""
-    return mod.startswith("scipy.sparse") or (hasattr(X, "tocsr") and hasattr(X, "nnz"))
-
-
-def _reshape_hint():
-    return (
-        "Reshape your data: X.reshape(1, -1) if it is one univariate sequence, "
-        "or X.reshape(-1, 1) if it holds many sequences of length 1."
-    )
-
-
-def _check_finite(arr, name):
-    if arr.dtype.kind != "f":
-        return
-    # one C pass without numpy's temporary array, for plain float32/64 arrays
-    plain = arr.dtype in (np.float32, np.float64)
-    status = _kernels.array_status(arr, arr.dtype == np.float64, arr.ndim) if plain else 0
-    if status == 1 or (status == 0 and np.isfinite(arr).all()):
-        return
-    if np.isnan(arr).any():
-        raise ValueError(f"Input {name} contains NaN.")
-    raise ValueError(f"Input {name} contains infinity or a value too large for {arr.dtype}.")
-
-
-def _to_numeric(arr, name):
-    """Object / bool / int arrays to float64; complex and strings rejected."""
-    if np.iscomplexobj(arr):
-        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}.")
-    if arr.dtype == object:
-        if any(isinstance(v, complex) for v in arr.flat):
-            raise ValueError(f"Complex data not supported in {name}.")
-        arr = arr.astype(np.float64)  # float() errors name the bad element's type
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got an array of dtype {arr.dtype}")
-    return arr
-
-
-def _split_ragged(X):
-    """(array, None) for regular input, or (None, list of arrays) for ragged input."""
-    if isinstance(X, (list, tuple)):
-        if len(X) and all(isinstance(x, np.ndarray) for x in X):
-            shapes = {x.shape for x in X}
-            if len(shapes) > 1:
-                return None, [np.asarray(x) for x in X]
-        try:
-            arr = np.asarray(X)
-        except ValueError:
-            # numpy refuses inhomogeneous nested lists: variable-length input
-            return None, [np.asarray(x) for x in X]
-        return arr, None
-    arr = np.asarray(X)
-    if arr.dtype == object and arr.ndim == 1 and arr.size and all(
-        isinstance(x, (np.ndarray, list, tuple)) for x in arr
-    ):
-        return None, [np.asarray(x) for x in arr]
-    return arr, None
-
-
-# ====================================================================== the recurrent estimator
-
-
-class _LSTMBase(_EstimatorBase):
-    """Training loop and data handling shared by the regressor and classifier."""
-
-    _default_loss = "mse"
     _losses = ("mse", "mae", "huber")
 
     # ------------------------------------------------------------ parameters
 
     def _validate_params(self):
-        c = _Checker(self)
-        p = {}
-        p["hidden_sizes"] = c.hidden_sizes()
-        p["cell"] = c.choice("cell", _CELLS)
-        p["activation"] = c.choice("activation", _ACTIVATIONS)
-        p["gate_activation"] = c.choice("gate_activation", _GATE_ACTIVATIONS)
-        p["bidirectional"] = c.bool_("bidirectional")
-        p["dropout"] = c.real("dropout", 0.0, 1.0, high_open=True)
-        if hasattr(self, "embedding_dim"):
-            p["embedding_dim"] = c.int_("embedding_dim", 1, none_ok=True)
-            p["vocab_size"] = c.int_("vocab_size", 2, none_ok=True)
-            if p["vocab_size"] is not None and p["embedding_dim"] is None:
-                raise ValueError(f"{c.prefix}: vocab_size is only used with embedding_dim; "
-                                 "set embedding_dim too, or leave vocab_size=None")
-        else:
-            p["embedding_dim"] = p["vocab_size"] = None
-        p["loss"] = c.choice("loss", self._losses)
-        p["optimizer"] = c.choice("optimizer", _OPTIMIZERS)
-        p["learning_rate"] = c.real("learning_rate", 0.0, low_open=True)
-        p["batch_size"] = c.int_("batch_size", 1)
-        p["epochs"] = c.int_("epochs", 1)
-        p["shuffle"] = c.bool_("shuffle")
-        p["weight_decay"] = c.real("weight_decay", 0.0)
-        p["clip_norm"] = c.real("clip_norm", 0.0, low_open=True, none_ok=True)
-        p["early_stopping"] = c.bool_("early_stopping")
-        p["validation_fraction"] = c.real("validation_fraction", 0.0, 1.0, True, True)
-        p["n_iter_no_change"] = c.int_("n_iter_no_change", 1)
-        p["tol"] = c.real("tol", 0.0)
-        p["restore_best_weights"] = c.bool_("restore_best_weights")
-        p["warm_start"] = c.bool_("warm_start")
-        p["random_state"] = c.random_state()
-        p["n_threads"] = c.n_threads()
-        v = self.verbose
-        if isinstance(v, (bool, np.bool_)):
-            v = int(v)
-        if not _is_int(v) or v < 0:
-            c.fail("verbose", "an int >= 0", self.verbose)
-        p["verbose"] = int(v)
-        p["dtype"] = c.dtype()
+        p = validate_params(self, self._parameter_constraints)
+        p.setdefault("embedding_dim", None)
+        p.setdefault("vocab_size", None)
+        if p["vocab_size"] is not None and p["embedding_dim"] is None:
+            raise ValueError(f"{type(self).__name__}: vocab_size is only used with "
+                             "embedding_dim; set embedding_dim too, or leave vocab_size=None")
         return p
 
     # ------------------------------------------------------------ input
 
     def _uses_ids(self, p=None):
         if hasattr(self, "_network"):
-            return self._network.spec["embedding_dim"] is not None
+            return self._network.spec.embedding_dim is not None
         return p is not None and p.get("embedding_dim") is not None
 
     def _check_X(self, X, reset, p=None, dtype=None):
@@ -412,19 +113,19 @@ class _LSTMBase(_EstimatorBase):
         if X is None:
             raise ValueError(f"{name}: X is None; expected an array (n, T) or (n, T, d) "
                              "or a list of sequences")
-        if _is_sparse(X):
+        if is_sparse(X):
             raise TypeError(
                 f"{name}: sparse input is not supported; pass a dense array of shape "
                 "(n, T) or (n, T, d) (for example X.toarray())"
             )
-        arr, seqs = _split_ragged(X)
+        arr, seqs = split_ragged(X)
         if seqs is not None:
             return self._check_ragged(seqs, reset, ids, dtype)
-        arr = _to_numeric(arr, "X")
+        arr = to_numeric(arr, "X")
         if arr.ndim < 2:
             raise ValueError(
                 f"{name}: expected X of shape (n, T) or (n, T, d), got a {arr.ndim}-D "
-                f"array of shape {arr.shape}. {_reshape_hint()}"
+                f"array of shape {arr.shape}. {reshape_hint()}"
             )
         if arr.ndim > 3:
             raise ValueError(f"{name}: X must be (n, T) or (n, T, d), got shape {arr.shape}")
@@ -449,7 +150,7 @@ class _LSTMBase(_EstimatorBase):
             if np.all(lengths == compact.shape[1]):
                 lengths = None
             return compact, lengths, 1
-        _check_finite(arr, "X")
+        check_finite(arr, "X")
         if arr.ndim == 2:
             arr = arr[:, :, None]
         d = arr.shape[2]
@@ -463,7 +164,7 @@ class _LSTMBase(_EstimatorBase):
         if ids:
             arrs = []
             for i, s in enumerate(seqs):
-                s = _to_numeric(np.asarray(s), f"X[{i}]")
+                s = to_numeric(np.asarray(s), f"X[{i}]")
                 if s.ndim != 1:
                     raise ValueError(f"{name}: with embedding_dim, each sequence must be a 1-D "
                                      f"list of token ids; X[{i}] has shape {s.shape}")
@@ -481,7 +182,7 @@ class _LSTMBase(_EstimatorBase):
         arrs = []
         d = None
         for i, s in enumerate(seqs):
-            s = _to_numeric(np.asarray(s), f"X[{i}]")
+            s = to_numeric(np.asarray(s), f"X[{i}]")
             if s.ndim == 1:
                 s = s[:, None]
             if s.ndim != 2:
@@ -495,7 +196,7 @@ class _LSTMBase(_EstimatorBase):
             elif s.shape[1] != d:
                 raise ValueError(f"{name}: all sequences need the same number of features; "
                                  f"X[0] has {d}, X[{i}] has {s.shape[1]}")
-            _check_finite(s, f"X[{i}]")
+            check_finite(s, f"X[{i}]")
             arrs.append(s)
         if d == 0:
             raise ValueError("Found array with 0 feature(s) while a minimum of 1 is required.")
@@ -511,7 +212,7 @@ class _LSTMBase(_EstimatorBase):
     def _check_ids(self, arr, reset):
         name = type(self).__name__
         if arr.dtype.kind == "f":
-            _check_finite(arr, "X")
+            check_finite(arr, "X")
             if not np.all(arr == np.round(arr)):
                 raise ValueError(f"{name}: with embedding_dim, X must hold integer token ids; "
                                  "found non-integer values")
@@ -551,96 +252,60 @@ class _LSTMBase(_EstimatorBase):
 
     # ------------------------------------------------------------ fit
 
+    def _network_spec(self, p, n_features, n_outputs, sequence_output, vocab_size):
+        """The architecture that parameters ``p`` give for this data: the one
+        mapping from an estimator's parameters to its network (fit and load)."""
+        ids = p["embedding_dim"] is not None
+        return NetworkSpec(
+            input_size=None if ids else n_features, hidden_sizes=p["hidden_sizes"],
+            n_outputs=n_outputs, cell=p["cell"], activation=p["activation"],
+            gate_activation=p["gate_activation"], bidirectional=p["bidirectional"],
+            dropout=p["dropout"], vocab_size=vocab_size if ids else None,
+            embedding_dim=p["embedding_dim"], sequence_output=sequence_output,
+            dtype=p["dtype"])
+
+    def _seed_streams(self, p):
+        """The network's seed and the streams for the validation split, shuffling
+        and dropout, all from ``random_state``."""
+        ss = np.random.SeedSequence(seed_from(p["random_state"])).spawn(4)
+        self._split_rng = np.random.default_rng(ss[1])
+        self._shuffle_rng = np.random.default_rng(ss[2])
+        self._dropout_rng = np.random.default_rng(ss[3])
+        return int(ss[0].generate_state(1)[0])
+
     def _setup(self, p, n_features, n_outputs, sequence_output, first):
         """Build the network (first fit) or check it matches (warm start)."""
-        spec = build_spec(
-            n_features, p["hidden_sizes"], n_outputs, cell=p["cell"],
-            activation=p["activation"], gate_activation=p["gate_activation"],
-            bidirectional=p["bidirectional"], dropout=p["dropout"],
-            vocab_size=(getattr(self, "_fit_vocab", None) if first else
-                        getattr(self, "vocab_size_", None)) if p["embedding_dim"] else None,
-            embedding_dim=p["embedding_dim"], sequence_output=sequence_output,
-            dtype=p["dtype"],
-        )
+        vocab = getattr(self, "_fit_vocab" if first else "vocab_size_", None)
+        spec = self._network_spec(p, n_features, n_outputs, sequence_output, vocab)
         if first:
-            seed = _seed_from(p["random_state"])
-            ss = np.random.SeedSequence(seed).spawn(4)
-            self._network = Network(spec, seed=int(ss[0].generate_state(1)[0]),
-                                    n_threads=p["n_threads"])
-            self._split_rng = np.random.default_rng(ss[1])
-            self._shuffle_rng = np.random.default_rng(ss[2])
-            self._dropout_rng = np.random.default_rng(ss[3])
+            seed = self._seed_streams(p)
+            self._network = Network(spec, seed=seed, n_threads=p["n_threads"])
             self.loss_curve_ = []
             self.validation_scores_ = None
             self.best_loss_ = np.inf
             self.n_iter_ = 0
             self._no_improvement_count = 0
             if p["embedding_dim"] is not None:
-                self.vocab_size_ = spec["vocab_size"]
+                self.vocab_size_ = spec.vocab_size
         else:
-            old = dict(self._network.spec)
-            diff = sorted(k for k in spec if k != "dropout" and spec[k] != old[k])
+            old = self._network.spec
+            diff = _spec_diff(spec, old.replace(dropout=spec.dropout))
             if diff:
                 raise ValueError(
                     f"{type(self).__name__}: warm_start/partial_fit needs the same architecture "
                     f"as the fitted model, but {', '.join(diff)} changed "
-                    f"(fitted: {', '.join(f'{k}={old[k]!r}' for k in diff)}); "
+                    f"(fitted: {', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); "
                     "set warm_start=False to train a new model"
                 )
             self._network.set_n_threads(p["n_threads"])
-            # fresh dropout masks for the new spec's p are drawn from the same stream
-            self._network.spec["dropout"] = spec["dropout"]
+            # fresh dropout masks for the new p are drawn from the same stream
+            self._network.with_dropout(spec.dropout)
 
     def _fit(self, X, y, incremental, validation_data=None, classes=None):
         p = self._validate_params()
         first = not hasattr(self, "_network") or not (incremental or p["warm_start"])
         return self._guarded_fit(first, lambda: self._fit_body(X, y, incremental,
                                                                validation_data, classes, p, first))
-
-    def _guarded_fit(self, first, body):
-        """Run body(), a fit (first: one that builds a new model), so that it never
-        leaves a half-fitted estimator (_after_failed_fit). One fit at a time per
-        estimator; predict() in another thread meanwhile sees either a clear error
-        (a new model is being built) or the weights after some whole optimizer
-        step (training continues in place)."""
-        token = {"new_model": first}
-        if self.__dict__.setdefault("_fit_in_progress", token) is not token:
-            raise RuntimeError(f"{type(self).__name__}: fit or partial_fit is already running on "
-                               "this estimator in another thread")
-        # what the estimator was before this fit, to go back to if it fails
-        # before finishing an epoch (a new model replaces attributes, it does
-        # not write into the old ones)
-        before = dict(self.__dict__) if first else None
-        try:
-            return body()
-        except BaseException as e:
-            self._after_failed_fit(e, first, before)
-            raise
-        finally:
-            del self.__dict__["_fit_in_progress"]
-
-    def _after_failed_fit(self, exc, first, before):
-        """Never leave a half-fitted estimator: _train has put back the weights of
-        the last whole epoch; a new model with no whole epoch is dropped and the
-        estimator is what it was before the fit. Says which."""
-        name = type(self).__name__
-        if first and self.__dict__.get("n_iter_", 0) == 0:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            if not isinstance(exc, (_exc.DivergenceError, KeyboardInterrupt)):
-                return           # bad input and the like: nothing was trained
-            outcome = (f"{name} was left as it was before this fit ("
-                       + ("its previous model" if hasattr(self, "_network") else "unfitted")
-                       + "): no epoch finished.")
-        elif isinstance(exc, (_exc.DivergenceError, KeyboardInterrupt)):
-            outcome = (f"{name} keeps the weights from the end of epoch {self.n_iter_}, "
-                       "its last whole epoch.")
-        else:
-            return
-        if isinstance(exc, KeyboardInterrupt):
-            warnings.warn(f"fit interrupted; {outcome}", RuntimeWarning, stacklevel=4)
-        else:
-            exc.args = (f"{exc.args[0]} {outcome}",) + exc.args[1:]
 
     def _fit_body(self, X, y, incremental, validation_data, classes, p, first):
         # activation memory of the last partial_fit batch, recycled by the next one
@@ -652,8 +317,6 @@ class _LSTMBase(_EstimatorBase):
         Xa, lengths, d = self._check_X(X, reset=first, p=p, dtype=dtype)
         Y, n_outputs, seq = self._prepare_y(y, Xa, lengths, first, classes)
         self._setup(p, d, n_outputs, seq, first)
-        if first:
-            self._set_output_info()
         val = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
@@ -676,142 +339,6 @@ class _LSTMBase(_EstimatorBase):
         if incremental:
             self._spent_cache = spent
         return self
-
-    def _split_validation(self, Xa, lengths, Y, p):
-        n = Xa.shape[0]
-        n_val = int(math.ceil(p["validation_fraction"] * n))
-        if n_val < 1 or n - n_val < 1:
-            raise ValueError(
-                f"{type(self).__name__}: early_stopping holds out validation_fraction="
-                f"{p['validation_fraction']} of the {n} samples, which leaves "
-                f"{n - n_val} for training and {n_val} for validation; both need at least 1"
-            )
-        perm = self._split_rng.permutation(n)
-        vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        lv = None if lengths is None else lengths[vi]
-        lt = None if lengths is None else lengths[ti]
-        return Xa[ti], lt, Y[ti], (Xa[vi], lv, Y[vi])
-
-    def _batch(self, Xa, lengths, Y, idx):
-        Xb, Yb = Xa[idx], Y[idx]
-        lb, mask = None, None
-        if lengths is not None:
-            lb = lengths[idx]
-            Tb = max(int(lb.max()), 1)
-            Xb = Xb[:, :Tb]
-            if self._network.spec["sequence_output"]:
-                Yb = Yb[:, :Tb]
-                mask = np.arange(Tb)[None, :] < lb[:, None]
-            if np.all(lb == Tb):
-                lb = None
-        return Xb, lb, Yb, mask
-
-    def _train(self, Xa, lengths, Y, val, p, epochs, use_stopping, cache=None):
-        """Train for ``epochs`` epochs. ``cache``: a spent training cache of this
-        network whose memory the first batch may recycle. Returns the last
-        batch's cache (spent)."""
-        net = self._network
-        opt = self._optimizer
-        n_threads = effective_n_threads(net.n_threads)
-        bs = min(p["batch_size"], Xa.shape[0])
-        name = type(self).__name__
-        restore = use_stopping and val is not None and p["restore_best_weights"]
-        best_params = None
-        for epoch in range(epochs):
-            # the weights and optimizer state after the last whole epoch: a
-            # diverged or interrupted epoch leaves nothing of itself behind
-            checkpoint = (net.params.copy(), copy.deepcopy(opt))
-            try:
-                epoch_loss, val_loss, cache = self._train_epoch(
-                    epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs)
-            except BaseException:
-                with net.updating():
-                    net.params[...] = checkpoint[0]
-                self._optimizer = opt = checkpoint[1]
-                raise
-            del checkpoint
-            self.loss_curve_.append(epoch_loss)
-            self.n_iter_ += 1
-            if val_loss is not None:
-                self.validation_scores_.append(val_loss)
-            monitored = epoch_loss if val_loss is None else val_loss
-            if monitored > self.best_loss_ - p["tol"]:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if monitored < self.best_loss_:
-                self.best_loss_ = monitored
-                if restore:
-                    best_params = net.params.copy()
-            if use_stopping and self._no_improvement_count >= p["n_iter_no_change"]:
-                if p["verbose"]:
-                    what = "Validation loss" if val_loss is not None else "Training loss"
-                    print(f"{name}: {what} did not improve more than tol={p['tol']} for "
-                          f"{p['n_iter_no_change']} consecutive epochs. Stopping.", flush=True)
-                break
-        if restore and best_params is not None:
-            with net.updating():
-                net.params[...] = best_params
-        self._no_improvement_count = 0 if use_stopping else self._no_improvement_count
-        return cache
-
-    def _train_epoch(self, epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs):
-        """One pass over the data; returns (mean loss, validation loss or None, spent cache)."""
-        n = Xa.shape[0]
-        t0 = time.perf_counter()
-        order = self._shuffle_rng.permutation(n) if p["shuffle"] else np.arange(n)
-        total = 0.0
-        for b, start in enumerate(range(0, n, bs)):
-            idx = order[start:start + bs]
-            Xb, lb, Yb, mask = self._batch(Xa, lengths, Y, idx)
-            # the previous batch's cache is spent: recycle its activation memory
-            out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng, reuse=cache)
-            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask)
-            if not math.isfinite(loss):
-                self._diverged(epoch, b, "loss", loss, p)
-            net.backward(cache, dout)
-            if p["clip_norm"] is not None:
-                norm = clip_grad_norm(net.grad, p["clip_norm"])
-            else:
-                norm = grad_norm(net.grad)
-            if not math.isfinite(norm):
-                self._diverged(epoch, b, "gradient norm", norm, p)
-            with net.updating():
-                opt.step(net.params, net.grad, n_threads)
-            total += loss * len(idx)
-        epoch_loss = total / n
-        if not math.isfinite(epoch_loss):
-            self._diverged(epoch, None, "mean loss", epoch_loss, p)
-        val_loss = None
-        if val is not None:
-            val_loss = self._eval_loss(*val)
-            if not math.isfinite(val_loss):
-                self._diverged(epoch, None, "validation loss", val_loss, p)
-        if p["verbose"]:
-            vl = "" if val_loss is None else f", val_loss {val_loss:.6f}"
-            print(f"{type(self).__name__} epoch {epoch + 1}/{epochs}: "
-                  f"loss {epoch_loss:.6f}{vl}, {time.perf_counter() - t0:.2f}s", flush=True)
-        return epoch_loss, val_loss, cache
-
-    def _diverged(self, epoch, batch, what, value, p):
-        where = f"epoch {self.n_iter_ + 1}" + ("" if batch is None else f", batch {batch + 1}")
-        hint = (f"lower learning_rate (now {p['learning_rate']}), set clip_norm "
-                f"(now {p['clip_norm']}; e.g. clip_norm=1.0), or standardise X and y")
-        if p["activation"] == "relu":
-            hint += "; activation='relu' is unbounded and usually needs a smaller learning_rate"
-        raise _exc.DivergenceError(
-            f"{type(self).__name__}: training diverged at {where}: the {what} became {value}. "
-            f"To fix it, {hint}."
-        )
-
-    def _eval_loss(self, Xv, lv, Yv):
-        out = self._network.predict_raw(Xv, lv, chunk=_PREDICT_CHUNK)
-        mask = None
-        if self._network.spec["sequence_output"] and lv is not None:
-            mask = np.arange(out.shape[1])[None, :] < lv[:, None]
-        loss, _ = loss_and_grad(self._loss_name, out, Yv.astype(out.dtype, copy=False)
-                                if Yv.dtype.kind == "f" else Yv, mask)
-        return loss
 
     # ------------------------------------------------------------ predict
 
@@ -836,177 +363,36 @@ class _LSTMBase(_EstimatorBase):
         self._check_fitted()
         net = self._network
         if self.n_threads != net.n_threads:
-            net.set_n_threads(_Checker(self).n_threads())
+            net.set_n_threads(NThreads().check("n_threads", self.n_threads))
         Xa, lengths, _ = self._check_X(X, reset=False, dtype=net.dtype)
-        out = net.predict_raw(Xa, lengths, chunk=_PREDICT_CHUNK)
+        out = net.predict_raw(Xa, lengths, chunk=PREDICT_CHUNK)
         return out.astype(np.float64), lengths
 
-    # ------------------------------------------------------------ io
+    # ------------------------------------------------------------ model file
+    # io.py owns the file's schema and the checks common to every estimator;
+    # the _extra_* hooks below give and take what is particular to one.
 
     def save(self, path):
         """Write the fitted model to one .npz file; read it back with ``fastlstm.load``."""
-        from .io import save
-
         self._check_fitted()
-        return save(self, path)
-
-    def _to_file_payload(self):
-        params = {}
-        for k, v in self.get_params(deep=False).items():
-            if isinstance(v, (np.random.RandomState, np.random.Generator)):
-                v = None  # a generator's state is not part of the model
-            elif isinstance(v, tuple):
-                v = list(v)
-            elif k == "dtype":
-                v = np.dtype(v).name
-            elif isinstance(v, np.generic):
-                v = v.item()
-            params[k] = v
-        fitted = {
-            "n_features_in_": int(self.n_features_in_),
-            "loss_curve_": [float(x) for x in self.loss_curve_],
-            "validation_scores_": None if self.validation_scores_ is None
-            else [float(x) for x in self.validation_scores_],
-            "best_loss_": float(self.best_loss_),
-            "n_iter_": int(self.n_iter_),
-        }
-        fitted.update(self._extra_fitted())
-        config = {"estimator": type(self).__name__, "params": params, "fitted": fitted,
-                  "network": dict(self._network.spec), "fastlstm_version": _version()}
-        arrays = {"params": self._network.params.copy()}
-        arrays.update(self._extra_arrays())
-        return config, arrays
+        return io.save(self, path)
 
     def _extra_fitted(self):
+        """JSON-able learned values beyond the ones every estimator stores."""
         return {}
 
     def _extra_arrays(self):
+        """Arrays beyond the network's parameters."""
         return {}
-
-    @classmethod
-    def _check_declared_arrays(cls, config):
-        """Before any array is read: the params array the config declares must be
-        exactly what its architecture holds (a hostile config costs nothing)."""
-        try:
-            check_spec(config.get("network"))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"invalid network spec in model file: {e}") from None
-        spec = config["network"]
-        declared = config["arrays"].get("params")
-        n = param_count(spec)
-        if declared is None or declared["shape"] != [n] or declared["dtype"] != spec["dtype"]:
-            raise ValueError(f"the config declares params as {declared}, but the architecture "
-                             f"in the config has {n} {spec['dtype']} values")
-
-    @classmethod
-    def _from_file_payload(cls, config, arrays):
-        for key in ("params", "fitted", "network"):
-            if not isinstance(config.get(key), dict):
-                raise ValueError(f"model config needs an object {key!r}")
-        params = dict(config["params"])
-        names = set(cls._get_param_names())
-        if set(params) != names:
-            raise ValueError(
-                f"model config params do not match {cls.__name__}: missing "
-                f"{sorted(names - set(params))}, unexpected {sorted(set(params) - names)}"
-            )
-        for k, v in params.items():
-            if isinstance(v, list):
-                params[k] = tuple(v)
-            elif isinstance(v, dict):
-                raise ValueError(f"model config param {k!r} must not be an object")
-        est = cls(**params)
-        try:
-            p = est._validate_params()
-        except TypeError as e:
-            raise ValueError(f"invalid params in model file: {e}") from None
-        spec = config["network"]
-        try:
-            check_spec(spec)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"invalid network spec in model file: {e}") from None
-        spec = dict(spec)
-        fitted = config["fitted"]
-        est._check_payload_consistency(p, spec, fitted, arrays)
-        flat = arrays["params"]
-        if flat.ndim != 1 or flat.dtype != np.dtype(spec["dtype"]):
-            raise ValueError(f"params must be a 1-D {spec['dtype']} array, got "
-                             f"{flat.dtype} of shape {flat.shape}")
-        if flat.size != param_count(spec):
-            raise ValueError(f"params holds {flat.size} values, but the architecture in the "
-                             f"config has {param_count(spec)}")
-        net = Network.from_params(spec, flat, n_threads=p["n_threads"], copy=False)
-        est._network = net
-        est._load_fitted(fitted, spec, arrays)
-        seed = _seed_from(p["random_state"])
-        ss = np.random.SeedSequence(seed).spawn(4)
-        est._split_rng = np.random.default_rng(ss[1])
-        est._shuffle_rng = np.random.default_rng(ss[2])
-        est._dropout_rng = np.random.default_rng(ss[3])
-        est._no_improvement_count = 0
-        return est
-
-    def _check_payload_consistency(self, p, spec, fitted, arrays):
-        name = type(self).__name__
-        expected = {"params"} | set(self._extra_array_names(fitted))
-        if set(arrays) != expected:
-            raise ValueError(f"{name} model file must hold the arrays {sorted(expected)}, "
-                             f"found {sorted(arrays)}")
-        for key in ("hidden_sizes",):
-            if list(p[key]) != list(spec[key]):
-                raise ValueError(f"network spec {key}={spec[key]} does not match the params "
-                                 f"({list(p[key])})")
-        for key in ("cell", "activation", "gate_activation", "bidirectional", "dtype"):
-            if p[key] != spec[key]:
-                raise ValueError(f"network spec {key}={spec[key]!r} does not match the params "
-                                 f"({p[key]!r})")
-        if p.get("embedding_dim") != spec["embedding_dim"]:
-            raise ValueError("network spec embedding_dim does not match the params")
-        if p.get("vocab_size") is not None and p["vocab_size"] != spec["vocab_size"]:
-            raise ValueError("network spec vocab_size does not match the params")
-        # learned scalars
-        nf = fitted.get("n_features_in_")
-        if not _is_int(nf) or nf < 1:
-            raise ValueError(f"fitted n_features_in_ must be an int >= 1, got {nf!r}")
-        if spec["embedding_dim"] is None and nf != spec["input_size"]:
-            raise ValueError(f"n_features_in_={nf} does not match the network input size "
-                             f"{spec['input_size']}")
-        if spec["embedding_dim"] is not None and nf != 1:
-            raise ValueError("n_features_in_ must be 1 with token-id input")
-        n_iter = fitted.get("n_iter_")
-        if not _is_int(n_iter) or n_iter < 0:
-            raise ValueError(f"fitted n_iter_ must be an int >= 0, got {n_iter!r}")
-        lc = fitted.get("loss_curve_")
-        if not isinstance(lc, list) or len(lc) != n_iter or not all(
-            _is_real(v) and math.isfinite(v) for v in lc
-        ):
-            raise ValueError("fitted loss_curve_ must be a list of n_iter_ finite numbers")
-        vs = fitted.get("validation_scores_")
-        if vs is not None and (not isinstance(vs, list) or len(vs) > n_iter or not all(
-            _is_real(v) and math.isfinite(v) for v in vs
-        )):
-            raise ValueError("fitted validation_scores_ must be null or a list of finite numbers")
-        bl = fitted.get("best_loss_")
-        if not _is_real(bl) or not math.isfinite(bl):
-            raise ValueError(f"fitted best_loss_ must be a finite number, got {bl!r}")
-        self._check_extra_fitted(fitted, spec, arrays)
 
     def _extra_array_names(self, fitted):
         return []
 
     def _check_extra_fitted(self, fitted, spec, arrays):
-        pass
+        """Check the _extra_* values of a file (the params are validated already)."""
 
-    def _load_fitted(self, fitted, spec, arrays):
-        self.n_features_in_ = int(fitted["n_features_in_"])
-        self.loss_curve_ = [float(v) for v in fitted["loss_curve_"]]
-        vs = fitted["validation_scores_"]
-        self.validation_scores_ = None if vs is None else [float(v) for v in vs]
-        self.best_loss_ = float(fitted["best_loss_"])
-        self.n_iter_ = int(fitted["n_iter_"])
-        if spec["embedding_dim"] is not None:
-            self.vocab_size_ = int(spec["vocab_size"])
-        self._set_output_info_from(fitted, spec, arrays)
+    def _set_output_info_from(self, fitted, spec, arrays):
+        """Take the _extra_* values of a checked file."""
 
 
 _COMMON_DOC = """
@@ -1090,6 +476,8 @@ class LSTMRegressor(_LSTMBase):
 
     _estimator_type = "regressor"
     _losses = ("mse", "mae", "huber")
+    _parameter_constraints = {**_COMMON_CONSTRAINTS, **_EMBEDDING_CONSTRAINTS,
+                              "loss": Choice(_losses)}
 
     def __init__(self, hidden_sizes=(50,), cell="lstm", activation="tanh",
                  gate_activation="sigmoid", bidirectional=False, dropout=0.0,
@@ -1099,32 +487,7 @@ class LSTMRegressor(_LSTMBase):
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  restore_best_weights=True, warm_start=False, random_state=None,
                  n_threads=None, verbose=0, dtype="float32"):
-        self.hidden_sizes = hidden_sizes
-        self.cell = cell
-        self.activation = activation
-        self.gate_activation = gate_activation
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.embedding_dim = embedding_dim
-        self.vocab_size = vocab_size
-        self.loss = loss
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.shuffle = shuffle
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.restore_best_weights = restore_best_weights
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.dtype = dtype
+        store_init_params(self, locals())
 
     @property
     def _loss_name(self):
@@ -1135,10 +498,10 @@ class LSTMRegressor(_LSTMBase):
         n = Xa.shape[0]
         if y is None:
             raise ValueError(f"{est} requires y to be passed, but the target y is None")
-        arr, seqs = _split_ragged(y)
+        arr, seqs = split_ragged(y)
         if seqs is not None:
             # variable-length sequence targets: pad like X
-            seqs = [_to_numeric(np.asarray(s), name) for s in seqs]
+            seqs = [to_numeric(np.asarray(s), name) for s in seqs]
             seqs = [s[:, None] if s.ndim == 1 else s for s in seqs]
             if len(seqs) != n:
                 raise ValueError(f"X and {name} have inconsistent numbers of samples: "
@@ -1152,7 +515,7 @@ class LSTMRegressor(_LSTMBase):
                     raise ValueError(f"{name}[{i}] must have shape ({li}, {k}) to match X[{i}], "
                                      f"got {s.shape}")
                 arr[i, :li] = s
-        arr = _to_numeric(arr, name)
+        arr = to_numeric(arr, name)
         if arr.ndim == 0 or arr.ndim > 3:
             raise ValueError(f"{est}: {name} must be (n,), (n, k) or (n, T, k), got shape "
                              f"{arr.shape}")
@@ -1161,7 +524,7 @@ class LSTMRegressor(_LSTMBase):
                              f"{name} has {arr.shape[0]} (shape {arr.shape})")
         if arr.ndim >= 2 and arr.shape[-1] == 0:
             raise ValueError(f"{est}: {name} has 0 outputs (shape {arr.shape})")
-        _check_finite(arr.astype(np.float64, copy=False), name)
+        check_finite(arr.astype(np.float64, copy=False), name)
         if arr.ndim == 3 and arr.shape[1] != Xa.shape[1]:
             raise ValueError(f"{est}: sequence targets {name} of shape {arr.shape} need one "
                              f"value per time step of X (T = {Xa.shape[1]})")
@@ -1180,18 +543,15 @@ class LSTMRegressor(_LSTMBase):
                                  f"{self._y_ndim} dimension(s)")
         return Y, Y.shape[-1], arr.ndim == 3
 
-    def _set_output_info(self):
-        pass
-
     def _extra_fitted(self):
         return {"n_outputs_": int(self.n_outputs_), "y_ndim": int(self._y_ndim),
                 "loss": self._fit_loss}
 
     def _check_extra_fitted(self, fitted, spec, arrays):
         k, nd, loss = fitted.get("n_outputs_"), fitted.get("y_ndim"), fitted.get("loss")
-        if not _is_int(k) or k != spec["n_outputs"]:
+        if not is_int(k) or k != spec.n_outputs:
             raise ValueError("fitted n_outputs_ does not match the network")
-        if nd not in (1, 2, 3) or (nd == 1 and k != 1) or ((nd == 3) != spec["sequence_output"]):
+        if nd not in (1, 2, 3) or (nd == 1 and k != 1) or ((nd == 3) != spec.sequence_output):
             raise ValueError(f"fitted y_ndim={nd!r} is inconsistent with the network")
         if loss not in self._losses:
             raise ValueError(f"fitted loss {loss!r} is not one of {self._losses}")
@@ -1266,6 +626,8 @@ class LSTMClassifier(_LSTMBase):
 
     _estimator_type = "classifier"
     _losses = ("log_loss",)
+    _parameter_constraints = {**_COMMON_CONSTRAINTS, **_EMBEDDING_CONSTRAINTS,
+                              "loss": Choice(_losses)}
 
     def __init__(self, hidden_sizes=(50,), cell="lstm", activation="tanh",
                  gate_activation="sigmoid", bidirectional=False, dropout=0.0,
@@ -1275,32 +637,7 @@ class LSTMClassifier(_LSTMBase):
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  restore_best_weights=True, warm_start=False, random_state=None,
                  n_threads=None, verbose=0, dtype="float32"):
-        self.hidden_sizes = hidden_sizes
-        self.cell = cell
-        self.activation = activation
-        self.gate_activation = gate_activation
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.embedding_dim = embedding_dim
-        self.vocab_size = vocab_size
-        self.loss = loss
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.shuffle = shuffle
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.restore_best_weights = restore_best_weights
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.dtype = dtype
+        store_init_params(self, locals())
 
     @property
     def _loss_name(self):
@@ -1382,9 +719,6 @@ class LSTMClassifier(_LSTMBase):
             return Y, 1, False
         return idx.astype(np.int64), len(self.classes_), False
 
-    def _set_output_info(self):
-        pass
-
     def _extra_array_names(self, fitted):
         return ["classes"]
 
@@ -1412,10 +746,10 @@ class LSTMClassifier(_LSTMBase):
         if not np.array_equal(np.unique(cls), cls):
             raise ValueError("classes must be sorted and unique")
         k = 1 if cls.shape[0] == 2 else cls.shape[0]
-        if spec["n_outputs"] != k:
+        if spec.n_outputs != k:
             raise ValueError(f"{cls.shape[0]} classes need {k} network outputs, the config "
-                             f"says {spec['n_outputs']}")
-        if spec["sequence_output"]:
+                             f"says {spec.n_outputs}")
+        if spec.sequence_output:
             raise ValueError("a classifier network has no sequence output")
 
     def _set_output_info_from(self, fitted, spec, arrays):
@@ -1520,6 +854,9 @@ class LSTMForecaster(_LSTMBase):
 
     _estimator_type = None
     _losses = ("mse", "mae", "huber")
+    _parameter_constraints = {**_COMMON_CONSTRAINTS, "loss": Choice(_losses),
+                              "window": Int(1), "horizon": Int(1),
+                              "strategy": Choice(("direct", "recursive")), "difference": Bool()}
 
     def __init__(self, window, horizon=1, strategy="direct", difference=False,
                  hidden_sizes=(50,), cell="lstm",
@@ -1529,34 +866,7 @@ class LSTMForecaster(_LSTMBase):
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, restore_best_weights=True, warm_start=False, random_state=None,
                  n_threads=None, verbose=0, dtype="float32"):
-        self.window = window
-        self.horizon = horizon
-        self.strategy = strategy
-        self.difference = difference
-        self.hidden_sizes = hidden_sizes
-        self.cell = cell
-        self.activation = activation
-        self.gate_activation = gate_activation
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.loss = loss
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.shuffle = shuffle
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.restore_best_weights = restore_best_weights
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.dtype = dtype
+        store_init_params(self, locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1567,30 +877,22 @@ class LSTMForecaster(_LSTMBase):
     def _loss_name(self):
         return self._fit_loss
 
-    def _validate_params(self):
-        p = super()._validate_params()
-        c = _Checker(self)
-        p["window"] = c.int_("window", 1)
-        p["horizon"] = c.int_("horizon", 1)
-        p["strategy"] = c.choice("strategy", ("direct", "recursive"))
-        p["difference"] = c.bool_("difference")
-        return p
 
     def _check_series(self, series, name, reset):
         est = type(self).__name__
         if series is None:
             raise ValueError(f"{est}: {name} is None; expected an array (n_time,) or "
                              "(n_time, n_vars)")
-        if _is_sparse(series):
+        if is_sparse(series):
             raise TypeError(f"{est}: sparse input is not supported for {name}")
-        arr = _to_numeric(np.asarray(series), name)
+        arr = to_numeric(np.asarray(series), name)
         if arr.ndim not in (1, 2):
             raise ValueError(f"{est}: {name} must be (n_time,) or (n_time, n_vars), got shape "
                              f"{arr.shape}")
         if arr.shape[0] == 0 or (arr.ndim == 2 and arr.shape[1] == 0):
             raise ValueError(f"{est}: {name} is empty (shape {arr.shape})")
         arr = arr.astype(np.float64)
-        _check_finite(arr, name)
+        check_finite(arr, name)
         univariate = arr.ndim == 1
         arr2 = arr.reshape(arr.shape[0], -1)
         if reset:
@@ -1600,12 +902,6 @@ class LSTMForecaster(_LSTMBase):
             raise ValueError(f"{est}: {name} has {arr2.shape[1]} variables, but the model was "
                              f"fitted on {self.n_features_in_}")
         return arr2
-
-    def _prepare_y(self, y, Xa, lengths, first, classes, name="y"):
-        return y, y.shape[1], False
-
-    def _set_output_info(self):
-        pass
 
     def fit(self, series, y=None):
         """Fit on a series (n_time,) or (n_time, n_vars); ``y`` is ignored. Returns self."""
@@ -1670,7 +966,7 @@ class LSTMForecaster(_LSTMBase):
         self._check_fitted()
         net = self._network
         if self.n_threads != net.n_threads:
-            net.set_n_threads(_Checker(self).n_threads())
+            net.set_n_threads(NThreads().check("n_threads", self.n_threads))
         w, h = self._fit_window, self._fit_horizon
         need = w + int(self._fit_difference)
         if history is None:
@@ -1745,7 +1041,7 @@ class LSTMForecaster(_LSTMBase):
             raise ValueError(f"horizon={self.horizon} in the model file is implausible for "
                              f"the recursive strategy (more than {_MAX_FILE_HORIZON} steps)")
         step = self.horizon if self.strategy == "direct" else 1
-        if spec["n_outputs"] != step * v or spec["sequence_output"]:
+        if spec.n_outputs != step * v or spec.sequence_output:
             raise ValueError("network outputs do not match window/horizon/strategy")
 
     def _set_output_info_from(self, fitted, spec, arrays):
@@ -1758,14 +1054,14 @@ class LSTMForecaster(_LSTMBase):
         self.last_window_ = arrays["last_window"]
         # what predict() feeds the network first must be representable
         base = np.diff(self.last_window_, axis=0) if self.difference else self.last_window_
-        self._scaled(base, spec["dtype"], "the stored last_window")
+        self._scaled(base, spec.dtype, "the stored last_window")
 
 
 _REGISTRY = {cls.__name__: cls for cls in (LSTMRegressor, LSTMClassifier, LSTMForecaster)}
 
 
 def load(path):
-    """Load an estimator saved with ``.save(path)`` (see :func:`fastlstm.io.load`)."""
-    from .io import load as _load
-
-    return _load(path)
+    """Load an estimator saved with ``.save(path)``. Safe on untrusted files: it
+    never unpickles, checks everything against the config before use, and
+    raises ValueError on anything truncated, inconsistent or hostile."""
+    return io.read_model(path, _REGISTRY)

@@ -1,35 +1,41 @@
-"""Model files: one ``.npz`` with the arrays, a JSON config and a format version.
+"""Model files: the container, its schema and all checks of a file, in one place.
 
 File layout (a zip archive of ``.npy`` members, as ``numpy.savez`` writes)::
 
     format_version.npy   int64 scalar, FORMAT_VERSION
     config.npy           uint8 1-D array: UTF-8 JSON (see below)
-    params.npy           the network's flat parameter buffer (float32/float64)
+    params.npy           the network's flat parameter buffer (float32/float64),
+                         laid out as NetworkSpec.param_shapes()
     ...                  estimator-specific arrays (classes, scaler, history)
 
 The JSON config holds ``format`` ("fastlstm-model"), ``format_version``,
-``estimator`` (class name), ``params`` (constructor arguments),
-``fitted`` (learned scalars and lists), ``network`` (architecture spec) and
-``arrays``: for every array member its ``shape`` and ``dtype``.
+``fastlstm_version``, ``estimator`` (class name), ``params`` (constructor
+arguments), ``fitted`` (learned scalars and lists: the ones every estimator
+has, ``_COMMON_FITTED``, and the estimator's own), ``network`` (the
+architecture, ``NetworkSpec.to_json()``) and ``arrays``: for every array
+member its ``shape`` and ``dtype``.
 
 Loading is written for files from untrusted sources:
 
 * numpy's pickle support is never used (arrays are read member by member with
   ``numpy.lib.format`` and ``allow_pickle=False`` semantics: object dtypes are
   refused before any data is read);
-* the version and the config are read first; every other member's header
-  (shape, dtype) is compared with the config before its data is read, and
-  the data must be exactly as long as the header says;
+* the version and the config are read first, and the parameter array the
+  config declares must be exactly what its architecture holds; every other
+  member's header (shape, dtype) is compared with the config before its data
+  is read, and the data must be exactly as long as the header says;
 * member names, count and sizes are bounded, and the config must be plain
   JSON (no NaN/Infinity) within a size limit;
-* the estimator then checks every value (types, ranges, consistency between
-  the arrays and the architecture) before building anything, and the
+* every value is then checked (types, ranges; the architecture the params
+  give must be the stored one) before anything is built, and the
   parameters must be finite.
 
 Anything wrong raises ``ValueError`` (a missing file raises the usual
-``FileNotFoundError``).
+``FileNotFoundError``). The estimators module depends on this one, never
+the other way: ``fastlstm.load`` passes its classes to ``read_model``.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -43,8 +49,11 @@ import zlib
 import numpy as np
 
 from . import _kernels
+from ._validation import is_int, is_real
+from .network import Network
+from .spec import NetworkSpec
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "read_model", "FORMAT_VERSION"]
 
 FORMAT_NAME = "fastlstm-model"
 FORMAT_VERSION = 1
@@ -86,15 +95,8 @@ def _json_default(obj):
     raise TypeError(f"cannot store {type(obj).__name__} in a model config")
 
 
-def save(model, path):
-    """Write a fitted estimator to ``path`` (exactly that name) as one .npz file.
-
-    The file is written to a temporary name next to ``path`` and renamed
-    into place, so a crash never leaves a half-written model behind.
-    """
-    if not hasattr(model, "_to_file_payload"):
-        raise TypeError(f"cannot save a {type(model).__name__}: not a fastlstm estimator")
-    config, arrays = model._to_file_payload()
+def _write(config, arrays, path):
+    """Write the container: the arrays and the config, atomically."""
     spec = {}
     for name, arr in arrays.items():
         if not _NAME_RE.match(name) or name in ("config", "format_version"):
@@ -365,28 +367,178 @@ def read_payload(path, check_config=None):
     return config, arrays
 
 
-def load(path):
-    """Load a model saved with ``estimator.save(path)``; returns the fitted estimator.
+# ---------------------------------------------------------------- the estimator schema
+# What every estimator's file holds: its constructor arguments ("params"),
+# learned values ("fitted": the ones below plus the estimator's own extras),
+# the architecture ("network", a NetworkSpec) and arrays (the network's flat
+# "params" plus the estimator's own extras).
 
-    Safe on untrusted files: never unpickles, checks everything against the
-    config before use, and raises ValueError on anything truncated,
-    inconsistent or hostile.
+_COMMON_FITTED = ("n_features_in_", "loss_curve_", "validation_scores_", "best_loss_", "n_iter_")
+
+
+def _json_param(name, value):
+    """A constructor argument as the config stores it."""
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return None  # a generator's state is not part of the model
+    if isinstance(value, tuple):
+        return list(value)
+    if name == "dtype":
+        return np.dtype(value).name
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _payload(est):
+    """(config, arrays) of a fitted estimator."""
+    from ._version import __version__
+
+    params = {k: _json_param(k, v) for k, v in est.get_params(deep=False).items()}
+    fitted = {
+        "n_features_in_": int(est.n_features_in_),
+        "loss_curve_": [float(x) for x in est.loss_curve_],
+        "validation_scores_": None if est.validation_scores_ is None
+        else [float(x) for x in est.validation_scores_],
+        "best_loss_": float(est.best_loss_),
+        "n_iter_": int(est.n_iter_),
+    }
+    fitted.update(est._extra_fitted())
+    config = {"estimator": type(est).__name__, "params": params, "fitted": fitted,
+              "network": est._network.spec.to_json(), "fastlstm_version": __version__}
+    arrays = {"params": est._network.params.copy()}
+    arrays.update(est._extra_arrays())
+    return config, arrays
+
+
+def _spec_of(config):
+    try:
+        return NetworkSpec.from_json(config.get("network"))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"invalid network spec in model file: {e}") from None
+
+
+def _check_declared_arrays(config):
+    """Before any array is read: the params array the config declares must be
+    exactly what its architecture holds (a hostile config costs nothing)."""
+    spec = _spec_of(config)
+    declared = config["arrays"].get("params")
+    n = spec.param_count()
+    if declared is None or declared["shape"] != [n] or declared["dtype"] != spec.dtype:
+        raise ValueError(f"the config declares params as {declared}, but the architecture "
+                         f"in the config has {n} {spec.dtype} values")
+
+
+def _finite_list(value, max_len=None):
+    return isinstance(value, list) and (max_len is None or len(value) <= max_len) and all(
+        is_real(v) and math.isfinite(v) for v in value)
+
+
+def _check_common_fitted(fitted, spec):
+    nf = fitted.get("n_features_in_")
+    if not is_int(nf) or nf < 1:
+        raise ValueError(f"fitted n_features_in_ must be an int >= 1, got {nf!r}")
+    if spec.embedding_dim is not None and nf != 1:
+        raise ValueError("n_features_in_ must be 1 with token-id input")
+    n_iter = fitted.get("n_iter_")
+    if not is_int(n_iter) or n_iter < 0:
+        raise ValueError(f"fitted n_iter_ must be an int >= 0, got {n_iter!r}")
+    lc = fitted.get("loss_curve_")
+    if not _finite_list(lc) or len(lc) != n_iter:
+        raise ValueError("fitted loss_curve_ must be a list of n_iter_ finite numbers")
+    vs = fitted.get("validation_scores_")
+    if vs is not None and not _finite_list(vs, n_iter):
+        raise ValueError("fitted validation_scores_ must be null or a list of finite numbers")
+    bl = fitted.get("best_loss_")
+    if not is_real(bl) or not math.isfinite(bl):
+        raise ValueError(f"fitted best_loss_ must be a finite number, got {bl!r}")
+
+
+def _build(cls, config, arrays):
+    """The estimator a checked container holds."""
+    for key in ("params", "fitted", "network"):
+        if not isinstance(config.get(key), dict):
+            raise ValueError(f"model config needs an object {key!r}")
+    params = dict(config["params"])
+    names = set(cls._get_param_names())
+    if set(params) != names:
+        raise ValueError(
+            f"model config params do not match {cls.__name__}: missing "
+            f"{sorted(names - set(params))}, unexpected {sorted(set(params) - names)}"
+        )
+    for k, v in params.items():
+        if isinstance(v, list):
+            params[k] = tuple(v)
+        elif isinstance(v, dict):
+            raise ValueError(f"model config param {k!r} must not be an object")
+    est = cls(**params)
+    try:
+        p = est._validate_params()
+    except TypeError as e:
+        raise ValueError(f"invalid params in model file: {e}") from None
+    spec = _spec_of(config)
+    fitted = config["fitted"]
+    expected = {"params"} | set(est._extra_array_names(fitted))
+    if set(arrays) != expected:
+        raise ValueError(f"{cls.__name__} model file must hold the arrays {sorted(expected)}, "
+                         f"found {sorted(arrays)}")
+    _check_common_fitted(fitted, spec)
+    # the architecture the params give for the fitted data must be the stored one
+    want = est._network_spec(p, fitted["n_features_in_"], spec.n_outputs, spec.sequence_output,
+                             spec.vocab_size if p["vocab_size"] is None else p["vocab_size"])
+    diff = [f.name for f in dataclasses.fields(spec) if getattr(spec, f.name) != getattr(want, f.name)]
+    if diff:
+        raise ValueError(f"the network spec in the model file does not match its params and "
+                         f"fitted values in {', '.join(diff)}")
+    est._check_extra_fitted(fitted, spec, arrays)
+    flat = arrays["params"]
+    if flat.shape != (spec.param_count(),) or flat.dtype != np.dtype(spec.dtype):
+        raise ValueError(f"params must be a 1-D {spec.dtype} array of {spec.param_count()} "
+                         f"values, got {flat.dtype} of shape {flat.shape}")
+    est._network = Network.from_params(spec, flat, n_threads=p["n_threads"], copy=False)
+    for key in _COMMON_FITTED:
+        setattr(est, key, fitted[key])
+    est.loss_curve_ = [float(v) for v in est.loss_curve_]
+    if est.validation_scores_ is not None:
+        est.validation_scores_ = [float(v) for v in est.validation_scores_]
+    est.best_loss_ = float(est.best_loss_)
+    if spec.embedding_dim is not None:
+        est.vocab_size_ = spec.vocab_size
+    est._set_output_info_from(fitted, spec, arrays)
+    est._seed_streams(p)
+    est._no_improvement_count = 0
+    return est
+
+
+def save(estimator, path):
+    """Write a fitted estimator to ``path`` (exactly that name) as one .npz file.
+
+    The file is written to a temporary name next to ``path`` and renamed
+    into place, so a crash never leaves a half-written model behind.
     """
-    from . import estimators
+    if not hasattr(estimator, "_extra_fitted"):
+        raise TypeError(f"cannot save a {type(estimator).__name__}: not a fastlstm estimator")
+    config, arrays = _payload(estimator)
+    return _write(config, arrays, path)
+
+
+def read_model(path, classes):
+    """The estimator in a model file; ``classes`` maps the class names a file
+    may name to the classes (the estimators module passes its own)."""
 
     def estimator_class(config):
         name = config.get("estimator")
-        cls = estimators._REGISTRY.get(name) if isinstance(name, str) else None
+        cls = classes.get(name) if isinstance(name, str) else None
         if cls is None:
             raise ValueError(f"unknown estimator {name!r} in model file")
         return cls
 
     def check_config(config):
-        estimator_class(config)._check_declared_arrays(config)
+        estimator_class(config)
+        _check_declared_arrays(config)
 
     try:
         config, arrays = read_payload(path, check_config)
-        return estimator_class(config)._from_file_payload(config, arrays)
+        return _build(estimator_class(config), config, arrays)
     except ValueError:
         raise
     except (TypeError, KeyError, AttributeError, IndexError, OverflowError) as e:

@@ -32,7 +32,7 @@ def test_package_exports():
                  "sliding_windows", "pad_sequences"):
         assert hasattr(fastlstm, name), f"fastlstm.{name} is not exported"
     assert fastlstm.LSTMRegressor is LSTMRegressor
-    assert fastlstm.load is fastlstm.io.load or fastlstm.load.__module__.startswith("fastlstm")
+    assert fastlstm.load.__module__.startswith("fastlstm")
 
 
 def test_no_sklearn_import_at_runtime():

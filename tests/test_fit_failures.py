@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm import estimators
+from fastlstm import _training
 from fastlstm.exceptions import DivergenceError, NotFittedError
 
 RNG = np.random.default_rng(0)
@@ -28,7 +28,7 @@ KW = dict(hidden_sizes=(8,), batch_size=10, random_state=0, n_threads=1)   # 4 b
 
 def _fail_at(monkeypatch, call, exc):
     """Make the loss of the call-th batch (1-based) non-finite, or raise exc there."""
-    real = estimators.loss_and_grad
+    real = _training.loss_and_grad
     count = [0]
 
     def loss_and_grad(*args, **kwargs):
@@ -40,7 +40,7 @@ def _fail_at(monkeypatch, call, exc):
             return float("nan"), dout
         return loss, dout
 
-    monkeypatch.setattr(estimators, "loss_and_grad", loss_and_grad)
+    monkeypatch.setattr(_training, "loss_and_grad", loss_and_grad)
 
 
 def _reference(epochs):
@@ -129,7 +129,7 @@ def test_real_divergence_leaves_no_nan_model():
 
 def test_predict_during_a_new_fit_is_a_clear_error(monkeypatch):
     entered, release = threading.Event(), threading.Event()
-    real = estimators.loss_and_grad
+    real = _training.loss_and_grad
 
     def slow_loss(*args, **kwargs):
         entered.set()
@@ -137,7 +137,7 @@ def test_predict_during_a_new_fit_is_a_clear_error(monkeypatch):
         return real(*args, **kwargs)
 
     reg = fastlstm.LSTMRegressor(epochs=1, **KW)
-    monkeypatch.setattr(estimators, "loss_and_grad", slow_loss)
+    monkeypatch.setattr(_training, "loss_and_grad", slow_loss)
     worker = threading.Thread(target=reg.fit, args=(X, Y))
     worker.start()
     try:

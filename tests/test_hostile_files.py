@@ -20,7 +20,7 @@ import pytest
 
 import fastlstm
 from fastlstm import _limits
-from fastlstm.network import param_count
+from fastlstm.spec import NetworkSpec
 
 RNG = np.random.default_rng(0)
 
@@ -56,7 +56,7 @@ def _resize(config, hidden):
     config = json.loads(json.dumps(config))
     config["params"]["hidden_sizes"] = list(hidden)
     config["network"]["hidden_sizes"] = list(hidden)
-    n = param_count(config["network"])
+    n = NetworkSpec.from_json(config["network"]).param_count()
     config["arrays"]["params"] = {"shape": [n], "dtype": "float32"}
     return config, n
 

@@ -7,11 +7,12 @@ import zipfile
 
 import numpy as np
 
-from fastlstm.network import param_count
+from fastlstm.spec import NetworkSpec
 import pytest
 
 from fastlstm.estimators import LSTMClassifier, LSTMForecaster, LSTMRegressor
-from fastlstm.io import FORMAT_VERSION, load
+from fastlstm import load
+from fastlstm.io import FORMAT_VERSION
 
 FAST = dict(hidden_sizes=(5,), epochs=2, batch_size=16, n_threads=1, random_state=0)
 
@@ -306,7 +307,7 @@ def _fix_recursive_outputs(m):
     c = _config(m)
     c["network"]["n_outputs"] = 1
     m = dict(m)
-    n = param_count(c["network"])        # one output fewer rows in the head
+    n = NetworkSpec.from_json(c["network"]).param_count()        # one output fewer rows in the head
     m["params"] = m["params"][:n].copy()
     c["arrays"]["params"]["shape"] = [n]
     return _with_config(m, c)
