@@ -9,9 +9,7 @@ scripts skip it with a message.
 What is timed (what users call):
 
 * fastlstm inference: ``layer(x)`` on batch-first x (B, T, I), returns y, (h, c).
-* fastlstm training step: ``LSTMRegressor(...).partial_fit(X, y)`` on one batch
-  when ``fastlstm.LSTMRegressor`` exists, otherwise the clearly labelled
-  fallback in fallback_train.py.
+* fastlstm training step: ``LSTMRegressor(...).partial_fit(X, y)`` on one batch.
 * PyTorch inference: ``nn.LSTM(batch_first=True)(x)`` under
   ``torch.inference_mode()``; variable lengths: pack_padded_sequence ->
   LSTM -> pad_packed_sequence, all inside the timed call.
@@ -38,6 +36,8 @@ import sys
 import time
 
 import numpy as np
+
+from fastlstm.spec import direction_suffix, layer_param_shapes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -109,15 +109,10 @@ class Case:
     def weights(self, seed=1):
         """PyTorch-named float32 weights, PyTorch's default init U(-1/sqrt(H), 1/sqrt(H))."""
         rng = np.random.default_rng(seed)
-        H, k, w = self.H, 1.0 / math.sqrt(self.H), {}
-        for layer in range(self.num_layers):
-            inp = self.I if layer == 0 else self.D * H
-            for d in range(self.D):
-                sfx = f"l{layer}" + ("_reverse" if d else "")
-                w[f"weight_ih_{sfx}"] = rng.uniform(-k, k, (4 * H, inp)).astype(np.float32)
-                w[f"weight_hh_{sfx}"] = rng.uniform(-k, k, (4 * H, H)).astype(np.float32)
-                w[f"bias_ih_{sfx}"] = rng.uniform(-k, k, 4 * H).astype(np.float32)
-                w[f"bias_hh_{sfx}"] = rng.uniform(-k, k, 4 * H).astype(np.float32)
+        k = 1.0 / math.sqrt(self.H)
+        shapes = layer_param_shapes("lstm", self.I, (self.H,) * self.num_layers,
+                                    self.bidirectional)
+        w = {name: rng.uniform(-k, k, shape).astype(np.float32) for name, shape in shapes}
         return w
 
 
@@ -210,7 +205,7 @@ def fix_threads(nt, frameworks=FRAMEWORKS):
     """Pin every framework in this process to nt threads. Call once, before any peer op.
 
     * fastlstm: n_threads=nt passed to every layer / estimator (done by the runners).
-    * numpy's BLAS (used by estimator/fallback heads): threadpoolctl limit to nt.
+    * numpy's BLAS (used by the estimator head): threadpoolctl limit to nt.
     * torch: torch.set_num_threads(nt); torch.set_num_interop_threads(1).
     * onnxruntime: per session, intra_op_num_threads=nt, inter_op_num_threads=1,
       execution_mode=ORT_SEQUENTIAL (done in make_ort_session).
@@ -264,24 +259,8 @@ def suite_settings():
 
 # ---------------------------------------------------------------------------- fastlstm
 
-def fastlstm_train_impl():
-    """'estimator' when fastlstm.LSTMRegressor exists (timed: partial_fit), else 'fallback'.
-    FASTLSTM_BENCH_TRAIN=fallback (compare.py --fastlstm-train fallback) forces the fallback."""
-    import fastlstm
-    want = os.environ.get("FASTLSTM_BENCH_TRAIN", "auto")
-    has = hasattr(fastlstm, "LSTMRegressor")
-    if want == "estimator" and not has:
-        raise RuntimeError("FASTLSTM_BENCH_TRAIN=estimator but fastlstm.LSTMRegressor does not exist")
-    if want == "fallback":
-        return "fallback"
-    return "estimator" if has else "fallback"
-
-
 def fastlstm_train_label():
-    if fastlstm_train_impl() == "estimator":
-        return "LSTMRegressor(...).partial_fit(X, y) on one batch"
-    from fallback_train import LABEL
-    return LABEL
+    return "LSTMRegressor(...).partial_fit(X, y) on one batch"
 
 
 def make_fastlstm_infer(case, w, x, lengths, nt):
@@ -301,16 +280,11 @@ def make_fastlstm_infer(case, w, x, lengths, nt):
 
 def make_fastlstm_train(case, x, target, lengths, nt):
     import fastlstm
-    if fastlstm_train_impl() == "estimator":
-        est = fastlstm.LSTMRegressor(hidden_sizes=(case.H,) * case.num_layers,
-                                     bidirectional=case.bidirectional, batch_size=case.B,
-                                     epochs=1, shuffle=False, n_threads=nt, random_state=0)
-        X = x if lengths is None else [x[i, :n] for i, n in enumerate(lengths)]
-        return lambda: est.partial_fit(X, target)          # noqa: E731
-    from fallback_train import FallbackTrainStep
-    step = FallbackTrainStep(case.I, case.H, num_layers=case.num_layers,
-                             bidirectional=case.bidirectional, n_threads=nt)
-    return lambda: step(x, target, lengths)                # noqa: E731
+    est = fastlstm.LSTMRegressor(hidden_sizes=(case.H,) * case.num_layers,
+                                 bidirectional=case.bidirectional, batch_size=case.B,
+                                 epochs=1, shuffle=False, n_threads=nt, random_state=0)
+    X = x if lengths is None else [x[i, :n] for i, n in enumerate(lengths)]
+    return lambda: est.partial_fit(X, target)              # noqa: E731
 
 
 # ---------------------------------------------------------------------------- torch
@@ -401,7 +375,7 @@ def build_onnx_lstm(case, w, opset=17):
         inputs.append(helper.make_tensor_value_info("seq_lens", TensorProto.INT32, [case.B]))
     cur = "X"
     for layer in range(case.num_layers):
-        sfx = [f"l{layer}" + ("_reverse" if d else "") for d in range(D)]
+        sfx = [direction_suffix(layer, d) for d in range(D)]
         W = np.stack([reorder(w[f"weight_ih_{s}"]) for s in sfx])
         R = np.stack([reorder(w[f"weight_hh_{s}"]) for s in sfx])
         Bb = np.stack([np.concatenate([reorder(w[f"bias_ih_{s}"]), reorder(w[f"bias_hh_{s}"])])
@@ -476,7 +450,7 @@ def make_keras_infer(case, w, x, lengths, nt):
     for layer, kl in enumerate(rnn_layers):
         subs = [kl.forward_layer, kl.backward_layer] if case.bidirectional else [kl]
         for d, sub in enumerate(subs):
-            sfx = f"l{layer}" + ("_reverse" if d else "")
+            sfx = direction_suffix(layer, d)
             # Keras gate order (i, f, c, o) equals PyTorch's (i, f, g, o)
             sub.set_weights([w[f"weight_ih_{sfx}"].T, w[f"weight_hh_{sfx}"].T,
                              w[f"bias_ih_{sfx}"] + w[f"bias_hh_{sfx}"]])

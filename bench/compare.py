@@ -439,16 +439,11 @@ def parse(argv):
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--gemm-size", type=int, default=2048)
     ap.add_argument("--gemm-reps", type=int, default=None)
-    ap.add_argument("--fastlstm-train", choices=("auto", "estimator", "fallback"), default=None,
-                    help="fastlstm training step: LSTMRegressor.partial_fit when it exists "
-                         "(auto, default) or the layer-level fallback in fallback_train.py")
     ap.add_argument("--from-json", metavar="PATH",
                     help="measure nothing: re-render --markdown/--plot from a --json of an "
                          "earlier run")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
-    if a.fastlstm_train:
-        os.environ["FASTLSTM_BENCH_TRAIN"] = a.fastlstm_train      # children inherit it
     a.cases = bl.parse_shapes(a.shapes)
     a.modes = [m for m in a.modes.split(",") if m]
     if any(m not in bl.MODES for m in a.modes):

@@ -15,8 +15,7 @@ does. Elsewhere (no /proc) ru_maxrss is the fallback.
 * peak RSS of one training step at shape c (I=64, H=256, T=100, B=128):
   max RSS after import and after creating the input arrays is the baseline;
   the figure is the increase of max RSS over it caused by building the model
-  and running one step (fastlstm: LSTMRegressor.partial_fit, or the fallback
-  step while the estimators do not exist; torch: LSTM -> Linear -> MSE ->
+  and running one step (fastlstm: LSTMRegressor.partial_fit; torch: LSTM -> Linear -> MSE ->
   backward -> Adam; Keras: train_on_batch).
 
 Run alone: ``python bench/footprint.py [--threads N] [--repeats 5] [--json out.json]``.

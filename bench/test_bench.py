@@ -9,7 +9,7 @@ For the interleaved, peer-fair comparison with Keras, GEMM peak and
 RESULTS.md, use ``python bench/compare.py``.
 
 extra_info of each benchmark: GFLOP per call, GFLOP/s at the median, threads,
-and what the fastlstm training step is (estimator partial_fit or fallback).
+and what the fastlstm training step is (LSTMRegressor.partial_fit).
 """
 import time
 
