@@ -10,6 +10,8 @@ import pickle
 import numpy as np
 import pytest
 
+from helpers import CELLS
+
 import fastlstm
 from fastlstm.estimators import LSTMClassifier, LSTMForecaster, LSTMRegressor
 from fastlstm.exceptions import DivergenceError, NotFittedError
@@ -228,7 +230,7 @@ def test_blobs_accuracy_like_sklearn_check():
         assert (est.predict(Xp) == yp).mean() > 0.83
 
 
-@pytest.mark.parametrize("cell", ["lstm", "peephole", "cifg", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_every_cell_trains(cell):
     X, y = _seq_data()
     est = LSTMRegressor(**dict(FAST, cell=cell, epochs=5, learning_rate=0.01,

@@ -15,25 +15,16 @@ uses H=17, B=17 (two unit blocks, two batch chunks).
 import numpy as np
 import pytest
 
-from helpers import FD_CELL_ACTS, record_error
-import kernel_util as ku
+from helpers import (FD_ELEMENTWISE_CELL_ACTS, FD_EPS, FD_RTOL, assert_cifg_forget_rows_zero,
+                     check_directional, check_elementwise, fd_directional_grid, fd_error,
+                     fd_skip, kernel_infer, kernel_train, make_case, make_layer,
+                     projected_loss, random_lengths, record_error, seed_of)
 
 B, T, I, H = 3, 4, 3, 18   # H = 18: one full unit block (vector epilogues) and a partial one
 LENGTHS = np.array([4, 1, 3])  # full length, length 1 and one in between
 
-# Central differences in float64 with eps = 1e-6: truncation error ~ eps^2 f''' ~ 1e-12,
-# rounding error ~ 1e-16 |loss| / eps ~ 1e-9 for |loss| ~ 10 (the kernels' float64
-# exp is accurate to ~2e-16, so it adds nothing visible). Measured errors are ~1e-9
-# and below; a wrong formula gives errors of order 1e-2 .. 1. The error is relative,
-# |fd - an| / max(|fd|, |an|, 1), i.e. absolute below magnitude 1.
-# relu and hard_sigmoid have kinks; random data lands within eps of one with
-# probability ~1e-6 per element and the seeds are fixed, so there is no flakiness.
-FD_EPS = 1e-6
-FD_RTOL = 1e-6
-
-
-def _fd_error(fd, an):
-    return abs(fd - an) / max(abs(fd), abs(an), 1.0)
+# Step, error and tolerance: helpers.FD_EPS, helpers.fd_error and helpers.FD_RTOL
+# (relative error 1e-6; measured ~1e-9, a wrong formula gives 1e-2 .. 1; see there).
 
 
 class _Probe:
@@ -74,67 +65,37 @@ class _Probe:
         else:
             inputs[key] = self.base[key] + delta
         try:
-            y, h_n, c_n = ku.kernel_infer(self.layer, inputs["x"], inputs["h0"],
-                                          inputs.get("c0"), self.case["lengths"])
+            y, h_n, c_n = kernel_infer(self.layer, inputs["x"], inputs["h0"],
+                                       inputs.get("c0"), self.case["lengths"])
         finally:
             if key in self.slices:
                 self.buf[...] = self.flat0
                 self.layer.params_updated()
-        return ku.projected_loss(self.case, y, h_n, c_n)
+        return projected_loss(self.case, y, h_n, c_n)
 
 
-def check_directional(layer, case, seed, skip=()):
-    """Every gradient tensor (except ``skip``) along one random direction; returns the
-    worst error and the analytic gradients."""
-    _, _, _, grads, _ = ku.kernel_train(layer, case)
-    probe = _Probe(layer, case)
-    shapes = probe.shapes()
-    assert set(grads) == set(shapes), set(grads) ^ set(shapes)
-    rng = np.random.default_rng(seed + 1)
-    worst = 0.0
-    for key in sorted(shapes):
-        assert grads[key].shape == shapes[key], key
-        if key in skip:
-            continue
-        v = rng.standard_normal(shapes[key])
-        fd = (probe.loss(key, FD_EPS * v) - probe.loss(key, -FD_EPS * v)) / (2 * FD_EPS)
-        an = float(np.sum(grads[key] * v))
-        err = _fd_error(fd, an)
-        worst = max(worst, err)
-        assert err < FD_RTOL, (key, fd, an, err)
-    return worst, grads
+def _grads_and_probe(layer, case):
+    """The kernels' analytic gradients on ``case`` and a _Probe for the same layer."""
+    return kernel_train(layer, case)[3], _Probe(layer, case)
 
 
-CELL_ACTS = FD_CELL_ACTS
-
-
-@pytest.mark.parametrize("use_init", [False, True], ids=["zero_state", "init_state"])
-@pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
-@pytest.mark.parametrize("num_layers", [1, 2], ids=["L1", "L2"])
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("cell,activation,gate_activation", CELL_ACTS,
-                         ids=["-".join(c) for c in CELL_ACTS])
+@fd_directional_grid
 def test_fd_directional(cell, activation, gate_activation, bidirectional, num_layers,
                         use_lengths, use_init):
-    seed = ku.seed_of("gradcheck", cell, activation, gate_activation, bidirectional,
-                      num_layers, use_lengths, use_init)
+    seed = seed_of("gradcheck", cell, activation, gate_activation, bidirectional,
+                   num_layers, use_lengths, use_init)
     # scale=1.0 (larger than PyTorch's init) puts some pre-activations in the saturated
     # and dead regions of hard_sigmoid / relu, so those backward branches run too.
-    case = ku.make_case(cell, B, T, I, H, num_layers, bidirectional, use_lengths, use_init,
-                        seed, scale=1.0, lengths=LENGTHS)
-    layer = ku.make_layer(cell, I, H, num_layers, bidirectional, activation, gate_activation,
-                          params=case["params"])
-    # With c0 = 0 and a dead relu candidate (g = 0), c_1 = f*c0 + i*g is exactly 0 and
-    # h_1 = o*relu(c_1) sits on relu's kink for perturbations of c0: the derivative there
-    # is one-sided (relu'(0) = 0, like PyTorch). c0 is checked by the init_state cases.
-    skip = ("c0",) if (activation == "relu" and not use_init) else ()
-    worst, grads = check_directional(layer, case, seed, skip)
+    case = make_case(cell, B, T, I, H, num_layers, bidirectional, use_lengths, use_init,
+                     seed, scale=1.0, lengths=LENGTHS)
+    layer = make_layer(cell, I, H, num_layers, bidirectional, activation, gate_activation,
+                       params=case["params"])
+    grads, probe = _grads_and_probe(layer, case)
+    worst = check_directional(grads, probe.shapes(), probe.loss, seed,
+                              fd_skip(activation, use_init))
     record_error("kernel finite differences, directional (rel)", worst)
     if cell == "cifg":
-        # f = 1 - i: the forget-gate rows never enter the computation -> exactly zero.
-        for name, g in grads.items():
-            if name.startswith(("weight_ih", "weight_hh", "bias")):
-                assert np.all(g[H:2 * H] == 0), name
+        assert_cifg_forget_rows_zero(grads, H)
 
 
 @pytest.mark.parametrize("cell,activation,gate_activation",
@@ -145,50 +106,39 @@ def test_fd_directional_two_blocks(cell, activation, gate_activation):
     """H=17, B=17: two unit blocks (one nearly all padding) and two batch chunks,
     bidirectional, 2 layers, lengths and initial state."""
     b, h = 17, 17
-    seed = ku.seed_of("gradcheck-blocks", cell, activation, gate_activation)
+    seed = seed_of("gradcheck-blocks", cell, activation, gate_activation)
     rng = np.random.default_rng(seed)
-    case = ku.make_case(cell, b, T, I, h, 2, True, True, True, seed, scale=0.5,
-                        lengths=ku.random_lengths(rng, b, T))
-    layer = ku.make_layer(cell, I, h, 2, True, activation, gate_activation,
-                          params=case["params"])
-    worst, _ = check_directional(layer, case, seed)
+    case = make_case(cell, b, T, I, h, 2, True, True, True, seed, scale=0.5,
+                     lengths=random_lengths(rng, b, T))
+    layer = make_layer(cell, I, h, 2, True, activation, gate_activation,
+                       params=case["params"])
+    grads, probe = _grads_and_probe(layer, case)
+    worst = check_directional(grads, probe.shapes(), probe.loss, seed)
     record_error("kernel finite differences, directional (rel)", worst)
 
 
-@pytest.mark.parametrize("cell,activation,gate_activation",
-                         [("lstm", "tanh", "sigmoid"), ("peephole", "relu", "hard_sigmoid"),
-                          ("cifg", "tanh", "sigmoid"), ("gru", "relu", "sigmoid")])
+@pytest.mark.parametrize("cell,activation,gate_activation", FD_ELEMENTWISE_CELL_ACTS)
 def test_fd_elementwise(cell, activation, gate_activation):
     """Every scalar gradient (each element of x, h0, c0 and every parameter) of a
     bidirectional 2-layer stack with lengths and initial state, tiny sizes."""
     b, t, i, h = 2, 3, 2, 2
-    case = ku.make_case(cell, b, t, i, h, 2, True, True, True,
-                        ku.seed_of("gradcheck-elementwise", cell), scale=1.0, lengths=[3, 2])
-    layer = ku.make_layer(cell, i, h, 2, True, activation, gate_activation,
-                          params=case["params"])
-    _, _, _, grads, _ = ku.kernel_train(layer, case)
-    probe = _Probe(layer, case)
-    worst = 0.0
-    for key, shape in sorted(probe.shapes().items()):
-        for idx in np.ndindex(shape):
-            e = np.zeros(shape)
-            e[idx] = FD_EPS
-            fd = (probe.loss(key, e) - probe.loss(key, -e)) / (2 * FD_EPS)
-            err = _fd_error(fd, grads[key][idx])
-            worst = max(worst, err)
-            assert err < FD_RTOL, (key, idx, fd, grads[key][idx], err)
+    case = make_case(cell, b, t, i, h, 2, True, True, True,
+                     seed_of("gradcheck-elementwise", cell), scale=1.0, lengths=[3, 2])
+    layer = make_layer(cell, i, h, 2, True, activation, gate_activation,
+                       params=case["params"])
+    grads, probe = _grads_and_probe(layer, case)
+    worst = check_elementwise(grads, probe.shapes(), probe.loss)
     record_error("kernel finite differences, elementwise (rel)", worst)
 
 
 def test_fd_detects_a_wrong_gradient():
     """Negative control: the check is sharp enough to see a gradient that is off by
     1% in one tensor (so passing it means something)."""
-    case = ku.make_case("lstm", B, T, I, H, 1, False, False, True, 7, scale=1.0)
-    layer = ku.make_layer("lstm", I, H, params=case["params"])
-    _, _, _, grads, _ = ku.kernel_train(layer, case)
-    probe = _Probe(layer, case)
+    case = make_case("lstm", B, T, I, H, 1, False, False, True, 7, scale=1.0)
+    layer = make_layer("lstm", I, H, params=case["params"])
+    grads, probe = _grads_and_probe(layer, case)
     v = np.random.default_rng(0).standard_normal(grads["weight_hh_l0"].shape)
     fd = (probe.loss("weight_hh_l0", FD_EPS * v)
           - probe.loss("weight_hh_l0", -FD_EPS * v)) / (2 * FD_EPS)
-    assert _fd_error(fd, float(np.sum(grads["weight_hh_l0"] * v))) < FD_RTOL
-    assert _fd_error(fd, float(np.sum(1.01 * grads["weight_hh_l0"] * v))) > 100 * FD_RTOL
+    assert fd_error(fd, float(np.sum(grads["weight_hh_l0"] * v))) < FD_RTOL
+    assert fd_error(fd, float(np.sum(1.01 * grads["weight_hh_l0"] * v))) > 100 * FD_RTOL

@@ -11,67 +11,48 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers import record_error
-import kernel_util as ku
+from helpers import (CELLS, ONNX_ACTS, ONNX_ATOL, ONNX_RTOL, assert_cifg_forget_rows_zero,
+                     assert_close_all, compare_with_onnx, kernel_infer, kernel_train, make_case,
+                     make_layer, onnx_grid, random_lengths, record_error, seed_of)
 
 pytest.importorskip("onnxruntime")
 
-# Both sides in float32 on identical inputs, with different vectorised sigmoid/tanh
-# (each within ~1e-7 of the truth) and different summation orders. Measured
-# differences are a few 1e-7; atol 5e-6 + rtol 1e-5 allows float32 rounding (eps 6e-8)
-# to grow over I+H-term dot products and a few time steps (relu cells grow values past
-# 1, hence the relative part), while a layout or formula error is ~1e-1.
-ATOL, RTOL = 5e-6, 1e-5
-CELLS = ("lstm", "peephole", "cifg", "gru")
+# Tolerance: helpers.ONNX_ATOL / ONNX_RTOL (atol 5e-6 + rtol 1e-5; see there). Both
+# sides in float32 on identical inputs, with different vectorised sigmoid/tanh and
+# summation orders; measured differences are a few 1e-7, a layout or formula error
+# is ~1e-1.
 
 
 def _case(cell, bidirectional, use_init, use_lengths, seed, L=1, sizes=(3, 5, 3, 7)):
     b, t, i, h = sizes
-    return ku.make_case(cell, b, t, i, h, L, bidirectional, use_lengths, use_init, seed,
-                        dtype=np.float32, lengths=[5, 2, 1][:b] if use_lengths else None)
+    return make_case(cell, b, t, i, h, L, bidirectional, use_lengths, use_init, seed,
+                     dtype=np.float32, lengths=[5, 2, 1][:b] if use_lengths else None)
 
 
 def _compare(case, cell, bidirectional, activation="tanh", gate_activation="sigmoid"):
     """One layer, kernel vs ORT; returns the max abs difference."""
     i, h = case["x"].shape[2], case["params"]["weight_hh_l0"].shape[1]
-    layer = ku.make_layer(cell, i, h, 1, bidirectional, activation, gate_activation,
-                          dtype="float32", params=case["params"])
-    y, h_n, c_n = ku.kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
-    Y, Y_h, Y_c = helpers.onnx_lstm_run(case["params"], np.transpose(case["x"], (1, 0, 2)),
-                                        case["h0"], case["c0"], case["lengths"], cell,
-                                        bidirectional, activation, gate_activation)
-    Y = np.transpose(Y, (1, 0, 2))   # (B, T, D*H) like ours
-    np.testing.assert_allclose(y, Y, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(h_n, Y_h, rtol=RTOL, atol=ATOL)
-    err = max(helpers.max_abs_diff(y, Y), helpers.max_abs_diff(h_n, Y_h))
-    if cell != "gru":
-        np.testing.assert_allclose(c_n, Y_c, rtol=RTOL, atol=ATOL)
-        err = max(err, helpers.max_abs_diff(c_n, Y_c))
-    if case["lengths"] is not None:
-        for b, n in enumerate(case["lengths"]):
-            assert np.all(y[b, n:] == 0) and np.all(Y[b, n:] == 0)
-    return err
+    layer = make_layer(cell, i, h, 1, bidirectional, activation, gate_activation,
+                       dtype="float32", params=case["params"])
+    ours = kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
+    return compare_with_onnx(ours, case, cell, bidirectional, activation, gate_activation)
 
 
-@pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
-@pytest.mark.parametrize("use_init", [False, True], ids=["zero_state", "init_state"])
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("cell", CELLS)
+@onnx_grid
 def test_onnx_parity(cell, bidirectional, use_init, use_lengths):
     case = _case(cell, bidirectional, use_init, use_lengths,
-                 ku.seed_of("onnx-kernel", cell, bidirectional, use_init, use_lengths))
+                 seed_of("onnx-kernel", cell, bidirectional, use_init, use_lengths))
     record_error(f"ONNX Runtime vs kernel {cell} float32 (abs)",
                  _compare(case, cell, bidirectional))
 
 
-@pytest.mark.parametrize("activation,gate_activation",
-                         [("relu", "sigmoid"), ("tanh", "hard_sigmoid"), ("relu", "hard_sigmoid")])
+@pytest.mark.parametrize("activation,gate_activation", ONNX_ACTS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_onnx_parity_activations(cell, activation, gate_activation):
     """ORT's Relu / HardSigmoid (alpha 0.2, beta 0.5) activations; bidirectional with
     lengths and initial state."""
     case = _case(cell, True, True, True,
-                 ku.seed_of("onnx-kernel-act", cell, activation, gate_activation))
+                 seed_of("onnx-kernel-act", cell, activation, gate_activation))
     record_error(f"ONNX Runtime vs kernel {activation}/{gate_activation} float32 (abs)",
                  _compare(case, cell, True, activation, gate_activation))
 
@@ -79,9 +60,9 @@ def test_onnx_parity_activations(cell, activation, gate_activation):
 @pytest.mark.parametrize("cell", CELLS)
 def test_onnx_block_edges(cell):
     """H = 17 and B = 17: two unit blocks, two batch chunks."""
-    rng = np.random.default_rng(ku.seed_of("onnx-edges", cell))
-    case = ku.make_case(cell, 17, 4, 2, 17, 1, True, True, True, ku.seed_of("onnx-e", cell),
-                        dtype=np.float32, lengths=ku.random_lengths(rng, 17, 4))
+    rng = np.random.default_rng(seed_of("onnx-edges", cell))
+    case = make_case(cell, 17, 4, 2, 17, 1, True, True, True, seed_of("onnx-e", cell),
+                     dtype=np.float32, lengths=random_lengths(rng, 17, 4))
     record_error(f"ONNX Runtime vs kernel {cell} float32 (abs)", _compare(case, cell, True))
 
 
@@ -90,10 +71,10 @@ def test_onnx_two_layer_stack(cell):
     """A bidirectional 2-layer stack equals two chained ORT layers (layer 1 reads the
     concatenated [forward, reverse] output of layer 0)."""
     D, L = 2, 2
-    case = _case(cell, True, True, True, ku.seed_of("onnx-stack", cell), L=L)
+    case = _case(cell, True, True, True, seed_of("onnx-stack", cell), L=L)
     i, h = case["x"].shape[2], case["params"]["weight_hh_l0"].shape[1]
-    layer = ku.make_layer(cell, i, h, L, True, dtype="float32", params=case["params"])
-    y, h_n, c_n = ku.kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
+    layer = make_layer(cell, i, h, L, True, dtype="float32", params=case["params"])
+    ours = kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
     inp = np.transpose(case["x"], (1, 0, 2))
     hs, cs = [], []
     for k in range(L):
@@ -103,13 +84,9 @@ def test_onnx_two_layer_stack(cell):
             case["lengths"], cell, True, layer=k)
         hs.append(Y_h)
         cs.append(Y_c)
-    Y = np.transpose(inp, (1, 0, 2))
-    np.testing.assert_allclose(y, Y, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(h_n, np.concatenate(hs), rtol=RTOL, atol=ATOL)
-    err = max(helpers.max_abs_diff(y, Y), helpers.max_abs_diff(h_n, np.concatenate(hs)))
-    if cell != "gru":
-        np.testing.assert_allclose(c_n, np.concatenate(cs), rtol=RTOL, atol=ATOL)
-        err = max(err, helpers.max_abs_diff(c_n, np.concatenate(cs)))
+    theirs = (np.transpose(inp, (1, 0, 2)), np.concatenate(hs),
+              None if cell == "gru" else np.concatenate(cs))
+    err = assert_close_all(ours, theirs, ONNX_RTOL, ONNX_ATOL)
     record_error(f"ONNX Runtime vs kernel {cell} float32 (abs)", err)
 
 
@@ -117,23 +94,20 @@ def test_cifg_ignores_forget_rows_like_onnx():
     """input_forget=1: ORT ignores the forget-gate rows of W, R and B; so does the cifg
     kernel (bitwise identical outputs when those rows change), and its forget-row
     gradients are exactly zero; while plain lstm with the same weights differs."""
-    case = _case("cifg", True, True, True, ku.seed_of("onnx-cifg-kernel"))
+    case = _case("cifg", True, True, True, seed_of("onnx-cifg-kernel"))
     i, h = case["x"].shape[2], case["params"]["weight_hh_l0"].shape[1]
-    layer = ku.make_layer("cifg", i, h, 1, True, dtype="float32", params=case["params"])
-    base = ku.kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
+    layer = make_layer("cifg", i, h, 1, True, dtype="float32", params=case["params"])
+    base = kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
     changed = {k: v.copy() for k, v in case["params"].items()}
     for v in changed.values():
         v[h:2 * h] += 5.0
     layer.load_state_dict(changed)
-    moved = ku.kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
+    moved = kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
     for a, b in zip(base, moved):
         np.testing.assert_array_equal(a, b)
-    grads = ku.kernel_train(layer, case)[3]
-    for name, g in grads.items():
-        if name.startswith(("weight", "bias")):
-            assert np.all(g[h:2 * h] == 0), name
+    assert_cifg_forget_rows_zero(kernel_train(layer, case)[3], h)
     record_error("ONNX Runtime vs kernel cifg float32 (abs)",
                  _compare(dict(case, params=changed), "cifg", True))
-    plain = ku.make_layer("lstm", i, h, 1, True, dtype="float32", params=case["params"])
-    y_plain = ku.kernel_infer(plain, case["x"], case["h0"], case["c0"], case["lengths"])[0]
+    plain = make_layer("lstm", i, h, 1, True, dtype="float32", params=case["params"])
+    y_plain = kernel_infer(plain, case["x"], case["h0"], case["c0"], case["lengths"])[0]
     assert helpers.max_abs_diff(y_plain, base[0]) > 1e-2

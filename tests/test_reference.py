@@ -10,52 +10,18 @@ Every comparison records its largest error with helpers.record_error; the table 
 printed at the end of the pytest run ("max measured errors").
 """
 
-import zlib
-
 import numpy as np
 import pytest
 
 import helpers
-from helpers import max_abs_diff, record_error, reference as ref
+from helpers import (CELLS, FD_ELEMENTWISE_CELL_ACTS, ONNX_ACTS, assert_cifg_forget_rows_zero,
+                     check_all, check_directional, check_elementwise, compare_with_onnx,
+                     fd_directional_grid, fd_skip, make_case, max_abs_diff, onnx_grid,
+                     projected_loss, record_error, reference as ref, reference_train, seed_of)
 
 # Sizes for the finite-difference grid: tiny, so that each check is cheap.
 B, T, I, H = 3, 4, 3, 4
 LENGTHS = np.array([4, 1, 3])  # full length, length 1 and one in between
-
-
-def _seed(*parts):
-    """A stable per-test seed, so each parametrisation draws different data."""
-    return zlib.crc32(repr(parts).encode())
-
-
-def make_case(cell, bidirectional, num_layers, use_lengths, use_init, seed,
-              sizes=(B, T, I, H), lengths=LENGTHS, dropout=None, scale=1.0):
-    """Random inputs, parameters and loss projections for one stack configuration.
-
-    scale=1.0 (larger than PyTorch's 1/sqrt(H) init) pushes some pre-activations
-    into the saturated / dead regions of hard_sigmoid and relu, so those branches
-    of the backward are exercised too.
-    """
-    b, t, i, h = sizes
-    rng = np.random.default_rng(seed)
-    D = 2 if bidirectional else 1
-    LD = num_layers * D
-    has_c = cell != "gru"
-    case = dict(
-        params=helpers.random_params(cell, i, h, num_layers, bidirectional, rng, scale=scale),
-        x=rng.standard_normal((b, t, i)),
-        h0=rng.standard_normal((LD, b, h)) if use_init else None,
-        c0=rng.standard_normal((LD, b, h)) if (use_init and has_c) else None,
-        lengths=np.asarray(lengths) if use_lengths else None,
-        dy=rng.standard_normal((b, t, D * h)),  # nonzero at padded steps too: must be ignored
-        dh_n=rng.standard_normal((LD, b, h)),
-        dc_n=rng.standard_normal((LD, b, h)) if has_c else None,
-        dropout_masks=None,
-    )
-    if dropout is not None and num_layers > 1:
-        keep = [rng.random((b, t, D * h)) >= dropout for _ in range(num_layers - 1)]
-        case["dropout_masks"] = [k / (1.0 - dropout) for k in keep]
-    return case
 
 
 def run_stack(case, cell, bidirectional, num_layers, activation, gate_activation, **override):
@@ -66,13 +32,6 @@ def run_stack(case, cell, bidirectional, num_layers, activation, gate_activation
     return ref.stack_forward(params, inp["x"], inp["h0"], inp["c0"], case["lengths"],
                              num_layers, bidirectional, cell, activation, gate_activation,
                              dropout_masks=case["dropout_masks"])
-
-
-def projected_loss(case, y, h_n, c_n):
-    loss = np.sum(case["dy"] * y) + np.sum(case["dh_n"] * h_n)
-    if c_n is not None:
-        loss += np.sum(case["dc_n"] * c_n)
-    return loss
 
 
 def base_inputs(case, cell, bidirectional, num_layers):
@@ -87,135 +46,75 @@ def base_inputs(case, cell, bidirectional, num_layers):
     return inputs
 
 
-def analytic_grads(case, cell, bidirectional, num_layers, activation, gate_activation):
-    y, h_n, c_n, cache = run_stack(case, cell, bidirectional, num_layers, activation,
-                                   gate_activation)
-    return ref.stack_backward(cache, case["dy"], case["dh_n"], case["dc_n"])
-
-
-# Finite-difference step and tolerance.
-# Central differences in float64 with eps = 1e-6: truncation error ~ eps^2 * f''' ~ 1e-12,
-# rounding error ~ 1e-16 * |loss| / eps ~ 1e-9 for |loss| ~ 10. Measured errors are
-# ~1e-9 and below; a wrong formula gives errors of order 1e-2 .. 1. The error is
-# relative, |fd - an| / max(|fd|, |an|, 1): below magnitude 1 it is absolute.
-# relu and hard_sigmoid have kinks; random data lands within eps of one with
-# probability ~1e-6 per element, and the seeds are fixed, so no flakiness.
-FD_EPS = 1e-6
-FD_RTOL = 1e-6
-
-
-def _fd_error(fd, an):
-    return abs(fd - an) / max(abs(fd), abs(an), 1.0)
-
-
-def check_directional(case, cell, bidirectional, num_layers, activation, gate_activation, seed,
-                      skip=()):
-    """For every gradient tensor (except those in ``skip``), compare its projection on
-    a random direction with the central difference of the loss along that direction."""
-    grads = analytic_grads(case, cell, bidirectional, num_layers, activation, gate_activation)
+def grads_and_loss(case, cell, bidirectional, num_layers, activation, gate_activation):
+    """The reference's analytic gradients on ``case``, the shape of every differentiable
+    input, and loss(key, delta): the projected loss with input ``key`` moved by delta
+    (the arguments helpers.check_directional / check_elementwise take)."""
+    grads = reference_train(case, cell, num_layers, bidirectional, activation, gate_activation,
+                            dropout_masks=case["dropout_masks"])[3]
     base = base_inputs(case, cell, bidirectional, num_layers)
-    assert set(grads) == set(base), set(grads) ^ set(base)
-    rng = np.random.default_rng(seed + 1)
-    worst = 0.0
-    for key in sorted(base):
-        assert grads[key].shape == base[key].shape, key
-        if key in skip:
-            continue
-        v = rng.standard_normal(base[key].shape)
-        plus = run_stack(case, cell, bidirectional, num_layers, activation, gate_activation,
-                         **{key: base[key] + FD_EPS * v})
-        minus = run_stack(case, cell, bidirectional, num_layers, activation, gate_activation,
-                          **{key: base[key] - FD_EPS * v})
-        fd = (projected_loss(case, *plus[:3]) - projected_loss(case, *minus[:3])) / (2 * FD_EPS)
-        an = float(np.sum(grads[key] * v))
-        err = _fd_error(fd, an)
-        worst = max(worst, err)
-        assert err < FD_RTOL, (key, fd, an, err)
-    return worst, grads
+
+    def loss(key, delta):
+        out = run_stack(case, cell, bidirectional, num_layers, activation, gate_activation,
+                        **{key: base[key] + delta})
+        return projected_loss(case, *out[:3])
+    return grads, {k: v.shape for k, v in base.items()}, loss
 
 
-def check_elementwise(case, cell, bidirectional, num_layers, activation, gate_activation):
-    """Central difference for every single scalar input (slow: tiny sizes only)."""
-    grads = analytic_grads(case, cell, bidirectional, num_layers, activation, gate_activation)
-    base = base_inputs(case, cell, bidirectional, num_layers)
-    assert set(grads) == set(base)
-    worst = 0.0
-    for key in sorted(base):
-        for idx in np.ndindex(base[key].shape):
-            vals = []
-            for sign in (1, -1):
-                a = base[key].copy()
-                a[idx] += sign * FD_EPS
-                out = run_stack(case, cell, bidirectional, num_layers, activation,
-                                gate_activation, **{key: a})
-                vals.append(projected_loss(case, *out[:3]))
-            fd = (vals[0] - vals[1]) / (2 * FD_EPS)
-            err = _fd_error(fd, grads[key][idx])
-            worst = max(worst, err)
-            assert err < FD_RTOL, (key, idx, fd, grads[key][idx], err)
-    return worst
+# Finite differences: step helpers.FD_EPS, error helpers.fd_error, tolerance
+# helpers.FD_RTOL (relative error 1e-6; measured ~1e-9, a wrong formula gives
+# 1e-2 .. 1; see there).
 
 
-CELL_ACTS = helpers.FD_CELL_ACTS
-
-
-@pytest.mark.parametrize("use_init", [False, True], ids=["zero_state", "init_state"])
-@pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
-@pytest.mark.parametrize("num_layers", [1, 2], ids=["L1", "L2"])
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("cell,activation,gate_activation", CELL_ACTS,
-                         ids=["-".join(c) for c in CELL_ACTS])
+@fd_directional_grid
 def test_fd_directional(cell, activation, gate_activation, bidirectional, num_layers,
                         use_lengths, use_init):
-    seed = _seed(cell, activation, gate_activation, bidirectional, num_layers, use_lengths,
-                 use_init)
-    case = make_case(cell, bidirectional, num_layers, use_lengths, use_init, seed)
-    # With c0 = 0 and a dead relu candidate (g = 0), c_1 = f*c0 + i*g is exactly 0 and
-    # h_1 = o*relu(c_1) sits on relu's kink for perturbations of c0: the derivative there
-    # is one-sided (we use relu'(0) = 0, like PyTorch). The c0 gradient is checked by the
-    # init_state cases instead.
-    skip = ("c0",) if (activation == "relu" and not use_init) else ()
-    worst, grads = check_directional(case, cell, bidirectional, num_layers, activation,
-                                     gate_activation, seed, skip)
+    seed = seed_of(cell, activation, gate_activation, bidirectional, num_layers, use_lengths,
+                   use_init)
+    # scale=1.0 (larger than PyTorch's 1/sqrt(H) init) pushes some pre-activations into
+    # the saturated / dead regions of hard_sigmoid and relu, so those branches of the
+    # backward are exercised too (as in every finite-difference case here).
+    case = make_case(cell, B, T, I, H, num_layers, bidirectional, use_lengths, use_init, seed,
+                     scale=1.0, lengths=LENGTHS)
+    grads, shapes, loss = grads_and_loss(case, cell, bidirectional, num_layers, activation,
+                                         gate_activation)
+    worst = check_directional(grads, shapes, loss, seed, fd_skip(activation, use_init))
     record_error("finite differences, directional (rel)", worst)
     if cell == "cifg":
-        # f = 1 - i: the forget-gate rows never enter the computation.
-        for name, g in grads.items():
-            if name.startswith(("weight_i", "weight_h", "bias")):
-                assert np.all(g[H:2 * H] == 0), name
+        assert_cifg_forget_rows_zero(grads, H)
 
 
-@pytest.mark.parametrize("cell,activation,gate_activation",
-                         [("lstm", "tanh", "sigmoid"), ("peephole", "relu", "hard_sigmoid"),
-                          ("cifg", "tanh", "sigmoid"), ("gru", "relu", "sigmoid")])
+@pytest.mark.parametrize("cell,activation,gate_activation", FD_ELEMENTWISE_CELL_ACTS)
 def test_fd_elementwise(cell, activation, gate_activation):
     """Every scalar gradient of a bidirectional 2-layer stack with lengths and initial state."""
-    case = make_case(cell, True, 2, True, True, _seed("elementwise", cell),
-                     sizes=(2, 3, 2, 2), lengths=[3, 2])
-    worst = check_elementwise(case, cell, True, 2, activation, gate_activation)
+    case = make_case(cell, 2, 3, 2, 2, 2, True, True, True, seed_of("elementwise", cell),
+                     scale=1.0, lengths=[3, 2])
+    worst = check_elementwise(*grads_and_loss(case, cell, True, 2, activation, gate_activation))
     record_error("finite differences, elementwise (rel)", worst)
 
 
-@pytest.mark.parametrize("cell", ref.CELLS)
+@pytest.mark.parametrize("cell", CELLS)
 def test_fd_dropout_masks(cell):
     """Dropout masks between layers (3 layers, bidirectional, lengths)."""
-    seed = _seed("dropout", cell)
-    case = make_case(cell, True, 3, True, True, seed, dropout=0.4)
+    seed = seed_of("dropout", cell)
+    case = make_case(cell, B, T, I, H, 3, True, True, True, seed, scale=1.0, lengths=LENGTHS,
+                     dropout=0.4)
     assert any(np.any(m == 0) for m in case["dropout_masks"])
-    worst, _ = check_directional(case, cell, True, 3, "tanh", "sigmoid", seed)
+    worst = check_directional(*grads_and_loss(case, cell, True, 3, "tanh", "sigmoid"), seed)
     record_error("finite differences, directional (rel)", worst)
 
 
 # ---------------------------------------------------------------- lengths semantics
 
-@pytest.mark.parametrize("cell", ref.CELLS)
+@pytest.mark.parametrize("cell", CELLS)
 def test_lengths_equal_truncated_sequences(cell):
     """With lengths, each sequence behaves exactly as if run alone on its real steps:
     same outputs there, zeros past its length, same final state, same gradients
     (forward and reverse directions, two layers), and dy at padded steps is ignored."""
     L, D = 2, 2
     lengths = np.array([4, 1, 3])
-    case = make_case(cell, True, L, True, True, _seed("trunc", cell), lengths=lengths)
+    case = make_case(cell, B, T, I, H, L, True, True, True, seed_of("trunc", cell), scale=1.0,
+                     lengths=lengths)
     y, h_n, c_n, cache = run_stack(case, cell, True, L, "tanh", "sigmoid")
     grads = ref.stack_backward(cache, case["dy"], case["dh_n"], case["dc_n"])
     dy2 = case["dy"].copy()
@@ -249,7 +148,8 @@ def test_lengths_equal_truncated_sequences(cell):
 def test_dtype_preserved_float32():
     """float32 in -> float32 out and gradients, close to the float64 result
     (atol 1e-5: float32 rounding, eps 6e-8, grown over a few steps and layers)."""
-    case = make_case("lstm", True, 2, True, True, _seed("f32"))
+    case = make_case("lstm", B, T, I, H, 2, True, True, True, seed_of("f32"), scale=1.0,
+                     lengths=LENGTHS)
     y64, h64, c64, cache64 = run_stack(case, "lstm", True, 2, "tanh", "sigmoid")
     g64 = ref.stack_backward(cache64, case["dy"], case["dh_n"], case["dc_n"])
     case32 = dict(case, params={k: v.astype(np.float32) for k, v in case["params"].items()},
@@ -305,28 +205,19 @@ def test_torch_parity(cell, case_args):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     b, t, i, h, L, bi, lengths, use_init, project_state = case_args
-    case = make_case(cell, bi, L, lengths is not None, use_init, _seed("torch", cell, case_args),
-                     sizes=(b, t, i, h), lengths=lengths, scale=1.0 / np.sqrt(h))
+    # PyTorch's own initialisation scale, 1/sqrt(H) (make_case's default)
+    case = make_case(cell, b, t, i, h, L, bi, lengths is not None, use_init,
+                     seed_of("torch", cell, case_args), lengths=lengths)
     if not project_state:
         case["dh_n"] = None
         case["dc_n"] = None
-    y, h_n, c_n, cache = run_stack(case, cell, bi, L, "tanh", "sigmoid")
-    grads = ref.stack_backward(cache, case["dy"], case["dh_n"], case["dc_n"])
-    ty, th, tc, tgrads = helpers.torch_forward_backward(
+    got = reference_train(case, cell, L, bi)
+    if cell == "gru":
+        assert got[2] is None and "c0" not in got[3]
+    want = helpers.torch_forward_backward(
         case["params"], case["x"], case["h0"], case["c0"], case["lengths"], case["dy"],
         case["dh_n"], case["dc_n"], cell, L, bi)
-
-    fwd = max(max_abs_diff(y, ty), max_abs_diff(h_n, th))
-    if cell == "lstm":
-        fwd = max(fwd, max_abs_diff(c_n, tc))
-    else:
-        assert c_n is None and "c0" not in grads
-    assert set(grads) == set(tgrads), set(grads) ^ set(tgrads)
-    bwd = max(max_abs_diff(grads[k], tgrads[k]) for k in grads)
-    record_error(f"PyTorch {cell} float64 forward (abs)", fwd)
-    record_error(f"PyTorch {cell} float64 gradients (abs)", bwd)
-    assert fwd < TORCH_ATOL
-    assert bwd < TORCH_ATOL, {k: max_abs_diff(grads[k], tgrads[k]) for k in grads}
+    check_all(got, want, TORCH_ATOL, f"PyTorch {cell} float64", metric="abs")
 
 
 # ---------------------------------------------------------------- ONNX Runtime parity
@@ -343,16 +234,14 @@ def test_torch_parity(cell, case_args):
 # * HardSigmoid in the activations list uses alpha 0.2, beta 0.5 by default.
 # * ONNX Runtime's LSTM supports float32 only ("LSTM operator does not support double").
 #
-# Tolerance: both sides get the same float32-rounded inputs; the reference runs in
-# float64, ORT in float32 with its own vectorised sigmoid/tanh. Measured differences
-# are ~3e-7; atol 5e-6 + rtol 1e-5 allows float32 rounding (eps 6e-8) to grow over
-# I+H-term dot products and a few time steps, while a layout error is ~1e-1.
-ONNX_ATOL, ONNX_RTOL = 5e-6, 1e-5
+# Tolerance: helpers.ONNX_ATOL / ONNX_RTOL (atol 5e-6 + rtol 1e-5; see there). Both
+# sides get the same float32-rounded inputs; the reference runs in float64, ORT in
+# float32. Measured differences are ~3e-7, a layout error is ~1e-1.
 
 
 def _onnx_case(cell, bidirectional, use_init, use_lengths, seed, sizes=(3, 5, 3, 4)):
     b, t, i, h = sizes
-    case = make_case(cell, bidirectional, 1, use_lengths, use_init, seed, sizes=sizes,
+    case = make_case(cell, b, t, i, h, 1, bidirectional, use_lengths, use_init, seed, scale=1.0,
                      lengths=[5, 2, 1][:b] if use_lengths else None)
     # Round everything to float32 first so that both sides see identical inputs.
     f32 = lambda a: None if a is None else a.astype(np.float32).astype(np.float64)  # noqa: E731
@@ -362,42 +251,27 @@ def _onnx_case(cell, bidirectional, use_init, use_lengths, seed, sizes=(3, 5, 3,
 
 
 def _compare_onnx(case, cell, bidirectional, activation="tanh", gate_activation="sigmoid"):
-    """Run the reference (as one layer) and ORT; return max abs differences."""
+    """Run the reference (as one layer) and ORT; return the max abs difference."""
     y, h_n, c_n, _ = run_stack(case, cell, bidirectional, 1, activation, gate_activation)
-    Y, Y_h, Y_c = helpers.onnx_lstm_run(case["params"], np.transpose(case["x"], (1, 0, 2)),
-                                        case["h0"], case["c0"], case["lengths"], cell,
-                                        bidirectional, activation, gate_activation)
-    y_tb = np.transpose(y, (1, 0, 2))
-    if case["lengths"] is not None:
-        for b, n in enumerate(case["lengths"]):
-            assert np.all(Y[n:, b] == 0)  # ORT zeroes outputs past the length, as we do
-    np.testing.assert_allclose(Y, y_tb, rtol=ONNX_RTOL, atol=ONNX_ATOL)
-    np.testing.assert_allclose(Y_h, h_n, rtol=ONNX_RTOL, atol=ONNX_ATOL)
-    err = max(max_abs_diff(Y, y_tb), max_abs_diff(Y_h, h_n))
-    if cell != "gru":
-        np.testing.assert_allclose(Y_c, c_n, rtol=ONNX_RTOL, atol=ONNX_ATOL)
-        err = max(err, max_abs_diff(Y_c, c_n))
-    return err
+    return compare_with_onnx((y, h_n, c_n), case, cell, bidirectional, activation,
+                             gate_activation)
 
 
-@pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
-@pytest.mark.parametrize("use_init", [False, True], ids=["zero_state", "init_state"])
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("cell", ["lstm", "peephole", "cifg", "gru"])
+@onnx_grid
 def test_onnx_parity(cell, bidirectional, use_init, use_lengths):
     pytest.importorskip("onnxruntime")
     case = _onnx_case(cell, bidirectional, use_init, use_lengths,
-                      _seed("onnx", cell, bidirectional, use_init, use_lengths))
+                      seed_of("onnx", cell, bidirectional, use_init, use_lengths))
     record_error(f"ONNX Runtime {cell} float32 (abs)", _compare_onnx(case, cell, bidirectional))
 
 
-@pytest.mark.parametrize("activation,gate_activation",
-                         [("relu", "sigmoid"), ("tanh", "hard_sigmoid"), ("relu", "hard_sigmoid")])
-@pytest.mark.parametrize("cell", ["lstm", "peephole", "cifg", "gru"])
+@pytest.mark.parametrize("activation,gate_activation", ONNX_ACTS)
+@pytest.mark.parametrize("cell", CELLS)
 def test_onnx_parity_activations(cell, activation, gate_activation):
     """relu / hard_sigmoid against ORT's Relu / HardSigmoid (bidirectional, lengths, state)."""
     pytest.importorskip("onnxruntime")
-    case = _onnx_case(cell, True, True, True, _seed("onnx-act", cell, activation, gate_activation))
+    case = _onnx_case(cell, True, True, True,
+                      seed_of("onnx-act", cell, activation, gate_activation))
     record_error(f"ONNX Runtime {activation}/{gate_activation} float32 (abs)",
                  _compare_onnx(case, cell, True, activation, gate_activation))
 
@@ -411,7 +285,7 @@ def test_onnx_layout_is_needed(monkeypatch, what):
         monkeypatch.setattr(helpers, "ONNX_LSTM_GATES", [0, 1, 2, 3])
     else:
         monkeypatch.setattr(helpers, "ONNX_PEEPHOLE", [0, 1, 2])
-    case = _onnx_case("peephole", False, True, False, _seed("onnx-neg", what))
+    case = _onnx_case("peephole", False, True, False, seed_of("onnx-neg", what))
     case["params"]["weight_peephole_l0"] *= 3  # make the peephole terms matter
     with pytest.raises(AssertionError):
         _compare_onnx(case, "peephole", False)
@@ -421,7 +295,7 @@ def test_onnx_cifg_ignores_forget_rows():
     """ORT with input_forget=1 ignores the forget-gate rows of W, R and B, as the
     reference does; and it really differs from input_forget=0."""
     pytest.importorskip("onnxruntime")
-    case = _onnx_case("cifg", True, True, True, _seed("onnx-cifg"))
+    case = _onnx_case("cifg", True, True, True, seed_of("onnx-cifg"))
     x_tbi = np.transpose(case["x"], (1, 0, 2))
     args = (x_tbi, case["h0"], case["c0"], case["lengths"])
     base = helpers.onnx_lstm_run(case["params"], *args, "cifg", True)

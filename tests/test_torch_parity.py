@@ -7,14 +7,14 @@ see helpers.torch_forward_backward). Weights reach the layer through
 ``layer.load_state_dict(torch_module.state_dict())``; the other direction
 (``layer.state_dict()`` into PyTorch) is tested too.
 
-Errors are kernel_util.rel_err: max |ours - torch| / max(1, max |torch|) per array.
+Errors are helpers.rel_err: max |ours - torch| / max(1, max |torch|) per array.
 """
 import numpy as np
 import pytest
 
 import helpers
-from helpers import record_error
-import kernel_util as ku
+from helpers import (check_all, kernel_infer, kernel_train, make_case, make_layer, record_error,
+                     rel_err, seed_of)
 
 torch = pytest.importorskip("torch")
 
@@ -74,32 +74,27 @@ CASE_IDS = [f"B{c[0]}T{c[1]}I{c[2]}H{c[3]}L{c[4]}{'bi' if c[5] else 'uni'}"
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_torch_parity(cell, case_args, dtype):
     b, t, i, h, L, bi, lengths, use_init, project_state = case_args
-    seed = ku.seed_of("torch", cell, case_args, dtype)
+    seed = seed_of("torch", cell, case_args, dtype)
     rng = np.random.default_rng(seed)
     if lengths == "random":
         lengths = rng.integers(1, t + 1, b)
     np_dtype = np.dtype(dtype)
     # PyTorch's own initialisation scale (1/sqrt(H)), drawn in float64 and rounded to
     # the tested dtype so both sides hold the same numbers.
-    case = ku.make_case(cell, b, t, i, h, L, bi, lengths is not None, use_init, seed,
-                        dtype=np_dtype, lengths=lengths)
+    case = make_case(cell, b, t, i, h, L, bi, lengths is not None, use_init, seed,
+                     dtype=np_dtype, lengths=lengths)
     if not project_state:
         case["dh_n"] = None
         case["dc_n"] = None
     mod = helpers.torch_module_from_params(case["params"], cell, i, h, L, bi, dtype=np_dtype)
-    layer = ku.make_layer(cell, i, h, L, bi, dtype=dtype)
+    layer = make_layer(cell, i, h, L, bi, dtype=dtype)
     layer.load_state_dict(mod.state_dict())          # torch tensors straight in
-    got = ku.kernel_train(layer, case)[:4]
+    got = kernel_train(layer, case)[:4]
     want = helpers.torch_forward_backward(
         case["params"], case["x"], case["h0"], case["c0"], case["lengths"], case["dy"],
         case["dh_n"], case["dc_n"], cell, L, bi, dtype=np_dtype)
     assert got[0].dtype == np_dtype
-    fwd, bwd = ku.compare_all(got, want)
-    worst = max(bwd.values())
-    record_error(f"PyTorch {cell} {dtype} kernel forward (rel)", fwd)
-    record_error(f"PyTorch {cell} {dtype} kernel gradients (rel)", worst)
-    assert fwd < TOL[dtype], fwd
-    assert worst < TOL[dtype], {k: v for k, v in bwd.items() if v >= TOL[dtype]}
+    check_all(got, want, TOL[dtype], f"PyTorch {cell} {dtype} kernel")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -109,7 +104,7 @@ def test_state_dict_into_torch(cell, dtype):
     whatever the layer keeps in bias_ih / bias_hh; x may also be a torch tensor."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     b, t, i, h, L = 4, 5, 3, 11, 2
-    layer = ku.make_layer(cell, i, h, L, True, dtype=dtype, random_state=0)
+    layer = make_layer(cell, i, h, L, True, dtype=dtype, random_state=0)
     sd = layer.state_dict()
     assert set(sd) == set(helpers.param_names(cell, L, True))
     cls = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
@@ -120,20 +115,20 @@ def test_state_dict_into_torch(cell, dtype):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((b, t, i)).astype(dtype)
     lengths = np.array([5, 2, 4, 1])
-    y, h_n, c_n = ku.kernel_infer(layer, torch.from_numpy(x), lengths=lengths)
+    y, h_n, c_n = kernel_infer(layer, torch.from_numpy(x), lengths=lengths)
     with torch.no_grad():
         packed = pack_padded_sequence(torch.from_numpy(x), torch.as_tensor(lengths),
                                       batch_first=True, enforce_sorted=False)
         yp, st = mod(packed)
         ty, _ = pad_packed_sequence(yp, batch_first=True, total_length=t)
     th, tc = st if cell == "lstm" else (st, None)
-    err = max(ku.rel_err(y, ty.numpy()), ku.rel_err(h_n, th.numpy()))
+    err = max(rel_err(y, ty.numpy()), rel_err(h_n, th.numpy()))
     if cell == "lstm":
-        err = max(err, ku.rel_err(c_n, tc.numpy()))
+        err = max(err, rel_err(c_n, tc.numpy()))
     record_error(f"PyTorch {cell} {dtype} state_dict round trip (rel)", err)
     assert err < TOL[dtype]
     # and back: loading the torch module's state_dict reproduces the layer exactly
-    layer2 = ku.make_layer(cell, i, h, L, True, dtype=dtype, random_state=99)
+    layer2 = make_layer(cell, i, h, L, True, dtype=dtype, random_state=99)
     layer2.load_state_dict(mod.state_dict())
     np.testing.assert_array_equal(layer2.flat_params, layer.flat_params)
 
@@ -142,11 +137,11 @@ def test_parity_detects_a_wrong_layout():
     """Negative control: swapping two gate blocks of one weight makes the comparison
     fail by far more than the tolerance, so the parity test pins the layout down."""
     b, t, i, h = 3, 4, 2, 5
-    case = ku.make_case("lstm", b, t, i, h, 1, False, False, False, 3)
-    layer = ku.make_layer("lstm", i, h, params=case["params"])
+    case = make_case("lstm", b, t, i, h, 1, False, False, False, 3)
+    layer = make_layer("lstm", i, h, params=case["params"])
     w = case["params"]["weight_ih_l0"]
     swapped = dict(case["params"], weight_ih_l0=np.concatenate([w[h:2 * h], w[:h], w[2 * h:]]))
-    y_ok = ku.kernel_infer(layer, case["x"])[0]
+    y_ok = kernel_infer(layer, case["x"])[0]
     ty = helpers.torch_forward_backward(swapped, case["x"], None, None, None, case["dy"],
                                         None, None, "lstm")[0]
-    assert ku.rel_err(y_ok, ty) > 1e3 * TOL["float64"]
+    assert rel_err(y_ok, ty) > 1e3 * TOL["float64"]
