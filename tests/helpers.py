@@ -18,28 +18,20 @@ test compares is
 
     loss = sum(dy * y) + sum(dh_n * h_n) + sum(dc_n * c_n).
 
-fastlstm's layers, torch, onnxruntime and pytest's marks are imported lazily or
-only where used, so importing this module needs nothing but numpy and the
-reference.
+torch, onnxruntime and pytest's marks are imported lazily or only where
+used.
 """
 
-import importlib.util
-import os
 import zlib
 
 import numpy as np
 
-try:
-    from fastlstm import _reference as reference
-except ImportError:  # package not built / extension missing: load the file itself
-    _path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "fastlstm", "_reference.py")
-    _spec = importlib.util.spec_from_file_location("fastlstm_reference_fallback", _path)
-    reference = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(reference)
+from fastlstm import _reference as reference
+from fastlstm import spec
+from fastlstm.spec import layer_param_shapes
 
 # The cells every per-cell test runs over.
-CELLS = ("lstm", "peephole", "cifg", "gru")  # from fastlstm.spec once it exists
+CELLS = tuple(spec.CELLS)
 
 
 # ---------------------------------------------------------------- error log and measures
@@ -125,39 +117,19 @@ def assert_close_all(got, want, rtol, atol):
 # ---------------------------------------------------------------- parameters
 
 def param_names(cell, num_layers, bidirectional):
-    """Parameter names in the order PyTorch lists them (plus peephole weights)."""
-    names = []
-    for k in range(num_layers):
-        for sfx in [""] + (["_reverse"] if bidirectional else []):
-            s = f"_l{k}{sfx}"
-            names += ["weight_ih" + s, "weight_hh" + s, "bias_ih" + s, "bias_hh" + s]
-            if cell == "peephole":
-                names.append("weight_peephole" + s)
-    return names
+    """Parameter names in flat-buffer order (PyTorch's, then each cell's extras)."""
+    return [name for name, _ in layer_param_shapes(cell, 1, (1,) * num_layers, bidirectional)]
 
 
 def random_params(cell, I, H, num_layers=1, bidirectional=False, rng=None,
                   dtype=np.float64, scale=None):
-    """Random parameters, uniform in [-scale, scale] (default 1/sqrt(H), PyTorch's init).
-
-    Returns a dict in the reference's names and shapes.
+    """Random parameters, uniform in [-scale, scale] (default 1/sqrt(H), PyTorch's init),
+    drawn in flat-buffer order. Returns a dict in the reference's names and shapes.
     """
     rng = np.random.default_rng(rng)
-    G = reference.num_gates(cell)
-    D = 2 if bidirectional else 1
     scale = 1.0 / np.sqrt(H) if scale is None else scale
-    params = {}
-    for k in range(num_layers):
-        in_size = I if k == 0 else D * H
-        for sfx in [""] + (["_reverse"] if bidirectional else []):
-            s = f"_l{k}{sfx}"
-            shapes = {"weight_ih": (G * H, in_size), "weight_hh": (G * H, H),
-                      "bias_ih": (G * H,), "bias_hh": (G * H,)}
-            if cell == "peephole":
-                shapes["weight_peephole"] = (3, H)
-            for name, shape in shapes.items():
-                params[name + s] = rng.uniform(-scale, scale, shape).astype(dtype)
-    return params
+    return {name: rng.uniform(-scale, scale, shape).astype(dtype)
+            for name, shape in layer_param_shapes(cell, I, (H,) * num_layers, bidirectional)}
 
 
 # ---------------------------------------------------------------- seeds and cases

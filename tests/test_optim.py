@@ -200,21 +200,6 @@ def test_adam_step_names_a_bad_thread_count_and_keeps_its_step(bad):
     assert opt.t == 1
 
 
-def test_adam_pickled_with_numpy_scratch_still_steps():
-    # Adam objects pickled before the fused kernel carried a `_tmp` scratch array
-    opt, p = Adam(lr=0.01), np.linspace(-1, 1, 7)
-    opt.step(p, np.ones(7))
-    state = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in opt.__dict__.items()}
-    state["_tmp"] = np.empty(7)
-    old = Adam.__new__(Adam)
-    old.__setstate__(state)
-    assert not hasattr(old, "_tmp")
-    q = p.copy()
-    opt.step(p, np.ones(7))
-    old.step(q, np.ones(7))
-    np.testing.assert_array_equal(p, q)
-
-
 @pytest.mark.parametrize(
     "kwargs,match",
     [({"lr": 0.0}, "learning_rate"), ({"lr": float("nan")}, "learning_rate"),
