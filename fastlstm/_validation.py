@@ -94,14 +94,15 @@ class Bool:
 
 
 class Choice:
-    """One of a fixed set of strings (a table's keys)."""
+    """One of a set of strings: a tuple, or a table (dict) whose keys are read at
+    each check, so a row added to the table is a valid choice at once."""
 
     def __init__(self, options):
-        self.options = tuple(options)
+        self.options = options
 
     def check(self, name, v):
         if not isinstance(v, str) or v not in self.options:
-            _fail(name, f"one of {self.options}", v)
+            _fail(name, f"one of {tuple(self.options)}", v)
         return v
 
 

@@ -163,7 +163,7 @@ def make_case(cell, B, T, I, H, num_layers=1, bidirectional=False, use_lengths=F
     rng = np.random.default_rng(seed)
     D = 2 if bidirectional else 1
     LD = num_layers * D
-    has_c = cell != "gru"
+    has_c = spec.CELLS[cell].cell_state
     if use_lengths and lengths is None:
         lengths = random_lengths(rng, B, T)
     params = random_params(cell, I, H, num_layers, bidirectional, rng, dtype=dtype, scale=scale)
@@ -202,13 +202,10 @@ def make_layer(cell, I, H, num_layers=1, bidirectional=False, activation="tanh",
     n_threads defaults to 1 here: these tests check arithmetic, and test_threads.py
     proves that any thread count gives bitwise the same results (a per-step OpenMP
     barrier on a busy 2-core machine only makes tiny cases slow)."""
-    from fastlstm import GRU, LSTM
-    common = dict(n_threads=n_threads, num_layers=num_layers, bidirectional=bidirectional,
-                  activation=activation, gate_activation=gate_activation, dtype=dtype, **kw)
-    if cell == "gru":
-        layer = GRU(I, H, **common)
-    else:
-        layer = LSTM(I, H, cell=cell, **common)
+    from fastlstm.layers import layer_class
+    layer = layer_class(cell)(I, H, n_threads=n_threads, num_layers=num_layers,
+                              bidirectional=bidirectional, cell=cell, activation=activation,
+                              gate_activation=gate_activation, dtype=dtype, **kw)
     if params is not None:
         layer.load_state_dict(params)
     return layer
@@ -251,7 +248,7 @@ def reference_train(case, cell, num_layers, bidirectional, activation="tanh",
         case["params"], case["x"], case["h0"], case["c0"], case["lengths"], num_layers,
         bidirectional, cell, activation, gate_activation, dropout_masks=dropout_masks)
     grads = reference.stack_backward(cache, case["dy"], case["dh_n"],
-                                     None if cell == "gru" else case["dc_n"])
+                                     case["dc_n"] if spec.CELLS[cell].cell_state else None)
     return y, h_n, c_n, grads
 
 
@@ -381,7 +378,7 @@ def torch_module_from_params(params, cell, I, H, L=1, bidir=False, dtype=np.floa
     Only cells PyTorch has: "lstm" and "gru" (tanh / sigmoid activations).
     """
     import torch
-    if cell not in ("lstm", "gru"):
+    if "torch" not in spec.CELLS[cell].peers:
         raise ValueError(f"PyTorch has no {cell!r} cell")
     cls = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
     mod = cls(I, H, num_layers=L, bidirectional=bidir, batch_first=True,
