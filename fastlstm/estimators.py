@@ -31,12 +31,12 @@ from ._estimator_base import (EstimatorBase, check_finite, is_sparse, reshape_hi
                               split_ragged, store_init_params, to_numeric)
 from ._limits import MAX_INFERRED_VOCAB, MAX_WIDTH
 from ._training import PREDICT_CHUNK, TrainingMixin
-from ._validation import (Bool, Choice, DType, HiddenSizes, Int, NThreads, RandomState, Real,
-                          Verbose, is_int, seed_from, validate_params)
+from ._validation import (Bool, Choice, DType, Int, NThreads, RandomState, Real, Verbose,
+                          is_int, seed_from, validate_params)
 from .data import _compact_token_ids, sliding_windows
 from .network import Network
 from .optim import make_optimizer
-from .spec import ACTIVATIONS, CELLS, GATE_ACTIVATIONS, NetworkSpec
+from .spec import FIELD_CONSTRAINTS, NetworkSpec
 
 __all__ = ["LSTMRegressor", "LSTMClassifier", "LSTMForecaster", "load"]
 
@@ -44,12 +44,8 @@ _MAX_FILE_HORIZON = 100_000  # recursive steps one predict() of a loaded model m
 
 # The constructor arguments every estimator takes, and what each accepts.
 _COMMON_CONSTRAINTS = {
-    "hidden_sizes": HiddenSizes(),
-    "cell": Choice(CELLS),
-    "activation": Choice(ACTIVATIONS),
-    "gate_activation": Choice(GATE_ACTIVATIONS),
-    "bidirectional": Bool(),
-    "dropout": Real(0.0, 1.0, high_open=True),
+    **{k: FIELD_CONSTRAINTS[k] for k in ("hidden_sizes", "cell", "activation",
+                                         "gate_activation", "bidirectional", "dropout")},
     "optimizer": Choice(("adam", "sgd")),
     "learning_rate": Real(0.0, low_open=True),
     "batch_size": Int(1),

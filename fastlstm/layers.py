@@ -500,7 +500,7 @@ class _Recurrent:
             raise ValueError("cache was recycled by a later forward(..., reuse=cache): "
                              "run backward before reusing a cache")
         B, T = cache.shape
-        D, dt = self.num_directions, self.dtype
+        dt = self.dtype
         if grad_out is None:
             grad_out = np.empty_like(self._flat)
         elif (not isinstance(grad_out, np.ndarray) or grad_out.shape != self._flat.shape

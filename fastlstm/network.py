@@ -217,7 +217,7 @@ class Network:
         Returns (out, cache): out (B, K) or (B, T, K); cache None unless train.
         """
         spec = self.spec
-        B, T = X.shape[0], X.shape[1]
+        T = X.shape[1]
         p = spec.dropout if train else 0.0
         empty = None
         klen = None

@@ -84,8 +84,9 @@ def param_count(shapes):
     return sum(math.prod(shape) for _, shape in shapes)
 
 
-# Constraints of the spec's fields, checked when a spec is made.
-_FIELDS = {
+# Constraints of the spec's fields, checked when a spec is made (the estimators
+# check their architecture parameters with the same ones).
+FIELD_CONSTRAINTS = {
     "input_size": Int(1, MAX_WIDTH, none_ok=True),
     "vocab_size": Int(2, none_ok=True),
     "embedding_dim": Int(1, MAX_WIDTH, none_ok=True),
@@ -124,7 +125,7 @@ class NetworkSpec:
     dtype: str = "float32"
 
     def __post_init__(self):
-        for name, constraint in _FIELDS.items():
+        for name, constraint in FIELD_CONSTRAINTS.items():
             object.__setattr__(self, name, constraint.check(name, getattr(self, name)))
         if self.embedding_dim is None:
             if self.input_size is None:

@@ -111,7 +111,7 @@ def test_lengths_equal_truncated_sequences(cell):
     """With lengths, each sequence behaves exactly as if run alone on its real steps:
     same outputs there, zeros past its length, same final state, same gradients
     (forward and reverse directions, two layers), and dy at padded steps is ignored."""
-    L, D = 2, 2
+    L = 2
     lengths = np.array([4, 1, 3])
     case = make_case(cell, B, T, I, H, L, True, True, True, seed_of("trunc", cell), scale=1.0,
                      lengths=lengths)
