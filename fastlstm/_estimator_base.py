@@ -10,6 +10,7 @@ Constructor arguments are checked at fit time against each class's
 """
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -123,7 +124,12 @@ class EstimatorBase:
 
     def __setstate__(self, state):
         state = dict(state)
-        state.pop("_fastlstm_version", None)
+        pickled = state.pop("_fastlstm_version", "before 0.1.0")
+        if pickled != __version__:
+            from .exceptions import InconsistentVersionWarning
+
+            warnings.warn(InconsistentVersionWarning(type(self).__name__, pickled, __version__),
+                          stacklevel=2)
         self.__dict__.update(state)
 
 

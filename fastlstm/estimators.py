@@ -368,10 +368,18 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
     # io.py owns the file's schema and the checks common to every estimator;
     # the _extra_* hooks below give and take what is particular to one.
 
-    def save(self, path):
-        """Write the fitted model to one .npz file; read it back with ``fastlstm.load``."""
+    def save(self, path, include_optimizer=False):
+        """Write the fitted model to one .npz file; read it back with ``fastlstm.load``.
+
+        ``include_optimizer=True`` also stores the optimizer state and the
+        random streams, so ``partial_fit`` after loading continues exactly as
+        it would have without the round trip (a larger file: Adam keeps two
+        values per parameter)."""
         self._check_fitted()
-        return io.save(self, path)
+        return io.save(self, path, include_optimizer)
+
+    # the keys _extra_fitted writes
+    _extra_fitted_keys = ()
 
     def _extra_fitted(self):
         """JSON-able learned values beyond the ones every estimator stores."""
@@ -538,6 +546,8 @@ class LSTMRegressor(_LSTMBase):
                                  f"fitted on targets with {self.n_outputs_} output(s) and "
                                  f"{self._y_ndim} dimension(s)")
         return Y, Y.shape[-1], arr.ndim == 3
+
+    _extra_fitted_keys = ("n_outputs_", "y_ndim", "loss")
 
     def _extra_fitted(self):
         return {"n_outputs_": int(self.n_outputs_), "y_ndim": int(self._y_ndim),
@@ -1009,6 +1019,8 @@ class LSTMForecaster(_LSTMBase):
         return z
 
     # ------------------------------------------------------------ io
+
+    _extra_fitted_keys = ("univariate", "loss")
 
     def _extra_fitted(self):
         return {"univariate": bool(self._univariate), "loss": self._fit_loss}

@@ -11,7 +11,8 @@ in this module under a private name, so they pickle.
 
 import sys
 
-__all__ = ["NotFittedError", "DataConversionWarning", "DivergenceError"]
+__all__ = ["NotFittedError", "DataConversionWarning", "DivergenceError",
+           "InconsistentVersionWarning"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -23,6 +24,23 @@ class NotFittedError(ValueError, AttributeError):
 
 class DataConversionWarning(UserWarning):
     """Warning used to notify implicit data conversions (e.g. a column-vector y)."""
+
+
+class InconsistentVersionWarning(UserWarning):
+    """An estimator was unpickled by another fastlstm version than the one that
+    pickled it (scikit-learn's habit): it may not work or compute the same.
+    Model files (``save`` / ``fastlstm.load``) carry their own compatibility
+    rules and are the way to move models between versions."""
+
+    def __init__(self, estimator_name, original_version, current_version):
+        self.estimator_name = estimator_name
+        self.original_version = original_version
+        self.current_version = current_version
+        super().__init__(
+            f"Trying to unpickle estimator {estimator_name} from version {original_version} "
+            f"when using version {current_version}. This might lead to breaking code or "
+            "invalid results; save models with .save() and fastlstm.load() to move them "
+            "between versions.")
 
 
 class DivergenceError(FloatingPointError, ValueError):

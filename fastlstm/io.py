@@ -43,6 +43,7 @@ import re
 import stat
 import struct
 import tempfile
+import warnings
 import zipfile
 import zlib
 
@@ -53,7 +54,7 @@ from ._validation import is_int, is_real
 from .network import Network
 from .spec import NetworkSpec
 
-__all__ = ["save", "read_model", "FORMAT_VERSION"]
+__all__ = ["save", "read_model", "FORMAT_VERSION", "ModelFileWarning"]
 
 FORMAT_NAME = "fastlstm-model"
 FORMAT_VERSION = 1
@@ -304,6 +305,8 @@ def read_payload(path, check_config=None):
                 raise ValueError(
                     f"unsupported model format version {int(version)}; this fastlstm "
                     f"reads version {FORMAT_VERSION}"
+                    + (" (the file is from a newer fastlstm: upgrade fastlstm to load it)"
+                       if int(version) > FORMAT_VERSION else "")
                 )
             raw_config = reader.read("config", expect_dtype=np.dtype(np.uint8),
                                      max_bytes=MAX_CONFIG_BYTES)
@@ -375,6 +378,54 @@ def read_payload(path, check_config=None):
 
 _COMMON_FITTED = ("n_features_in_", "loss_curve_", "validation_scores_", "best_loss_", "n_iter_")
 
+# Compatibility across versions. ``format_version`` is the container's layout
+# (a newer one is refused). Within it, each file names the oldest fastlstm
+# that computes its model's function, ``min_reader_version`` (files without
+# it: 0.1.0, the first release), computed by the writer from the features the
+# model uses. A reader at least that new loads the file: keys it does not know
+# (written by a newer version) are ignored with a ModelFileWarning, since the
+# writer has declared they do not change what the model computes; keys the
+# file lacks (written by an older version) take their defaults. An older
+# reader refuses the file, naming both versions.
+# Features that raise min_reader_version: (key path, value that needs no
+# newer reader, version that introduced the key). None so far.
+_VERSIONED_FEATURES = ()
+_FIRST_VERSION = "0.1.0"
+
+
+def _version_tuple(text, what):
+    """(major, minor, patch) of "X.Y.Z" (a suffix after the patch number, as in
+    "0.2.0.dev1", is ignored); ValueError for anything else."""
+    m = re.match(r"^(\d{1,6})\.(\d{1,6})\.(\d{1,6})", text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"{what} must be a version string like '0.1.0', got {text!r}")
+    return tuple(int(g) for g in m.groups())
+
+
+def _min_reader_version(config):
+    """The oldest fastlstm that computes a payload's function."""
+    need = _FIRST_VERSION
+    for section, key, neutral, since in _VERSIONED_FEATURES:
+        if config[section].get(key, neutral) != neutral and \
+                _version_tuple(since, "since") > _version_tuple(need, "need"):
+            need = since
+    return need
+
+
+def _check_reader_version(config):
+    from ._version import __version__
+
+    need = config.get("min_reader_version", _FIRST_VERSION)
+    writer = config.get("fastlstm_version", "an unknown version")
+    if _version_tuple(need, "min_reader_version") > _version_tuple(__version__, "__version__"):
+        raise ValueError(f"this model file needs fastlstm >= {need} (it was written by fastlstm "
+                         f"{writer}); this is fastlstm {__version__}: upgrade fastlstm to load it")
+
+
+class ModelFileWarning(UserWarning):
+    """A model file holds keys this fastlstm does not know (it was written by a
+    newer version); they do not change what the model computes and are ignored."""
+
 
 def _json_param(name, value):
     """A constructor argument as the config stores it."""
@@ -389,7 +440,7 @@ def _json_param(name, value):
     return value
 
 
-def _payload(est):
+def _payload(est, include_optimizer=False):
     """(config, arrays) of a fitted estimator."""
     from ._version import __version__
 
@@ -405,14 +456,114 @@ def _payload(est):
     fitted.update(est._extra_fitted())
     config = {"estimator": type(est).__name__, "params": params, "fitted": fitted,
               "network": est._network.spec.to_json(), "fastlstm_version": __version__}
+    config["min_reader_version"] = _min_reader_version(config)
     arrays = {"params": est._network.params.copy()}
     arrays.update(est._extra_arrays())
+    if include_optimizer:
+        config["training"], train_arrays = _training_state(est)
+        arrays.update(train_arrays)
     return config, arrays
 
 
-def _spec_of(config):
+# ---------------------------------------------------------------- training state
+# With save(..., include_optimizer=True): the optimizer's step count and
+# buffers, the random streams' positions and the early-stopping counter, so
+# that partial_fit after load continues exactly as without the round trip.
+
+_OPTIMIZER_ARRAYS = {"adam": ("m", "v"), "sgd": ("buf",)}
+_STREAMS = ("_split_rng", "_shuffle_rng", "_dropout_rng")
+
+
+def _training_state(est):
+    from .optim import Adam
+
+    opt = getattr(est, "_optimizer", None)
+    if opt is None:
+        raise ValueError(f"this {type(est).__name__} has no optimizer state to save "
+                         "(it was loaded without one); save it without include_optimizer")
+    name = "adam" if isinstance(opt, Adam) else "sgd"
+    arrays = {}
+    for key in _OPTIMIZER_ARRAYS[name]:
+        buf = getattr(opt, key)
+        if buf is not None:
+            arrays[f"optimizer_{key}"] = buf.copy()
+    streams = {attr.strip("_"): getattr(est, attr).bit_generator.state for attr in _STREAMS}
+    state = {"optimizer": name, "step": int(opt.t), "streams": streams,
+             "no_improvement_count": int(est._no_improvement_count)}
+    return state, arrays
+
+
+def _check_stream_state(state, name):
+    ok = (isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32",
+                                                     "uinteger"}
+          and state["bit_generator"] == "PCG64" and isinstance(state["state"], dict)
+          and set(state["state"]) == {"state", "inc"}
+          and all(is_int(v) and 0 <= v < 2**128 for v in state["state"].values())
+          and state["has_uint32"] in (0, 1) and is_int(state["uinteger"])
+          and 0 <= state["uinteger"] < 2**32)
+    if not ok:
+        raise ValueError(f"training state: random stream {name!r} is not a PCG64 state")
+
+
+def _restore_training_state(est, p, training, arrays):
+    """Put the optimizer and the random streams back (checked first)."""
+    from .optim import make_optimizer
+
+    if not isinstance(training, dict) or set(training) != {"optimizer", "step", "streams",
+                                                            "no_improvement_count"}:
+        raise ValueError("training state in the model file is malformed")
+    name, step = training["optimizer"], training["step"]
+    if name != p["optimizer"]:
+        raise ValueError(f"training state is for optimizer {name!r}, the params say "
+                         f"{p['optimizer']!r}")
+    if not is_int(step) or step < 0 or not is_int(training["no_improvement_count"]) \
+            or training["no_improvement_count"] < 0:
+        raise ValueError("training state: step and no_improvement_count must be ints >= 0")
+    streams = training["streams"]
+    if not isinstance(streams, dict) or set(streams) != {a.strip("_") for a in _STREAMS}:
+        raise ValueError("training state: streams must name " + ", ".join(_STREAMS))
+    for key, state in streams.items():
+        _check_stream_state(state, key)
+    params = est._network.params
+    opt = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])
+    for key in _OPTIMIZER_ARRAYS[name]:
+        buf = arrays.get(f"optimizer_{key}")
+        if buf is not None and (buf.shape != params.shape or buf.dtype != params.dtype):
+            raise ValueError(f"optimizer_{key} must match params ({params.dtype}, "
+                             f"{params.shape}), got {buf.dtype}, {buf.shape}")
+        setattr(opt, key, buf)
+    if name == "adam" and (opt.m is None) != (opt.v is None):
+        raise ValueError("training state: Adam needs both optimizer_m and optimizer_v")
+    opt.t = int(step)
+    est._optimizer = opt
+    for attr in _STREAMS:
+        getattr(est, attr).bit_generator.state = streams[attr.strip("_")]
+    est._no_improvement_count = int(training["no_improvement_count"])
+
+
+def _training_array_names(config):
+    training = config.get("training")
+    if not isinstance(training, dict):
+        return set()
+    return {f"optimizer_{k}" for k in _OPTIMIZER_ARRAYS.get(training.get("optimizer"), ())}
+
+
+# ---------------------------------------------------------------- reading the schema
+
+def _spec_of(config, unknown=None):
+    """The NetworkSpec of a config: keys it lacks take their defaults; keys this
+    version does not know are listed in ``unknown`` (refused without it)."""
+    obj = config.get("network")
+    if not isinstance(obj, dict):
+        raise ValueError("invalid network spec in model file: it must be an object")
+    fields = {f.name for f in dataclasses.fields(NetworkSpec)}
+    extra = sorted(set(obj) - fields)
+    if extra and unknown is None:
+        raise ValueError(f"invalid network spec in model file: unknown keys {extra}")
+    if unknown is not None:
+        unknown += [f"network.{k}" for k in extra]
     try:
-        return NetworkSpec.from_json(config.get("network"))
+        return NetworkSpec.from_json({k: v for k, v in obj.items() if k in fields}, partial=True)
     except (TypeError, ValueError) as e:
         raise ValueError(f"invalid network spec in model file: {e}") from None
 
@@ -420,7 +571,8 @@ def _spec_of(config):
 def _check_declared_arrays(config):
     """Before any array is read: the params array the config declares must be
     exactly what its architecture holds (a hostile config costs nothing)."""
-    spec = _spec_of(config)
+    _check_reader_version(config)
+    spec = _spec_of(config, [])
     declared = config["arrays"].get("params")
     n = spec.param_count()
     if declared is None or declared["shape"] != [n] or declared["dtype"] != spec.dtype:
@@ -458,29 +610,33 @@ def _build(cls, config, arrays):
     for key in ("params", "fitted", "network"):
         if not isinstance(config.get(key), dict):
             raise ValueError(f"model config needs an object {key!r}")
-    params = dict(config["params"])
+    _check_reader_version(config)
+    unknown = []
     names = set(cls._get_param_names())
-    if set(params) != names:
-        raise ValueError(
-            f"model config params do not match {cls.__name__}: missing "
-            f"{sorted(names - set(params))}, unexpected {sorted(set(params) - names)}"
-        )
-    for k, v in params.items():
-        if isinstance(v, list):
-            params[k] = tuple(v)
+    params = {}
+    for k, v in config["params"].items():
+        if k not in names:
+            unknown.append(f"params.{k}")
         elif isinstance(v, dict):
             raise ValueError(f"model config param {k!r} must not be an object")
-    est = cls(**params)
+        else:
+            params[k] = tuple(v) if isinstance(v, list) else v
+    est = cls(**params)   # parameters the file lacks (an older writer) keep their defaults
     try:
         p = est._validate_params()
     except TypeError as e:
         raise ValueError(f"invalid params in model file: {e}") from None
-    spec = _spec_of(config)
+    spec = _spec_of(config, unknown)
     fitted = config["fitted"]
+    unknown += [f"fitted.{k}" for k in sorted(set(fitted) - set(_COMMON_FITTED)
+                                              - set(est._extra_fitted_keys))]
     expected = {"params"} | set(est._extra_array_names(fitted))
-    if set(arrays) != expected:
+    optional = _training_array_names(config)
+    missing = expected - set(arrays)
+    if missing:
         raise ValueError(f"{cls.__name__} model file must hold the arrays {sorted(expected)}, "
-                         f"found {sorted(arrays)}")
+                         f"missing {sorted(missing)}")
+    unknown += [f"arrays.{k}" for k in sorted(set(arrays) - expected - optional)]
     _check_common_fitted(fitted, spec)
     # the architecture the params give for the fitted data must be the stored one
     want = est._network_spec(p, fitted["n_features_in_"], spec.n_outputs, spec.sequence_output,
@@ -506,18 +662,28 @@ def _build(cls, config, arrays):
     est._set_output_info_from(fitted, spec, arrays)
     est._seed_streams(p)
     est._no_improvement_count = 0
+    if "training" in config:
+        _restore_training_state(est, p, config["training"], arrays)
+    if unknown:
+        warnings.warn(
+            f"model file written by fastlstm {config.get('fastlstm_version', '?')} holds keys "
+            f"this fastlstm does not know: {', '.join(unknown)}. The file declares they do "
+            "not change what the model computes; they are ignored.", ModelFileWarning,
+            stacklevel=3)
     return est
 
 
-def save(estimator, path):
+def save(estimator, path, include_optimizer=False):
     """Write a fitted estimator to ``path`` (exactly that name) as one .npz file.
 
     The file is written to a temporary name next to ``path`` and renamed
-    into place, so a crash never leaves a half-written model behind.
+    into place, so a crash never leaves a half-written model behind. With
+    ``include_optimizer`` the optimizer state and the random streams go in
+    too, so ``partial_fit`` after loading continues exactly.
     """
     if not hasattr(estimator, "_extra_fitted"):
         raise TypeError(f"cannot save a {type(estimator).__name__}: not a fastlstm estimator")
-    config, arrays = _payload(estimator)
+    config, arrays = _payload(estimator, include_optimizer)
     return _write(config, arrays, path)
 
 

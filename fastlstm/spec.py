@@ -183,11 +183,20 @@ class NetworkSpec:
         return out
 
     @classmethod
-    def from_json(cls, obj):
-        """The spec from ``to_json``'s dict; ValueError for anything else."""
+    def from_json(cls, obj, partial=False):
+        """The spec from ``to_json``'s dict; ValueError for anything else. With
+        ``partial``, keys the dict lacks take their defaults (a file written
+        before they existed)."""
         keys = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(obj, dict) or set(obj) != keys:
-            raise ValueError(f"network spec must have exactly the keys {sorted(keys)}")
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING}
+        ok = isinstance(obj, dict) and (set(obj) == keys if not partial
+                                         else required <= set(obj) <= keys)
+        if not ok:
+            raise ValueError(f"network spec must have the keys {sorted(keys)}"
+                             + (f" (at least {sorted(required)})" if partial else ""))
+        obj = {f.name: f.default for f in dataclasses.fields(cls)
+               if f.default is not dataclasses.MISSING} | obj
         if isinstance(obj["hidden_sizes"], (tuple, int)) or not isinstance(
                 obj["dropout"], (int, float)) or isinstance(obj["dropout"], bool):
             raise ValueError("network spec: hidden_sizes must be a list and dropout a number")

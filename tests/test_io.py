@@ -263,7 +263,14 @@ def _bad_variants(good_files):
     add("best_loss_null", reg, set_cfg(["fitted", "best_loss_"], None))
     add("params_object_value", reg, set_cfg(["params", "cell"], {"evil": 1}))
     add("hostile_n_threads", reg, set_cfg(["params", "n_threads"], 10**7))
-    add("unknown_param", reg, set_cfg(["params", "surprise"], 1))
+    def needs_newer_reader(m):
+        c = _config(m)
+        c["params"]["surprise"] = 1
+        c["min_reader_version"] = "99.0.0"
+        return _with_config(m, c)
+
+    add("needs_newer_reader", reg, needs_newer_reader)
+    add("min_reader_not_a_version", reg, set_cfg(["min_reader_version"], "latest"))
     add("unknown_estimator", reg, set_cfg(["estimator"], "os.system"))
     add("shape_not_ints", reg, set_cfg(["arrays", "params", "shape"], ["3"]))
     add("config_nan_constant", reg, lambda m: _with_config(
@@ -326,7 +333,8 @@ def _variant_ids():
         "forecaster_zero_scale", "forecaster_window_mismatch", "hidden_sizes_strings",
         "spec_hidden_sizes_strings", "learning_rate_string", "epochs_float",
         "n_features_string", "n_features_bool", "loss_curve_strings", "best_loss_null",
-        "params_object_value", "hostile_n_threads", "unknown_param", "unknown_estimator",
+        "params_object_value", "hostile_n_threads", "needs_newer_reader",
+        "min_reader_not_a_version", "unknown_estimator",
         "shape_not_ints", "config_nan_constant", "config_huge_float",
         "recursive_horizon_huge", "config_not_json", "config_not_object",
         "config_bad_utf8", "config_missing", "nan_params", "inf_params", "extra_member",
@@ -350,6 +358,7 @@ EXPECTED_WORDS = {
     "recursive_horizon_huge": "horizon",
     "config_huge_float": "out-of-range",
     "hostile_n_threads": "n_threads",
+    "needs_newer_reader": "upgrade fastlstm",
     "huge_hidden_size_small_params": "but the architecture in the config has",
 }
 
