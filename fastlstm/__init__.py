@@ -9,6 +9,7 @@ import importlib
 from ._version import __version__
 from .layers import LSTM, GRU
 from ._config import show_config
+from ._threads import get_num_threads, num_threads, set_num_threads
 
 _LAZY = {
     "LSTMRegressor": "estimators", "LSTMClassifier": "estimators", "LSTMForecaster": "estimators",
@@ -16,7 +17,8 @@ _LAZY = {
     "load": "estimators", "NotFittedError": "exceptions",
 }
 
-__all__ = ["__version__", "LSTM", "GRU", "show_config"] + list(_LAZY)
+__all__ = ["__version__", "LSTM", "GRU", "show_config", "set_num_threads", "get_num_threads",
+           "num_threads"] + list(_LAZY)
 
 
 def __getattr__(name):

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from . import exceptions as _exc
-from ._threads import effective_n_threads
+from ._threads import claim
 from .network import loss_and_grad
 from .optim import clip_grad_norm, grad_norm
 
@@ -101,7 +101,7 @@ class TrainingMixin:
         batch's cache (spent)."""
         net = self._network
         opt = self._optimizer
-        n_threads = effective_n_threads(net.n_threads)
+        n_threads = net.n_threads     # claimed per step (None: shared with other calls)
         bs = min(p["batch_size"], Xa.shape[0])
         name = type(self).__name__
         restore = use_stopping and val is not None and p["restore_best_weights"]
@@ -165,8 +165,8 @@ class TrainingMixin:
                 norm = grad_norm(net.grad)
             if not math.isfinite(norm):
                 self._diverged(epoch, b, "gradient norm", norm, p)
-            with net.updating():
-                opt.step(net.params, net.grad, n_threads)
+            with net.updating(), claim(n_threads) as nt:
+                opt.step(net.params, net.grad, nt)
             total += loss * len(idx)
         epoch_loss = total / n
         if not math.isfinite(epoch_loss):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _kernels
 from ._limits import MAX_LAYERS, MAX_WIDTH
-from ._threads import effective_n_threads
+from ._threads import claim, effective_n_threads
 from ._validation import Choice, DType, Int, Real
 from .spec import (ACTIVATIONS, CELLS, GATE_ACTIVATIONS, direction_suffix, layer_param_shapes,
                    param_count)
@@ -169,7 +169,7 @@ class _Recurrent:
         self.activation = _ACTIVATION.check("activation", activation)
         self.gate_activation = _GATE_ACTIVATION.check("gate_activation", gate_activation)
         self.dtype = np.dtype(_DTYPE.check("dtype", dtype))
-        self.n_threads = effective_n_threads(n_threads)
+        self.n_threads = n_threads
         self.param_shapes = layer_param_shapes(cell, input_size, hidden_sizes, self.bidirectional)
         self.param_names = [name for name, _ in self.param_shapes]
         self._size = param_count(self.param_shapes)
@@ -242,13 +242,14 @@ class _Recurrent:
         return (self.input_size if layer == 0 else D * self.hidden_sizes[layer - 1],
                 self.hidden_sizes[layer])
 
-    def _work(self, B, T, pass_):
-        """Scratch for the largest kernel call of this shape (None if another thread holds it)."""
-        key = (B, T, pass_, self.n_threads)
+    def _work(self, B, T, pass_, nt):
+        """Scratch for the largest kernel call of this shape on ``nt`` threads (None if
+        another thread holds it)."""
+        key = (B, T, pass_, nt)
         need = self._work_sizes.get(key)
         if need is None:
             sizes = {self._layer_sizes(layer) for layer in range(self.num_layers)}
-            need = max(_kernels.work_bytes(self._cell.code, T, B, I, H, self.n_threads, pass_,
+            need = max(_kernels.work_bytes(self._cell.code, T, B, I, H, nt, pass_,
                                            self.dtype == np.float64) for I, H in sizes)
             if len(self._work_sizes) > 64:      # many shapes seen: start over
                 self._work_sizes.clear()
@@ -259,6 +260,17 @@ class _Recurrent:
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1
+
+    @property
+    def n_threads(self):
+        """The threads a call asks for (None at construction: the process default,
+        fastlstm.set_num_threads); calls running at once share the cores."""
+        return effective_n_threads(self._n_threads)
+
+    @n_threads.setter
+    def n_threads(self, value):
+        effective_n_threads(value)    # checked now, resolved at each call
+        self._n_threads = value
 
     @property
     def _has_cell_state(self):
@@ -428,13 +440,14 @@ class _Recurrent:
         inp = np.ascontiguousarray(x.transpose(1, 0, 2))          # (T, B, I)
         if not train and packs is None:
             packs = self._inference_packs()
-        work = self._work(B, T, 1 if train else 0)
-        try:
-            y_out = self._forward_layers(inp, self._split_layers(h0, L, D),
-                                         self._split_layers(c0, L, D), lengths, train, cache,
-                                         h_n, c_n, work, recycled, packs, dropout_mask)
-        finally:
-            self._workspace.release(work)
+        with claim(self._n_threads) as nt:
+            work = self._work(B, T, 1 if train else 0, nt)
+            try:
+                y_out = self._forward_layers(inp, self._split_layers(h0, L, D),
+                                             self._split_layers(c0, L, D), lengths, train, cache,
+                                             h_n, c_n, work, recycled, packs, dropout_mask, nt)
+            finally:
+                self._workspace.release(work)
         return y_out, h_n, c_n, h_all, c_all, cache
 
     def _own_dropout_mask(self, k, shape):
@@ -443,7 +456,7 @@ class _Recurrent:
         return (self._dropout_rng.random(shape) < keep).astype(dt) / dt.type(keep)
 
     def _forward_layers(self, inp, h0, c0, lengths, train, cache, h_n, c_n, work, recycled,
-                        packs, dropout_mask):
+                        packs, dropout_mask, nt):
         T, B, _ = inp.shape
         D, L, dt = self.num_directions, self.num_layers, self.dtype
         code = self._cell.code
@@ -466,7 +479,7 @@ class _Recurrent:
                     cc = np.empty((T + 1, B, H), dt) if lstm else None
                 else:
                     cg = ch = cc = None
-                _kernels.rnn_forward(code, act, gate, d == 1, self.n_threads, inp,
+                _kernels.rnn_forward(code, act, gate, d == 1, nt, inp,
                                      w_ih, w_hh, b_ih, b_hh, w_peep,
                                      None if h0[layer] is None else h0[layer][d],
                                      None if c0[layer] is None else c0[layer][d], lengths,
@@ -510,16 +523,17 @@ class _Recurrent:
         dh0_all, dh0 = self._state_arrays(B)
         dc0_all, dc0 = self._state_arrays(B) if self._has_cell_state else (None, None)
         dcur = None if dy is None else np.ascontiguousarray(dy.transpose(1, 0, 2))   # (T, B, D*H)
-        work = self._work(B, T, 2)
-        try:
-            dcur = self._backward_layers(cache, dcur, dh_n, dc_n, self._per_direction(gviews),
-                                         dh0, dc0, work, need_dx)
-        finally:
-            self._workspace.release(work)
+        with claim(self._n_threads) as nt:
+            work = self._work(B, T, 2, nt)
+            try:
+                dcur = self._backward_layers(cache, dcur, dh_n, dc_n, self._per_direction(gviews),
+                                             dh0, dc0, work, need_dx, nt)
+            finally:
+                self._workspace.release(work)
         dx = None if dcur is None else np.ascontiguousarray(dcur.transpose(1, 0, 2))
         return dx, dh0_all, dc0_all, gviews
 
-    def _backward_layers(self, cache, dcur, dh_n, dc_n, grads, dh0, dc0, work, need_dx):
+    def _backward_layers(self, cache, dcur, dh_n, dc_n, grads, dh0, dc0, work, need_dx, nt):
         D, dt = self.num_directions, self.dtype
         code = self._cell.code
         act, gate = ACTIVATIONS[self.activation], GATE_ACTIVATIONS[self.gate_activation]
@@ -532,7 +546,7 @@ class _Recurrent:
                 w_ih, w_hh, _, _, w_peep = self._layer_views[layer, d]
                 gw_ih, gw_hh, gb_ih, gb_hh, gw_peep = grads[layer, d]
                 cg, ch, cc = cache.layers[layer][d]
-                _kernels.rnn_backward(code, act, gate, d == 1, self.n_threads, dh0[layer][d], dinp,
+                _kernels.rnn_backward(code, act, gate, d == 1, nt, dh0[layer][d], dinp,
                                       None if dc0 is None else dc0[layer][d],
                                       gw_ih, gw_hh, gb_ih, gb_hh, gw_peep,
                                       dcur, d * H, None if dh_n[layer] is None else dh_n[layer][d],

@@ -183,9 +183,7 @@ class Network:
         """Use another OpenMP thread count from now on (parameters untouched)."""
         if n_threads == self.n_threads:
             return
-        from ._threads import effective_n_threads
-
-        self.recurrent.n_threads = effective_n_threads(n_threads)
+        self.recurrent.n_threads = n_threads
         self.n_threads = n_threads
 
     def with_dropout(self, dropout):
