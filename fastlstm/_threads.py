@@ -104,30 +104,51 @@ def num_threads(n_threads):
         set_num_threads(previous)
 
 
+_omp_max_threads = None
+
+
 def _omp_capped(n):
-    from . import _kernels
+    global _omp_max_threads
+    if _omp_max_threads is None:
+        from ._kernels import openmp_max_threads
+        _omp_max_threads = openmp_max_threads
+    return max(1, min(n, _omp_max_threads()))
 
-    return max(1, min(n, _kernels.openmp_max_threads()))
 
-
-@contextlib.contextmanager
-def claim(n_threads):
+def take(n_threads):
     """Hold threads for one kernel call asked to run on ``n_threads`` (a layer's
-    argument); yields the count to pass to the kernels. An explicit count is
-    used as given; None (or a negative count) gets what OpenMP's limit in this
-    thread allows and the calls running now leave free, at least one."""
+    argument, already checked) and return the count to pass to the kernels;
+    ``give`` it back when the call ends. An explicit count is used as given;
+    None (or a negative count) gets what OpenMP's limit in this thread allows
+    and the calls running now leave free, at least one."""
     global _in_use
     if n_threads is not None and n_threads > 0:
         k = n_threads
         with _lock:
             _in_use += k
+        return k
+    if n_threads is None and _default is None:
+        n = _usable if _usable is not None else usable_cpus()
     else:
-        n = _omp_capped(effective_n_threads(n_threads))
-        with _lock:
-            k = max(1, min(n, usable_cpus() - _in_use))
-            _in_use += k
+        n = effective_n_threads(n_threads)
+    n = _omp_capped(n)
+    with _lock:
+        k = max(1, min(n, _usable - _in_use))
+        _in_use += k
+    return k
+
+
+def give(k):
+    global _in_use
+    with _lock:
+        _in_use -= k
+
+
+@contextlib.contextmanager
+def claim(n_threads):
+    """``with claim(n_threads) as k``: take and give around a block."""
+    k = take(n_threads)
     try:
         yield k
     finally:
-        with _lock:
-            _in_use -= k
+        give(k)

@@ -15,7 +15,9 @@ import numpy as np
 
 from . import _kernels
 from ._limits import MAX_LAYERS, MAX_WIDTH
-from ._threads import claim, effective_n_threads
+from ._threads import effective_n_threads
+from ._threads import give as give_threads
+from ._threads import take as take_threads
 from ._validation import Choice, DType, Int, Real
 from .spec import (ACTIVATIONS, CELLS, GATE_ACTIVATIONS, direction_suffix, layer_param_shapes,
                    param_count)
@@ -440,14 +442,16 @@ class _Recurrent:
         inp = np.ascontiguousarray(x.transpose(1, 0, 2))          # (T, B, I)
         if not train and packs is None:
             packs = self._inference_packs()
-        with claim(self._n_threads) as nt:
+        nt = take_threads(self._n_threads)
+        work = None
+        try:
             work = self._work(B, T, 1 if train else 0, nt)
-            try:
-                y_out = self._forward_layers(inp, self._split_layers(h0, L, D),
-                                             self._split_layers(c0, L, D), lengths, train, cache,
-                                             h_n, c_n, work, recycled, packs, dropout_mask, nt)
-            finally:
-                self._workspace.release(work)
+            y_out = self._forward_layers(inp, self._split_layers(h0, L, D),
+                                         self._split_layers(c0, L, D), lengths, train, cache,
+                                         h_n, c_n, work, recycled, packs, dropout_mask, nt)
+        finally:
+            self._workspace.release(work)
+            give_threads(nt)
         return y_out, h_n, c_n, h_all, c_all, cache
 
     def _own_dropout_mask(self, k, shape):
@@ -523,13 +527,15 @@ class _Recurrent:
         dh0_all, dh0 = self._state_arrays(B)
         dc0_all, dc0 = self._state_arrays(B) if self._has_cell_state else (None, None)
         dcur = None if dy is None else np.ascontiguousarray(dy.transpose(1, 0, 2))   # (T, B, D*H)
-        with claim(self._n_threads) as nt:
+        nt = take_threads(self._n_threads)
+        work = None
+        try:
             work = self._work(B, T, 2, nt)
-            try:
-                dcur = self._backward_layers(cache, dcur, dh_n, dc_n, self._per_direction(gviews),
-                                             dh0, dc0, work, need_dx, nt)
-            finally:
-                self._workspace.release(work)
+            dcur = self._backward_layers(cache, dcur, dh_n, dc_n, self._per_direction(gviews),
+                                         dh0, dc0, work, need_dx, nt)
+        finally:
+            self._workspace.release(work)
+            give_threads(nt)
         dx = None if dcur is None else np.ascontiguousarray(dcur.transpose(1, 0, 2))
         return dx, dh0_all, dc0_all, gviews
 
