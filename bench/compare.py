@@ -194,6 +194,26 @@ def _ms(v):
     return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
+# Sections after this line in RESULTS.md come from other scripts (each names
+# its command) and are kept when compare.py rewrites the report above it.
+KEPT_MARKER = "<!-- sections below are kept as they are by compare.py -->"
+
+
+def write_markdown(path, text):
+    """Write the report to ``path``, keeping what follows KEPT_MARKER there."""
+    kept = ""
+    try:
+        with open(path) as f:
+            old = f.read()
+        if KEPT_MARKER in old:
+            kept = old[old.index(KEPT_MARKER):]
+    except FileNotFoundError:
+        pass
+    with open(path, "w") as f:
+        f.write(text.rstrip("\n") + "\n\n" + (kept or KEPT_MARKER + "\n"))
+    log(f"wrote {path}")
+
+
 def markdown(doc):
     m = doc["machine"]
     v = m["versions"]
@@ -481,9 +501,7 @@ def main(argv=None):
                 args.markdown)) if args.markdown else os.getcwd())
             log(f"wrote {args.plot}")
         if args.markdown:
-            with open(args.markdown, "w") as f:
-                f.write(markdown(doc))
-            log(f"wrote {args.markdown}")
+            write_markdown(args.markdown, markdown(doc))
         print(summary_text(doc))
         return
     if args.all:
@@ -511,9 +529,7 @@ def main(argv=None):
             json.dump(doc, f, indent=1)
         log(f"wrote {args.json}")
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(markdown(doc))
-        log(f"wrote {args.markdown}")
+        write_markdown(args.markdown, markdown(doc))
     # the final summary table(s) on stdout
     if len(runs) > 1 or args.markdown:
         print()

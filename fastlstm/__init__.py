@@ -7,7 +7,7 @@ than numpy and the kernels.
 import importlib
 
 from ._version import __version__
-from .layers import LSTM, GRU
+from .layers import LSTM, GRU, StreamState
 from ._config import show_config
 from ._threads import get_num_threads, num_threads, set_num_threads
 
@@ -17,7 +17,7 @@ _LAZY = {
     "load": "estimators", "NotFittedError": "exceptions",
 }
 
-__all__ = ["__version__", "LSTM", "GRU", "show_config", "set_num_threads", "get_num_threads",
+__all__ = ["__version__", "LSTM", "GRU", "StreamState", "show_config", "set_num_threads", "get_num_threads",
            "num_threads"] + list(_LAZY)
 
 

@@ -399,6 +399,46 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         """Take the _extra_* values of a checked file."""
 
 
+class _Streaming:
+    """Serving one time step at a time (regressor and classifier): init_state and
+    the checked step of the network; each estimator's ``step`` maps the outputs."""
+
+    def init_state(self, n_streams=1):
+        """The state of ``n_streams`` independent streams before their first step,
+        for ``step`` (a ``fastlstm.StreamState``; ``state.reset(streams)``
+        starts those streams over). Needs a forward-only model."""
+        self._check_fitted()
+        return self._network.init_state(n_streams)
+
+    def _step_outputs(self, x_t, state, streams):
+        """Network outputs (float64, (n, K)) of one streaming step."""
+        self._check_fitted()
+        net = self._network
+        if self.n_threads != net.n_threads:
+            net.set_n_threads(NThreads().check("n_threads", self.n_threads))
+        name = type(self).__name__
+        if net.spec.embedding_dim is not None:
+            ids = np.asarray(x_t)
+            if ids.ndim != 1 or ids.dtype.kind not in "iu":
+                raise ValueError(f"{name}: with embedding_dim, x_t must be (n,) integer token "
+                                 f"ids, one per stream, got {ids.dtype} of shape {ids.shape}")
+            if ids.size and (ids.min() < 1 or ids.max() >= self.vocab_size_):
+                raise ValueError(f"{name}: token ids in x_t must be in [1, {self.vocab_size_})"
+                                 " (0 is padding, which a stream never receives)")
+            x = ids.astype(np.intp)
+        else:
+            x = np.asarray(x_t)
+            if x.dtype != net.dtype:
+                x = to_numeric(x, "x_t")
+            if x.ndim == 1 and self.n_features_in_ == 1:
+                x = x[:, None]
+            if x.ndim != 2 or x.shape[1] != self.n_features_in_:
+                raise ValueError(f"{name}: x_t must be (n, {self.n_features_in_}), one step "
+                                 f"of each stream, got shape {x.shape}")
+            # (the layer checks that the values are finite)
+        return net.step(x, state, streams).astype(np.float64)
+
+
 _COMMON_DOC = """
     hidden_sizes : tuple of int, default=(50,)
         Units of each stacked recurrent layer.
@@ -461,7 +501,7 @@ _COMMON_DOC = """
 """
 
 
-class LSTMRegressor(_LSTMBase):
+class LSTMRegressor(_Streaming, _LSTMBase):
     __doc__ = """Recurrent-network regressor on sequences (LSTM / GRU + dense output).
 
     Parameters
@@ -585,6 +625,15 @@ class LSTMRegressor(_LSTMBase):
             return out[:, 0]
         return out
 
+    def step(self, x_t, state, streams=None):
+        """One time step of several streams (serving): x_t (n, d) (or (n,) for
+        d = 1) -> (predictions, state), the predictions ``predict`` gives for the
+        sequences seen so far ((n,) or (n, k); per step for sequence targets).
+        ``state`` comes from ``init_state`` and is updated in place;
+        ``streams`` picks its rows (default all)."""
+        out = self._step_outputs(x_t, state, streams)
+        return (out[:, 0] if self._y_ndim == 1 else out), state
+
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R^2 (uniform average over outputs)."""
         pred = self.predict(X)
@@ -611,7 +660,7 @@ class LSTMRegressor(_LSTMBase):
         return float(r2.mean())
 
 
-class LSTMClassifier(_LSTMBase):
+class LSTMClassifier(_Streaming, _LSTMBase):
     __doc__ = """Recurrent-network classifier on sequences (binary and multiclass log-loss).
 
     Labels may be any sortable values (ints, strings); ``classes_`` holds
@@ -778,6 +827,17 @@ class LSTMClassifier(_LSTMBase):
     def predict_proba(self, X):
         """Class probabilities (n, n_classes), columns in the order of ``classes_``."""
         out, _ = self._raw_outputs(X)
+        return self._proba(out)
+
+    def step(self, x_t, state, streams=None):
+        """One time step of several streams (serving): x_t (n, d), or (n,) token
+        ids with an embedding -> (probabilities (n, n_classes), state): what
+        ``predict_proba`` gives for the sequences seen so far. ``state`` comes
+        from ``init_state`` and is updated in place; ``streams`` picks its rows."""
+        return self._proba(self._step_outputs(x_t, state, streams)), state
+
+    def _proba(self, out):
+        """Probabilities from network outputs (n, K)."""
         if len(self.classes_) == 2:
             z = out[:, 0]
             p1 = np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))),

@@ -22,7 +22,7 @@ from ._validation import Choice, DType, Int, Real
 from .spec import (ACTIVATIONS, CELLS, GATE_ACTIVATIONS, direction_suffix, layer_param_shapes,
                    param_count)
 
-__all__ = ["LSTM", "GRU"]
+__all__ = ["LSTM", "GRU", "StreamState"]
 
 _INPUT_SIZE = Int(1, MAX_WIDTH)
 _NUM_LAYERS = Int(1, MAX_LAYERS)
@@ -30,6 +30,7 @@ _DROPOUT = Real(0.0, 1.0, high_open=True)
 _ACTIVATION = Choice(ACTIVATIONS)
 _GATE_ACTIVATION = Choice(GATE_ACTIVATIONS)
 _DTYPE = DType()
+_N_STREAMS = Int(1)
 # time-loop threading threshold passed to the kernels (0: their default)
 _STEP_FLOPS = 0
 
@@ -110,6 +111,61 @@ class _Workspace:
     def release(self, buf):
         if buf is not None:
             self._lock.release()
+
+
+class StreamState:
+    """The recurrent state of n independent streams, for ``step``: ``h`` (and ``c``
+    for LSTM cells), one (n, H_k) array per layer. ``step`` updates it in place.
+    """
+    __slots__ = ("h", "c")
+
+    def __init__(self, h, c):
+        self.h, self.c = h, c
+
+    @property
+    def n_streams(self):
+        return self.h[0].shape[0]
+
+    def reset(self, streams=None):
+        """Zero the state of ``streams`` (indices; default all): their next step
+        starts a new sequence."""
+        idx = self._rows(streams)
+        for arrays in (self.h, self.c or ()):
+            for a in arrays:
+                a[slice(None) if idx is None else idx] = 0
+
+    def copy(self):
+        return StreamState([a.copy() for a in self.h],
+                           None if self.c is None else [a.copy() for a in self.c])
+
+    def _rows(self, streams):
+        if streams is None:
+            return None
+        idx = np.asarray(streams)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu":
+            raise TypeError("streams must be a 1-D sequence of stream indices")
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= self.n_streams:
+            raise ValueError(f"streams must be indices in [0, {self.n_streams}), got {streams!r}")
+        if np.unique(idx).size != idx.size:
+            raise ValueError("streams must not repeat an index")
+        return idx
+
+    def _check(self, layer):
+        ok = (isinstance(self.h, list) and len(self.h) == layer.num_layers
+              and (self.c is None) != layer._has_cell_state)
+        if ok:
+            n, dt = self.h[0].shape[0], layer.dtype
+            for arrays in (self.h, self.c or ()):
+                for a, H in zip(arrays, layer.hidden_sizes):
+                    if not (type(a) is np.ndarray and a.dtype == dt and a.shape == (n, H)
+                            and a.flags.c_contiguous):
+                        ok = False
+        if not ok:
+            raise ValueError("state does not fit this model: make it with this model's "
+                             "init_state")
+
+    def __repr__(self):
+        return f"StreamState(n_streams={self.n_streams}, layers={len(self.h)})"
 
 
 class _Recurrent:
@@ -396,8 +452,60 @@ class _Recurrent:
 
     @staticmethod
     def _split_layers(arr, L, D):
-        """(L*D, B, H) -> per-layer (D, B, H) views, or L Nones."""
+        """(L*D, B, H) -> per-layer (D, B, H) views, or L Nones (a per-layer list as is)."""
+        if isinstance(arr, list):
+            return arr
         return [None] * L if arr is None else [arr[k * D:(k + 1) * D] for k in range(L)]
+
+    # ----- streaming ----------------------------------------------------------
+    def init_state(self, n_streams=1):
+        """The state of ``n_streams`` independent streams before their first step
+        (zeros), for ``step``."""
+        n = _N_STREAMS.check("n_streams", n_streams)
+        if self.bidirectional:
+            raise ValueError("a bidirectional layer needs each whole sequence (its reverse "
+                             "direction starts at the end); streaming needs a forward-only "
+                             "model")
+        z = [np.zeros((n, H), self.dtype) for H in self.hidden_sizes]
+        return StreamState(z, [a.copy() for a in z] if self._has_cell_state else None)
+
+    def step(self, x_t, state, streams=None):
+        """One time step of several streams: x_t (n, I) -> y_t (n, H), the last
+        layer's output; ``state`` (from ``init_state``) is updated in place and
+        returned: ``y_t, state = layer.step(x_t, state)``. ``streams``: the rows
+        of ``state`` that x_t's rows belong to (default: all, in order), so
+        requests for any subset of the streams can be stepped together. T steps
+        give what one call on the T-step sequences gives."""
+        y = self._stream(x_t, state, streams, None)
+        return y[:, 0], state
+
+    def _stream(self, x_t, state, streams, packs):
+        """Run one step of ``state``'s streams ``streams``; returns y (n, 1, H_last)."""
+        if not isinstance(state, StreamState):
+            raise TypeError(f"state must come from init_state, got {type(state).__name__}")
+        if self.bidirectional:
+            self.init_state()        # raises the explanation
+        state._check(self)
+        idx = state._rows(streams)
+        x_t = _float_array("x_t", x_t, self.dtype, 2)
+        n = state.n_streams if idx is None else idx.size
+        if x_t.shape != (n, self.input_size):
+            raise ValueError(f"x_t must have shape ({n}, {self.input_size}) for "
+                             f"{'the' if idx is None else 'the selected'} {n} streams, "
+                             f"got {x_t.shape}")
+        h0 = [(h if idx is None else h[idx])[None] for h in state.h]
+        c0 = None if state.c is None else [(c if idx is None else c[idx])[None] for c in state.c]
+        y, h_n, c_n, _, _, _ = self._forward(x_t[:, None, :], h0, c0, None, False, packs=packs)
+        for k in range(self.num_layers):
+            if idx is None:
+                state.h[k][...] = h_n[k][0]
+                if c_n is not None:
+                    state.c[k][...] = c_n[k][0]
+            else:
+                state.h[k][idx] = h_n[k][0]
+                if c_n is not None:
+                    state.c[k][idx] = c_n[k][0]
+        return y
 
     # ----- forward / backward -----------------------------------------------
     def _forward(self, x, h0, c0, lengths, train, reuse=None, packs=None, dropout_mask=None):
@@ -417,9 +525,10 @@ class _Recurrent:
         B, T, _ = x.shape
         if lengths is not None:
             lengths = self._check_lengths(lengths, B, T)
-        if h0 is not None:
+        # (per-layer lists come from _stream, which has checked them)
+        if h0 is not None and not isinstance(h0, list):
             h0 = self._check_state("h0" if self._has_cell_state else "state", h0, B)
-        if c0 is not None:
+        if c0 is not None and not isinstance(c0, list):
             c0 = self._check_state("c0", c0, B)
         L, D = self.num_layers, self.num_directions
         lstm = self._has_cell_state

@@ -313,6 +313,24 @@ class Network:
             gE[0] = 0.0  # padding row stays zero
         return self.grad
 
+    # ------------------------------------------------------------ streaming
+
+    def init_state(self, n_streams=1):
+        return self.recurrent.init_state(n_streams)
+
+    def step(self, x_t, state, streams=None):
+        """One time step of ``state``'s streams (``streams``: which rows; default
+        all): x_t (n, I) floats, or (n,) token ids with an embedding. Updates the
+        state in place; returns out (n, K), what ``forward`` gives for sequences
+        that end at this step."""
+        with self._lock:
+            packs, W, b = self._inference_snapshot()
+            inp = x_t if self.embedding is None else self.embedding[x_t]
+        self.recurrent._stream(inp, state, streams, packs)
+        idx = state._rows(streams)
+        feat = state.h[-1] if idx is None else state.h[-1][idx]   # (n, H): D = 1
+        return feat @ W.T + b
+
     # ------------------------------------------------------------ inference
 
     def predict_raw(self, X, lengths=None, chunk=2048):
