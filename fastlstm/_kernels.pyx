@@ -93,10 +93,6 @@ ctypedef fused real:
     float
     double
 
-CELLS = {"lstm": 0, "peephole": 1, "cifg": 2, "gru": 3}
-ACTIVATIONS = {"tanh": 0, "relu": 1}
-GATE_ACTIVATIONS = {"sigmoid": 0, "hard_sigmoid": 1}
-
 
 cdef int _raise(int status) except -1:
     if status == -1:
