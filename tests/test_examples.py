@@ -46,8 +46,57 @@ def _run(args, timeout=120):
                           text=True, timeout=timeout)
 
 
+# examples that keep running (servers): tested by test_serve_example
+SERVERS = ("serve.py",)
+
+
 def test_every_example_is_tested():
-    assert sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")) == sorted(EXPECTED)
+    assert sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")) == \
+        sorted(list(EXPECTED) + list(SERVERS))
+
+
+def test_serve_example_answers_as_predict(tmp_path):
+    import http.client
+    import json
+    import socket
+    import time
+
+    import numpy as np
+
+    import fastlstm
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 6, 3)).astype(np.float32)
+    est = fastlstm.LSTMRegressor(hidden_sizes=(8,), epochs=1, random_state=0, n_threads=1)
+    path = est.fit(X, X[:, -1, 0]).save(tmp_path / "m.npz")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, "serve.py"), str(path),
+                             "--port", str(port)], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/health")
+                if conn.getresponse().read() == b'{"ok": true}':
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+                time.sleep(0.1)
+        for rows in (X[:1], X[3:7]):          # two requests on one keep-alive connection
+            conn.request("POST", "/predict", body=json.dumps({"x": rows.tolist()}))
+            r = conn.getresponse()
+            assert r.status == 200
+            np.testing.assert_allclose(json.loads(r.read())["y"], est.predict(rows),
+                                       rtol=1e-6, atol=1e-7)
+        conn.request("POST", "/predict", body=b'{"x": [[1, 2]]}')
+        r = conn.getresponse()
+        assert r.status == 400 and "features" in json.loads(r.read())["error"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
