@@ -66,7 +66,9 @@ class TrainingMixin:
         else:
             exc.args = (f"{exc.args[0]} {outcome}",) + exc.args[1:]
 
-    def _split_validation(self, Xa, lengths, Y, p):
+    def _split_validation(self, Xa, lengths, Y, p, weights=None):
+        """(X, lengths, Y, weights) of the training part and (X, lengths, Y) of a
+        random validation part (validation losses are unweighted)."""
         n = Xa.shape[0]
         n_val = int(math.ceil(p["validation_fraction"] * n))
         if n_val < 1 or n - n_val < 1:
@@ -79,7 +81,8 @@ class TrainingMixin:
         vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         lv = None if lengths is None else lengths[vi]
         lt = None if lengths is None else lengths[ti]
-        return Xa[ti], lt, Y[ti], (Xa[vi], lv, Y[vi])
+        wt = None if weights is None else weights[ti]
+        return Xa[ti], lt, Y[ti], wt, (Xa[vi], lv, Y[vi])
 
     def _batch(self, Xa, lengths, Y, idx):
         Xb, Yb = Xa[idx], Y[idx]
@@ -95,7 +98,7 @@ class TrainingMixin:
                 lb = None
         return Xb, lb, Yb, mask
 
-    def _train(self, Xa, lengths, Y, val, p, epochs, use_stopping, cache=None):
+    def _train(self, Xa, lengths, Y, val, p, epochs, use_stopping, cache=None, weights=None):
         """Train for ``epochs`` epochs. ``cache``: a spent training cache of this
         network whose memory the first batch may recycle. Returns the last
         batch's cache (spent)."""
@@ -112,7 +115,8 @@ class TrainingMixin:
             checkpoint = (net.params.copy(), copy.deepcopy(opt))
             try:
                 epoch_loss, val_loss, cache = self._train_epoch(
-                    epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs)
+                    epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs,
+                    weights)
             except BaseException:
                 with net.updating():
                     net.params[...] = checkpoint[0]
@@ -144,8 +148,10 @@ class TrainingMixin:
         self._no_improvement_count = 0 if use_stopping else self._no_improvement_count
         return cache
 
-    def _train_epoch(self, epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs):
-        """One pass over the data; returns (mean loss, validation loss or None, spent cache)."""
+    def _train_epoch(self, epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs,
+                     weights):
+        """One pass over the data; returns (mean loss (weighted by ``weights``, (n,) or
+        None), validation loss or None, spent cache)."""
         n = Xa.shape[0]
         t0 = time.perf_counter()
         order = self._shuffle_rng.permutation(n) if p["shuffle"] else np.arange(n)
@@ -155,7 +161,8 @@ class TrainingMixin:
             Xb, lb, Yb, mask = self._batch(Xa, lengths, Y, idx)
             # the previous batch's cache is spent: recycle its activation memory
             out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng, reuse=cache)
-            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask)
+            wb = None if weights is None else weights[idx]
+            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask, wb)
             if not math.isfinite(loss):
                 self._diverged(epoch, b, "loss", loss, p)
             net.backward(cache, dout)
@@ -167,8 +174,8 @@ class TrainingMixin:
                 self._diverged(epoch, b, "gradient norm", norm, p)
             with net.updating(), claim(n_threads) as nt:
                 opt.step(net.params, net.grad, nt)
-            total += loss * len(idx)
-        epoch_loss = total / n
+            total += loss * (len(idx) if wb is None else float(wb.sum()))
+        epoch_loss = total / (n if weights is None else float(weights.sum()))
         if not math.isfinite(epoch_loss):
             self._diverged(epoch, None, "mean loss", epoch_loss, p)
         val_loss = None

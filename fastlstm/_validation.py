@@ -145,6 +145,24 @@ class HiddenSizes:
         return tuple(int(h) for h in v)
 
 
+class ClassWeight:
+    """None, "balanced", or a dict {label: weight >= 0} (also given as (label,
+    weight) pairs, as a model file stores it); returns None, "balanced" or a dict."""
+
+    def check(self, name, v):
+        if v is None or (isinstance(v, str) and v == "balanced"):
+            return v
+        if isinstance(v, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2
+                                                for x in v):
+            v = {(tuple(k) if isinstance(k, list) else k): w for k, w in v}
+        if not isinstance(v, dict):
+            _fail(name, "None, 'balanced' or a dict {label: weight}", v, TypeError)
+        for w in v.values():
+            if not is_real(w) or not math.isfinite(w) or w < 0:
+                _fail(name, "a dict of finite weights >= 0", v)
+        return {k: float(w) for k, w in v.items()}
+
+
 class RandomState:
     """None, an int in [0, 2**32), or a numpy RandomState / Generator (returned as is)."""
 

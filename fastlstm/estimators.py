@@ -31,8 +31,8 @@ from ._estimator_base import (EstimatorBase, check_finite, is_sparse, reshape_hi
                               split_ragged, store_init_params, to_numeric)
 from ._limits import MAX_INFERRED_VOCAB, MAX_WIDTH
 from ._training import PREDICT_CHUNK, TrainingMixin
-from ._validation import (Bool, Choice, DType, Int, NThreads, RandomState, Real, Verbose,
-                          is_int, seed_from, validate_params)
+from ._validation import (Bool, Choice, ClassWeight, DType, Int, NThreads, RandomState, Real,
+                          Verbose, is_int, seed_from, validate_params)
 from .data import _compact_token_ids, sliding_windows
 from .network import Network
 from .optim import make_optimizer
@@ -297,13 +297,29 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
             # fresh dropout masks for the new p are drawn from the same stream
             self._network.with_dropout(spec.dropout)
 
-    def _fit(self, X, y, incremental, validation_data=None, classes=None):
+    def _fit(self, X, y, incremental, validation_data=None, classes=None, sample_weight=None):
         p = self._validate_params()
         first = not hasattr(self, "_network") or not (incremental or p["warm_start"])
-        return self._guarded_fit(first, lambda: self._fit_body(X, y, incremental,
-                                                               validation_data, classes, p, first))
+        return self._guarded_fit(first, lambda: self._fit_body(
+            X, y, incremental, validation_data, classes, p, first, sample_weight))
 
-    def _fit_body(self, X, y, incremental, validation_data, classes, p, first):
+    def _sample_weights(self, sample_weight, Y, p, incremental):
+        """The weight of each training sample (n,) float64, or None for all equal:
+        ``sample_weight`` checked (the classifier multiplies in its class weights)."""
+        if sample_weight is None:
+            return None
+        n = Y.shape[0]
+        w = to_numeric(np.asarray(sample_weight), "sample_weight")
+        if w.shape != (n,):
+            raise ValueError(f"{type(self).__name__}: sample_weight must have shape ({n},), "
+                             f"one weight per sample, got {w.shape}")
+        w = w.astype(np.float64)
+        if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+            raise ValueError(f"{type(self).__name__}: sample_weight must be finite, >= 0 and "
+                             "not all zero")
+        return w
+
+    def _fit_body(self, X, y, incremental, validation_data, classes, p, first, sample_weight):
         # activation memory of the last partial_fit batch, recycled by the next one
         spent = self.__dict__.pop("_spent_cache", None)
         dtype = np.dtype(p["dtype"]) if first else self._network.dtype
@@ -312,6 +328,7 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
                 self.__dict__.pop(attr, None)
         Xa, lengths, d = self._check_X(X, reset=first, p=p, dtype=dtype)
         Y, n_outputs, seq = self._prepare_y(y, Xa, lengths, first, classes)
+        W = self._sample_weights(sample_weight, Y, p, incremental)
         self._setup(p, d, n_outputs, seq, first)
         val = None
         if validation_data is not None:
@@ -322,7 +339,7 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
             Yv, _, _ = self._prepare_y(validation_data[1], Xv, lv, False, None, name="y_val")
             val = (Xv, lv, Yv)
         elif p["early_stopping"] and not incremental:
-            Xa, lengths, Y, val = self._split_validation(Xa, lengths, Y, p)
+            Xa, lengths, Y, W, val = self._split_validation(Xa, lengths, Y, p, W)
         if val is not None and self.validation_scores_ is None:
             self.validation_scores_ = []
         if not incremental:
@@ -331,7 +348,7 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
             self._optimizer = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])
         epochs = 1 if incremental else p["epochs"]
         spent = self._train(Xa, lengths, Y, val, p, epochs, use_stopping=not incremental,
-                            cache=spent if incremental and not first else None)
+                            cache=spent if incremental and not first else None, weights=W)
         if incremental:
             self._spent_cache = spent
         return self
@@ -607,16 +624,18 @@ class LSTMRegressor(_Streaming, _LSTMBase):
         self._y_ndim = int(fitted["y_ndim"])
         self._fit_loss = fitted["loss"]
 
-    def fit(self, X, y, validation_data=None):
-        """Train on X, y; returns self. See the class docstring for the input forms."""
-        return self._fit(X, y, incremental=False, validation_data=validation_data)
+    def fit(self, X, y, validation_data=None, sample_weight=None):
+        """Train on X, y; returns self. See the class docstring for the input forms.
+        ``sample_weight`` (n,): each sample's weight in the loss (a weighted mean)."""
+        return self._fit(X, y, incremental=False, validation_data=validation_data,
+                         sample_weight=sample_weight)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over X, y, continuing from the current weights (and optimizer state).
 
         The activation memory of the last batch is kept for the next call to
         recycle (one batch of LSTM activations; not pickled, released by ``fit``)."""
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predictions: (n,), (n, k) or (n, T, k), matching the shape of y in fit."""
@@ -675,6 +694,11 @@ class LSTMClassifier(_Streaming, _LSTMBase):
     vocab_size : int or None, default=None
         Rows of the embedding (ids 0 .. vocab_size-1); None: max id + 1 at fit.
     loss : {"log_loss"}, default="log_loss"
+    class_weight : None, "balanced" or dict {label: weight}, default=None
+        Weight of each class in the loss: "balanced" gives class c the weight
+        n_samples / (n_classes * n_samples_of_c) (scikit-learn's rule, fit
+        only); a dict gives its classes their weight and the others 1. Multiplies
+        ``sample_weight``.
     """ + _COMMON_DOC + """
     classes_ : ndarray of shape (n_classes,)
     """
@@ -682,7 +706,7 @@ class LSTMClassifier(_Streaming, _LSTMBase):
     _estimator_type = "classifier"
     _losses = ("log_loss",)
     _parameter_constraints = {**_COMMON_CONSTRAINTS, **_EMBEDDING_CONSTRAINTS,
-                              "loss": Choice(_losses)}
+                              "loss": Choice(_losses), "class_weight": ClassWeight()}
 
     def __init__(self, hidden_sizes=(50,), cell="lstm", activation="tanh",
                  gate_activation="sigmoid", bidirectional=False, dropout=0.0,
@@ -691,8 +715,35 @@ class LSTMClassifier(_Streaming, _LSTMBase):
                  weight_decay=0.0, clip_norm=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  restore_best_weights=True, warm_start=False, random_state=None,
-                 n_threads=None, verbose=0, dtype="float32"):
+                 n_threads=None, verbose=0, dtype="float32", class_weight=None):
         store_init_params(self, locals())
+
+    def _sample_weights(self, sample_weight, Y, p, incremental):
+        w = super()._sample_weights(sample_weight, Y, p, incremental)
+        cw = p["class_weight"]
+        if cw is None:
+            return w
+        name, k = type(self).__name__, len(self.classes_)
+        idx = Y[:, 0].astype(np.int64) if k == 2 else Y
+        if cw == "balanced":
+            if incremental:
+                raise ValueError(f"{name}: class_weight='balanced' needs all the training "
+                                 "data at once (fit); with partial_fit give a dict")
+            # scikit-learn's rule: n_samples / (n_classes * count of the class)
+            counts = np.bincount(idx, minlength=k).astype(np.float64)
+            per_class = np.where(counts > 0, idx.size / (k * np.maximum(counts, 1)), 0.0)
+        else:
+            per_class = np.ones(k)
+            for label, weight in cw.items():
+                at = np.flatnonzero(self.classes_ == label)
+                if at.size != 1:
+                    raise ValueError(f"{name}: class_weight names the label {label!r}, which "
+                                     f"is not one of the classes {self.classes_.tolist()}")
+                per_class[at[0]] = weight
+        cwv = per_class[idx]
+        if not cwv.sum() > 0:
+            raise ValueError(f"{name}: class_weight gives every sample weight 0")
+        return cwv if w is None else w * cwv
 
     @property
     def _loss_name(self):
@@ -810,11 +861,13 @@ class LSTMClassifier(_Streaming, _LSTMBase):
     def _set_output_info_from(self, fitted, spec, arrays):
         self.classes_ = arrays["classes"]
 
-    def fit(self, X, y, validation_data=None):
-        """Train on X, labels y; returns self."""
-        return self._fit(X, y, incremental=False, validation_data=validation_data)
+    def fit(self, X, y, validation_data=None, sample_weight=None):
+        """Train on X, labels y; returns self. ``sample_weight`` (n,) multiplies the
+        ``class_weight`` of each sample's class."""
+        return self._fit(X, y, incremental=False, validation_data=validation_data,
+                         sample_weight=sample_weight)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over X, y. ``classes`` (all labels) is required on the first call.
 
         As for the regressor, the last batch's activation memory is kept for the
@@ -822,7 +875,7 @@ class LSTMClassifier(_Streaming, _LSTMBase):
         if not hasattr(self, "_network") and classes is None:
             raise ValueError(f"{type(self).__name__}: classes must be passed on the first call "
                              "to partial_fit (all labels that will ever appear)")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def predict_proba(self, X):
         """Class probabilities (n, n_classes), columns in the order of ``classes_``."""

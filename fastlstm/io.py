@@ -437,6 +437,21 @@ def _json_param(name, value):
         return np.dtype(value).name
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, dict):    # e.g. class_weight: JSON keys would all become strings
+        return {"dict": [[_json_param("", k), _json_param("", w)] for k, w in value.items()]}
+    return value
+
+
+def _param_from_json(name, value):
+    """A constructor argument as the config stores it, back (lists were tuples)."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        items = value.get("dict")
+        if set(value) != {"dict"} or not isinstance(items, list) or not all(
+                isinstance(kv, list) and len(kv) == 2 for kv in items):
+            raise ValueError(f"model config param {name!r} must not be an object")
+        return {(tuple(k) if isinstance(k, list) else k): w for k, w in items}
     return value
 
 
@@ -617,10 +632,8 @@ def _build(cls, config, arrays):
     for k, v in config["params"].items():
         if k not in names:
             unknown.append(f"params.{k}")
-        elif isinstance(v, dict):
-            raise ValueError(f"model config param {k!r} must not be an object")
         else:
-            params[k] = tuple(v) if isinstance(v, list) else v
+            params[k] = _param_from_json(k, v)
     est = cls(**params)   # parameters the file lacks (an older writer) keep their defaults
     try:
         p = est._validate_params()

@@ -363,26 +363,44 @@ def _sigmoid(z):
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def loss_and_grad(loss, out, target, mask=None):
+def loss_and_grad(loss, out, target, mask=None, sample_weight=None):
     """Mean loss over real elements and its gradient w.r.t. ``out``.
 
     out : (B, K) or (B, T, K) network outputs (logits for the log-losses).
     target : same shape as out for mse/mae/huber/binary_log_loss (binary:
         0/1 values); class indices (B,) or (B, T) ints for ``log_loss``.
     mask : None, or (B, T) bool of real steps (sequence outputs).
+    sample_weight : None, or (B,) non-negative weights of the samples.
 
     The mean is over samples (and real steps) and, for the regression
-    losses, over outputs. Returns (loss as a Python float, dout like out).
+    losses, over outputs; with weights it is the weighted mean
+    sum(w * loss) / sum(w) (a sample's weight applies to each of its steps).
+    Returns (loss as a Python float, dout like out).
     """
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are the caller's
-        return _loss_and_grad(loss, out, target, mask)
+        return _loss_and_grad(loss, out, target, mask, sample_weight)
 
 
-def _loss_and_grad(loss, out, target, mask):
+def _row_weights(out, mask, sample_weight):
+    """(weights of the rows (B,) or (B, T), or None, and the number of rows they count)."""
     dtype = out.dtype
-    w = None if mask is None else mask.astype(dtype)[..., None]
-    # rows = samples (and time steps): every axis but the last
-    n_rows = math.prod(out.shape[:-1]) if mask is None else float(mask.sum())
+    if sample_weight is None:
+        # rows = samples (and time steps): every axis but the last
+        w = None if mask is None else mask.astype(dtype)
+        return w, math.prod(out.shape[:-1]) if mask is None else float(mask.sum())
+    w = np.asarray(sample_weight, dtype=dtype)
+    if out.ndim == 3:
+        w = np.broadcast_to(w[:, None], out.shape[:2])
+        if mask is not None:
+            w = w * mask.astype(dtype)
+    return w, float(np.sum(w, dtype=np.float64))
+
+
+def _loss_and_grad(loss, out, target, mask, sample_weight):
+    dtype = out.dtype
+    w, n_rows = _row_weights(out, mask, sample_weight)
+    if w is not None:
+        w = w[..., None]
     if n_rows == 0:
         return 0.0, np.zeros_like(out)
     if loss in ("mse", "mae", "huber", "binary_log_loss"):

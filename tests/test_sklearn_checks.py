@@ -33,6 +33,12 @@ EXPECTED_FAILED = {
     "check_estimators_partial_fit_n_features": (
         _SEQ_LEN + ", so dropping a column gives shorter sequences, not fewer features"
     ),
+    "check_sample_weight_equivalence_on_dense_data": (
+        "mini-batch training with shuffling: k copies of a sample land in other batches "
+        "than one sample of weight k (scikit-learn lists the same for its SGD and MLP "
+        "models); with one full batch the two are equal, as "
+        "test_weights.py::test_integer_weights_train_like_copies_of_the_samples shows"
+    ),
 }
 
 EXPECTED_FAILED_CLASSIFIER = {
