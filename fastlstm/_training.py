@@ -3,7 +3,9 @@ stopping, divergence checks, and fits that never leave a half-fitted
 estimator behind."""
 
 import copy
+import logging
 import math
+import threading
 import time
 import warnings
 
@@ -15,6 +17,7 @@ from .network import loss_and_grad
 from .optim import clip_grad_norm, grad_norm
 
 PREDICT_CHUNK = 2048   # rows per forward when predicting or validating
+_log = logging.getLogger("fastlstm")
 
 
 class TrainingMixin:
@@ -27,7 +30,7 @@ class TrainingMixin:
         estimator; predict() in another thread meanwhile sees either a clear error
         (a new model is being built) or the weights after some whole optimizer
         step (training continues in place)."""
-        token = {"new_model": first}
+        token = {"new_model": first, "thread": threading.get_ident()}
         if self.__dict__.setdefault("_fit_in_progress", token) is not token:
             raise RuntimeError(f"{type(self).__name__}: fit or partial_fit is already running on "
                                "this estimator in another thread")
@@ -136,11 +139,17 @@ class TrainingMixin:
                 self.best_loss_ = monitored
                 if restore:
                     best_params = net.params.copy()
+            logs = {"epoch": self.n_iter_, "loss": epoch_loss, "val_loss": val_loss}
+            # every callback sees every epoch, even once one has asked to stop
+            stop = [cb for cb in p["callbacks"] if cb(self, logs)]
+            if stop:
+                self._report(p, f"{name}: stopped after epoch {self.n_iter_} by the callback "
+                             f"{stop[0]!r}.")
+                break
             if use_stopping and self._no_improvement_count >= p["n_iter_no_change"]:
-                if p["verbose"]:
-                    what = "Validation loss" if val_loss is not None else "Training loss"
-                    print(f"{name}: {what} did not improve more than tol={p['tol']} for "
-                          f"{p['n_iter_no_change']} consecutive epochs. Stopping.", flush=True)
+                what = "Validation loss" if val_loss is not None else "Training loss"
+                self._report(p, f"{name}: {what} did not improve more than tol={p['tol']} for "
+                             f"{p['n_iter_no_change']} consecutive epochs. Stopping.")
                 break
         if restore and best_params is not None:
             with net.updating():
@@ -183,11 +192,18 @@ class TrainingMixin:
             val_loss = self._eval_loss(*val)
             if not math.isfinite(val_loss):
                 self._diverged(epoch, None, "validation loss", val_loss, p)
-        if p["verbose"]:
-            vl = "" if val_loss is None else f", val_loss {val_loss:.6f}"
-            print(f"{type(self).__name__} epoch {epoch + 1}/{epochs}: "
-                  f"loss {epoch_loss:.6f}{vl}, {time.perf_counter() - t0:.2f}s", flush=True)
+        vl = "" if val_loss is None else f", val_loss {val_loss:.6f}"
+        self._report(p, f"{type(self).__name__} epoch {epoch + 1}/{epochs}: "
+                     f"loss {epoch_loss:.6f}{vl}, {time.perf_counter() - t0:.2f}s")
         return epoch_loss, val_loss, cache
+
+    @staticmethod
+    def _report(p, line):
+        """A line of training progress: always to the "fastlstm" logger (INFO), and
+        to stdout as well with verbose."""
+        _log.info("%s", line)
+        if p["verbose"]:
+            print(line, flush=True)
 
     def _diverged(self, epoch, batch, what, value, p):
         where = f"epoch {self.n_iter_ + 1}" + ("" if batch is None else f", batch {batch + 1}")

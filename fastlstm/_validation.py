@@ -163,6 +163,19 @@ class ClassWeight:
         return {k: float(w) for k, w in v.items()}
 
 
+class Callbacks:
+    """None or a list of callables ``callback(estimator, logs)``; returns a tuple."""
+
+    def check(self, name, v):
+        if v is None:
+            return ()
+        if callable(v):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or not all(callable(c) for c in v):
+            _fail(name, "None or a list of callables callback(estimator, logs)", v, TypeError)
+        return tuple(v)
+
+
 class RandomState:
     """None, an int in [0, 2**32), or a numpy RandomState / Generator (returned as is)."""
 

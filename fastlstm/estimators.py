@@ -21,6 +21,7 @@ recurrent model accepts sequences of any length T.
 
 import dataclasses
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -31,11 +32,11 @@ from ._estimator_base import (EstimatorBase, check_finite, is_sparse, reshape_hi
                               split_ragged, store_init_params, to_numeric)
 from ._limits import MAX_INFERRED_VOCAB, MAX_WIDTH
 from ._training import PREDICT_CHUNK, TrainingMixin
-from ._validation import (Bool, Choice, ClassWeight, DType, Int, NThreads, RandomState, Real,
-                          Verbose, is_int, seed_from, validate_params)
+from ._validation import (Bool, Callbacks, Choice, ClassWeight, DType, Int, NThreads,
+                          RandomState, Real, Verbose, is_int, seed_from, validate_params)
 from .data import _compact_token_ids, sliding_windows
 from .network import Network
-from .optim import make_optimizer
+from .optim import make_optimizer, same_settings
 from .spec import FIELD_CONSTRAINTS, NetworkSpec
 
 __all__ = ["LSTMRegressor", "LSTMClassifier", "LSTMForecaster", "load"]
@@ -63,6 +64,7 @@ _COMMON_CONSTRAINTS = {
     "n_threads": NThreads(),
     "verbose": Verbose(),
     "dtype": DType(),
+    "callbacks": Callbacks(),
 }
 _EMBEDDING_CONSTRAINTS = {
     "embedding_dim": Int(1, MAX_WIDTH, none_ok=True),
@@ -342,9 +344,10 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
             Xa, lengths, Y, W, val = self._split_validation(Xa, lengths, Y, p, W)
         if val is not None and self.validation_scores_ is None:
             self.validation_scores_ = []
-        if not incremental:
-            self._optimizer = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])
-        elif not hasattr(self, "_optimizer") or first:
+        # warm_start and partial_fit continue the optimizer's state (unless its
+        # settings changed); a new model gets a new one
+        if first or not same_settings(getattr(self, "_optimizer", None), p["optimizer"],
+                                      p["learning_rate"], p["weight_decay"]):
             self._optimizer = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])
         epochs = 1 if incremental else p["epochs"]
         spent = self._train(Xa, lengths, Y, val, p, epochs, use_stopping=not incremental,
@@ -357,7 +360,9 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
 
     def _check_fitted(self):
         fitting = self.__dict__.get("_fit_in_progress")
-        if fitting is not None and fitting["new_model"]:
+        # (the fitting thread itself may use the model: a callback saving a checkpoint)
+        if fitting is not None and fitting["new_model"] and \
+                fitting["thread"] != threading.get_ident():
             raise RuntimeError(
                 f"This {type(self).__name__} is being fitted in another thread and has no "
                 "model to use until fit returns. To keep serving while a model retrains, "
@@ -491,7 +496,9 @@ _COMMON_DOC = """
     restore_best_weights : bool, default=True
         With a validation set, end with the weights of the best validation epoch.
     warm_start : bool, default=False
-        ``fit`` continues from the current weights instead of starting over.
+        ``fit`` continues from the current weights and optimizer state
+        instead of starting over (a model loaded from a checkpoint saved with
+        ``include_optimizer=True`` continues exactly where it was saved).
     random_state : int, RandomState, Generator or None, default=None
         Seeds initialisation, shuffling, dropout and the validation split:
         the same int gives bitwise-identical models for any ``n_threads``.
@@ -500,6 +507,12 @@ _COMMON_DOC = """
     verbose : int, default=0
         1 prints one line per epoch (loss, validation loss, seconds).
     dtype : {"float32", "float64"}, default="float32"
+    callbacks : list of callables or None, default=None
+        Each is called after every epoch as ``callback(estimator, logs)`` with
+        ``logs = {"epoch": n, "loss": ..., "val_loss": ... or None}``; a true
+        return value stops training after this epoch.
+        ``fastlstm.callbacks.Checkpoint(path, every=k)`` saves the model every
+        k epochs. Progress lines also go to the ``"fastlstm"`` logger (INFO).
 
     Attributes
     ----------
@@ -547,7 +560,7 @@ class LSTMRegressor(_Streaming, _LSTMBase):
                  weight_decay=0.0, clip_norm=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  restore_best_weights=True, warm_start=False, random_state=None,
-                 n_threads=None, verbose=0, dtype="float32"):
+                 n_threads=None, verbose=0, dtype="float32", callbacks=None):
         store_init_params(self, locals())
 
     @property
@@ -715,7 +728,8 @@ class LSTMClassifier(_Streaming, _LSTMBase):
                  weight_decay=0.0, clip_norm=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  restore_best_weights=True, warm_start=False, random_state=None,
-                 n_threads=None, verbose=0, dtype="float32", class_weight=None):
+                 n_threads=None, verbose=0, dtype="float32", class_weight=None,
+                 callbacks=None):
         store_init_params(self, locals())
 
     def _sample_weights(self, sample_weight, Y, p, incremental):
@@ -984,7 +998,7 @@ class LSTMForecaster(_LSTMBase):
                  batch_size=32, epochs=100, shuffle=True, weight_decay=0.0, clip_norm=None,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, restore_best_weights=True, warm_start=False, random_state=None,
-                 n_threads=None, verbose=0, dtype="float32"):
+                 n_threads=None, verbose=0, dtype="float32", callbacks=None):
         store_init_params(self, locals())
 
     def __sklearn_tags__(self):
@@ -1073,7 +1087,9 @@ class LSTMForecaster(_LSTMBase):
             X, Y = X[:-n_val], Y[:-n_val]
         if val is not None and self.validation_scores_ is None:
             self.validation_scores_ = []
-        self._optimizer = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])
+        if first or not same_settings(getattr(self, "_optimizer", None), p["optimizer"],
+                                      p["learning_rate"], p["weight_decay"]):
+            self._optimizer = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])
         self._train(X, None, Y, val, p, p["epochs"], use_stopping=True)
         return self
 

@@ -429,8 +429,8 @@ class ModelFileWarning(UserWarning):
 
 def _json_param(name, value):
     """A constructor argument as the config stores it."""
-    if isinstance(value, (np.random.RandomState, np.random.Generator)):
-        return None  # a generator's state is not part of the model
+    if isinstance(value, (np.random.RandomState, np.random.Generator)) or name == "callbacks":
+        return None  # a generator's state, code to call: not part of the model
     if isinstance(value, tuple):
         return list(value)
     if name == "dtype":

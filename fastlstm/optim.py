@@ -172,6 +172,15 @@ def clip_grad_norm(flat_grad, max_norm):
     return norm
 
 
+def same_settings(opt, name, learning_rate, weight_decay=0.0, momentum=0.9):
+    """Whether ``opt`` is what make_optimizer(name, ...) would build (its state aside)."""
+    if name == "adam":
+        return isinstance(opt, Adam) and (opt.lr, opt.weight_decay) == (learning_rate,
+                                                                         weight_decay)
+    return isinstance(opt, SGD) and (opt.lr, opt.weight_decay, opt.momentum) == (
+        learning_rate, weight_decay, momentum)
+
+
 def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9):
     """Build an optimizer from the estimator's ``optimizer`` string."""
     if name == "adam":
