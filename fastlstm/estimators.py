@@ -420,6 +420,36 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
     def _set_output_info_from(self, fitted, spec, arrays):
         """Take the _extra_* values of a checked file."""
 
+    # ------------------------------------------------------------ export: fastlstm.export
+
+    def state_dict(self):
+        """Copies of the fitted parameters under PyTorch's names: ``embedding.weight``
+        (token ids), the recurrent layers' (``weight_ih_l0``, ...), ``head.weight``,
+        ``head.bias``."""
+        from . import export
+        return export.estimator_state_dict(self)
+
+    def load_state_dict(self, state_dict):
+        """Replace the fitted parameters (``state_dict()``'s names and shapes; arrays or
+        torch tensors); ValueError names what does not match. Safe while other
+        threads predict."""
+        from . import export
+        export.load_estimator_state_dict(self, state_dict)
+
+    def to_onnx(self, path=None, opset=None, with_lengths=False):
+        """The fitted model as an ONNX model (float32 network; opset None: 17), also
+        written to ``path`` when given; needs the onnx package. Inputs and outputs:
+        see fastlstm.export (regressor: ``predictions``, classifier:
+        ``probabilities``, forecaster: ``forecast``)."""
+        from . import export
+        return export.estimator_to_onnx(self, path, opset, with_lengths)
+
+    def to_torch(self):
+        """A torch ``nn.Module`` computing what ``to_onnx``'s model does; ValueError
+        for a cell or activation PyTorch lacks."""
+        from . import export
+        return export.estimator_to_torch(self)
+
 
 class _Streaming:
     """Serving one time step at a time (regressor and classifier): init_state and

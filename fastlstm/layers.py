@@ -708,6 +708,38 @@ class _Recurrent:
             args.append(f"dtype={self.dtype.name!r}")
         return f"{type(self).__name__}({', '.join(args)})"
 
+    # ----- export and import: fastlstm.export -------------------------------
+    def to_onnx(self, path=None, opset=None, with_lengths=False, with_state=False):
+        """The layer as an ONNX model (float32; opset None: 17), also written to
+        ``path`` when given; needs the onnx package. Input ``x`` (batch, time, I),
+        with ``with_lengths`` also ``lengths`` (batch,) int64, with ``with_state``
+        also ``h0`` (and ``c0``); outputs ``y``, ``h_n`` (and ``c_n``) as
+        ``__call__`` returns them. See fastlstm.export."""
+        from . import export
+        return export.layer_to_onnx(self, path, opset, with_lengths, with_state)
+
+    def to_torch(self):
+        """``torch.nn.LSTM`` / ``nn.GRU`` (batch_first, eval mode) with these weights;
+        ValueError for a cell or activation PyTorch lacks."""
+        from . import export
+        return export.layer_to_torch(self)
+
+    def load_keras_weights(self, weights, reset_after=True):
+        """Load a Keras LSTM/GRU's weights (``keras_layer.get_weights()``, or the layer
+        itself; a stack's lists one after the other). Pure numpy. Keras GRUs need
+        ``reset_after=True``. See fastlstm.export.keras_state_dict."""
+        from . import export
+        export.layer_load_keras_weights(self, weights, reset_after)
+
+    @classmethod
+    def from_keras_weights(cls, weights, num_layers=1, bidirectional=False, reset_after=True,
+                           **kwargs):
+        """A new layer holding Keras weights (input and hidden sizes read from them);
+        ``kwargs`` go to the constructor (activation, dtype, ...)."""
+        from . import export
+        return export.layer_from_keras_weights(cls, weights, num_layers, bidirectional,
+                                               reset_after, **kwargs)
+
 
 class LSTM(_Recurrent):
     """A stack of LSTM layers over numpy arrays, trained and run by the C kernels.

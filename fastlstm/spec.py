@@ -28,8 +28,10 @@ class Cell:
     is (G*H, I) and W_hh (G*H, H). cell_state: whether it carries c next to
     h (the layer's state is then (h, c)). extra: parameters beyond W_ih,
     W_hh, b_ih, b_hh, as (name, rows): shape (rows, H) per layer-direction.
-    layer: the layer class that runs it. peers: which of PyTorch and ONNX
-    have the same cell (for parity tests and export).
+    layer: the layer class that runs it. peers: which of PyTorch, ONNX and
+    Keras have the same cell (for parity tests, export and weight import).
+    onnx_attrs: attributes of the ONNX operator named like ``layer`` that
+    make it this cell, as (name, value) pairs (fastlstm.export).
     """
     name: str
     code: int
@@ -38,16 +40,19 @@ class Cell:
     extra: tuple = ()
     layer: str = "LSTM"
     peers: tuple = ()
+    onnx_attrs: tuple = ()
 
 
 CELLS = {c.name: c for c in (
-    Cell("lstm", 0, 4, True, peers=("torch", "onnx")),
+    Cell("lstm", 0, 4, True, peers=("torch", "onnx", "keras")),
     # ONNX's diagonal peepholes, rows i, f, o
     Cell("peephole", 1, 4, True, extra=(("weight_peephole", 3),), peers=("onnx",)),
     # coupled input-forget gate f = 1 - i (ONNX's input_forget=1); the forget
     # rows stay in the 4H layout and get zero gradient
-    Cell("cifg", 2, 4, True, peers=("onnx",)),
-    Cell("gru", 3, 3, False, layer="GRU", peers=("torch", "onnx")),
+    Cell("cifg", 2, 4, True, peers=("onnx",), onnx_attrs=(("input_forget", 1),)),
+    # PyTorch's GRU is ONNX's with linear_before_reset=1 and Keras' with reset_after=True
+    Cell("gru", 3, 3, False, layer="GRU", peers=("torch", "onnx", "keras"),
+         onnx_attrs=(("linear_before_reset", 1),)),
 )}
 
 # enum fl_act and enum fl_gate in src_c/fastlstm.h

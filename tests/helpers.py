@@ -445,119 +445,53 @@ def torch_forward_backward(params, x, h0, c0, lengths, dy, dh_n, dc_n, cell, L=1
 
 
 # ---------------------------------------------------------------- ONNX
+# The ONNX graphs and the weight layout conversion are the package's
+# (fastlstm.export); these helpers run one layer of a params dict through them.
 
-# Row-block permutations from the reference order to ONNX's order.
-ONNX_LSTM_GATES = [0, 3, 1, 2]   # ours i, f, g, o  ->  ONNX i, o, f, c
-ONNX_PEEPHOLE = [0, 2, 1]        # ours p_i, p_f, p_o  ->  ONNX P = [P_i, P_o, P_f]
-ONNX_GRU_GATES = [1, 0, 2]       # ours r, z, n  ->  ONNX z, r, h
-
-_ONNX_ACT = {"sigmoid": "Sigmoid", "hard_sigmoid": "HardSigmoid", "tanh": "Tanh", "relu": "Relu"}
-
-
-def _reorder_rows(w, H, order):
-    """Reorder the H-row blocks of w (G*H, ...) along axis 0."""
-    return np.concatenate([w[k * H:(k + 1) * H] for k in order], axis=0)
-
-
-def onnx_lstm_model(cell, I, H, bidirectional=False, dtype=np.float32, activation="tanh",
-                    gate_activation="sigmoid", opset=14):
-    """An onnx ModelProto with one LSTM (cell "lstm", "peephole", "cifg") or GRU node.
-
-    Graph inputs: X (T, B, I), W, R, B, sequence_lens (B,) int32, initial_h
-    and (LSTM) initial_c (D, B, H), and P (D, 3H) for peephole.
-    Outputs Y (T, D, B, H), Y_h (D, B, H), Y_c (LSTM only).
-    """
-    import onnx
-    from onnx import TensorProto, helper
-    elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}[np.dtype(dtype)]
-    D = 2 if bidirectional else 1
-    G = 3 if cell == "gru" else 4
-    inputs = [("X", elem, ["T", "B", I]), ("W", elem, [D, G * H, I]),
-              ("R", elem, [D, G * H, H]), ("B", elem, [D, 2 * G * H]),
-              ("sequence_lens", TensorProto.INT32, ["B"]), ("initial_h", elem, [D, "B", H])]
-    if cell != "gru":
-        inputs.append(("initial_c", elem, [D, "B", H]))
-    if cell == "peephole":
-        inputs.append(("P", elem, [D, 3 * H]))
-    node_inputs = [n for n, _, _ in inputs]
-    outputs = [("Y", elem, ["T", D, "B", H]), ("Y_h", elem, [D, "B", H])]
-    if cell != "gru":
-        outputs.append(("Y_c", elem, [D, "B", H]))
-    acts = [_ONNX_ACT[gate_activation], _ONNX_ACT[activation]]
-    if cell != "gru":
-        acts.append(_ONNX_ACT[activation])
-    attrs = dict(hidden_size=H, direction="bidirectional" if bidirectional else "forward",
-                 activations=acts * D)
-    if cell == "gru":
-        attrs["linear_before_reset"] = 1  # PyTorch / cuDNN GRU
-        op = "GRU"
-    else:
-        attrs["input_forget"] = 1 if cell == "cifg" else 0
-        op = "LSTM"
-    node = helper.make_node(op, node_inputs, [n for n, _, _ in outputs], **attrs)
-    graph = helper.make_graph(
-        [node], f"{cell}_graph",
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 8)  # keep loadable by older onnxruntime
-    onnx.checker.check_model(model)
-    return model
-
-
-def onnx_feeds(params, x_tbi, h0, c0, lengths, cell, bidirectional=False, layer=0,
-               dtype=np.float32):
-    """ONNX input arrays for layer ``layer`` of ``params`` (ONNX ops are one layer).
-
-    x_tbi (T, B, I); h0, c0 (D, B, H) or None (zeros); lengths (B,) or None (all T).
-    """
-    x_tbi = np.asarray(x_tbi)
-    T, B, _ = x_tbi.shape
-    H = params[f"weight_hh_l{layer}"].shape[1]
-    D = 2 if bidirectional else 1
-    order = ONNX_GRU_GATES if cell == "gru" else ONNX_LSTM_GATES
-    sfxs = [f"_l{layer}"] + ([f"_l{layer}_reverse"] if bidirectional else [])
-    W = np.stack([_reorder_rows(params["weight_ih" + s], H, order) for s in sfxs])
-    R = np.stack([_reorder_rows(params["weight_hh" + s], H, order) for s in sfxs])
-    Bias = np.stack([np.concatenate([_reorder_rows(params["bias_ih" + s], H, order),
-                                     _reorder_rows(params["bias_hh" + s], H, order)])
-                     for s in sfxs])
-    feeds = {"X": x_tbi, "W": W, "R": R, "B": Bias,
-             "initial_h": np.zeros((D, B, H)) if h0 is None else np.asarray(h0)}
-    if cell != "gru":
-        feeds["initial_c"] = np.zeros((D, B, H)) if c0 is None else np.asarray(c0)
-    if cell == "peephole":
-        feeds["P"] = np.stack([np.asarray(params["weight_peephole" + s])[ONNX_PEEPHOLE].reshape(-1)
-                               for s in sfxs])
-    feeds = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in feeds.items()}
-    feeds["sequence_lens"] = (np.full(B, T) if lengths is None else np.asarray(lengths)).astype(np.int32)
-    return feeds
-
-
-def onnx_lstm_run(params, x_tbi, h0, c0, lengths, cell, bidirectional=False,
-                  activation="tanh", gate_activation="sigmoid", layer=0, dtype=np.float32):
-    """Run one ONNX LSTM (or GRU for cell="gru") layer in ONNX Runtime on ``params``.
-
-    x_tbi (T, B, I); h0, c0 (D, B, H) or None; lengths (B,) or None.
-    Returns Y (T, B, D*H) (directions concatenated [forward, reverse], like
-    the reference's layer outputs), Y_h (D, B, H), Y_c (D, B, H) or None for gru.
-    """
+def onnx_session(model):
+    """A single-threaded ONNX Runtime session of an onnx ModelProto."""
     import onnxruntime as ort
-    I = np.asarray(x_tbi).shape[2]
-    H = params[f"weight_hh_l{layer}"].shape[1]
-    model = onnx_lstm_model(cell, I, H, bidirectional, dtype, activation, gate_activation)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts,
+    return ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
-    feeds = onnx_feeds(params, x_tbi, h0, c0, lengths, cell, bidirectional, layer, dtype)
-    out = sess.run(None, feeds)
-    Y = out[0]                                   # (T, D, B, H)
-    T, D, B, _ = Y.shape
-    Y = np.transpose(Y, (0, 2, 1, 3)).reshape(T, B, D * H)
-    Y_c = out[2] if cell != "gru" else None
-    return Y, out[1], Y_c
+
+
+def layer_params(params, cell, layer, bidirectional):
+    """Layer ``layer``'s parameters of ``params`` under a one-layer stack's names
+    (suffix _l0)."""
+    one = [name for name, _ in layer_param_shapes(cell, 1, (1,), bidirectional)]
+    stack = [name for name, _ in layer_param_shapes(cell, 1, (1,) * (layer + 1), bidirectional)]
+    return {name: params[theirs] for name, theirs in zip(one, stack[-len(one):])}
+
+
+def onnx_lstm_run(params, x_tbi, h0, c0, lengths, cell, bidirectional=False,
+                  activation="tanh", gate_activation="sigmoid", layer=0):
+    """Run layer ``layer`` of ``params`` in ONNX Runtime (float32), as the ONNX LSTM
+    or GRU node fastlstm.export makes of it.
+
+    x_tbi (T, B, I); h0, c0 (D, B, H) or None (zeros); lengths (B,) or None (all T).
+    Returns Y (T, B, D*H) (directions concatenated [forward, reverse], like
+    the reference's layer outputs), Y_h (D, B, H), Y_c (D, B, H) or None for gru.
+    """
+    from fastlstm import export
+    x = np.ascontiguousarray(np.transpose(x_tbi, (1, 0, 2)), dtype=np.float32)
+    B, T, I = x.shape
+    one = layer_params(params, cell, layer, bidirectional)
+    H = one["weight_hh_l0"].shape[1]
+    D = 2 if bidirectional else 1
+    model = export.layer_onnx_model(one, cell, I, (H,), bidirectional, activation,
+                                    gate_activation, with_lengths=True, with_state=True)
+    zeros = np.zeros((D, B, H), np.float32)
+    full = np.full(B, T) if lengths is None else np.asarray(lengths)
+    feeds = {"x": x, "h0": zeros if h0 is None else np.asarray(h0, np.float32),
+             "lengths": full.astype(np.int64)}
+    has_c = spec.CELLS[cell].cell_state
+    if has_c:
+        feeds["c0"] = zeros if c0 is None else np.asarray(c0, np.float32)
+    out = onnx_session(model).run(None, feeds)
+    return np.transpose(out[0], (1, 0, 2)), out[1], out[2] if has_c else None
 
 
 # ONNX Runtime against an implementation of ours (the float64 reference or the

@@ -1,11 +1,11 @@
 """The C kernels (float32 inference) against ONNX Runtime's LSTM and GRU operators:
 peephole (input P), cifg (attribute input_forget=1), plain lstm and gru
 (linear_before_reset=1), uni and bidirectional, with and without initial state and
-sequence_lens, and the relu / hard_sigmoid activations ORT supports. The weight
-layout conversion is helpers.onnx_feeds (validated against the numpy reference in
-tests/test_reference.py, including negative controls showing the permutations
-matter). ONNX operators are single layers, so a 2-layer stack is compared by
-chaining two ORT runs.
+sequence_lens, and the relu / hard_sigmoid activations ORT supports. The graphs and
+the weight layout conversion are fastlstm.export's (validated against the numpy
+reference in tests/test_reference.py, including negative controls showing the
+permutations matter). Here a 2-layer stack is compared with two chained one-layer
+ORT runs; tests/test_export.py runs whole exported stacks and models.
 """
 import numpy as np
 import pytest

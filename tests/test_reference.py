@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import helpers
+from fastlstm import export
 from helpers import (CELLS, FD_ELEMENTWISE_CELL_ACTS, ONNX_ACTS, assert_cifg_forget_rows_zero,
                      check_all, check_directional, check_elementwise, compare_with_onnx,
                      fd_directional_grid, fd_skip, make_case, max_abs_diff, onnx_grid,
@@ -222,17 +223,12 @@ def test_torch_parity(cell, case_args):
 
 # ---------------------------------------------------------------- ONNX Runtime parity
 #
-# ONNX layouts, verified by the tests below (test_onnx_layout_is_needed shows that
-# the permutations are necessary, test_onnx_parity that they are right):
-# * LSTM gate blocks in W, R, B are ordered i, o, f, c; ours (PyTorch) are i, f, g, o,
-#   so ONNX block k = our block [0, 3, 1, 2][k]. B is [Wb (4H), Rb (4H)] = [b_ih, b_hh].
-# * Peephole P is [P_i, P_o, P_f]; ours is (3, H) rows p_i, p_f, p_o -> rows [0, 2, 1].
-# * input_forget=1: ONNX Runtime computes f = 1 - i and ignores the forget rows of
-#   W, R and B (test_onnx_cifg_ignores_forget_rows). Same as our "cifg". (cifg combined
-#   with a peephole P is not a cell of ours and is not tested.)
-# * GRU with linear_before_reset=1 is PyTorch's GRU; ONNX blocks are z, r, h vs our r, z, n.
-# * HardSigmoid in the activations list uses alpha 0.2, beta 0.5 by default.
-# * ONNX Runtime's LSTM supports float32 only ("LSTM operator does not support double").
+# ONNX layouts: fastlstm.export (its docstring and ONNX_GATES, ONNX_PEEPHOLE), verified
+# by the tests below (test_onnx_layout_is_needed shows that the permutations are
+# necessary, test_onnx_parity that they are right). input_forget=1: ONNX Runtime
+# computes f = 1 - i and ignores the forget rows of W, R and B
+# (test_onnx_cifg_ignores_forget_rows), as our "cifg" does. ONNX Runtime's LSTM
+# supports float32 only ("LSTM operator does not support double").
 #
 # Tolerance: helpers.ONNX_ATOL / ONNX_RTOL (atol 5e-6 + rtol 1e-5; see there). Both
 # sides get the same float32-rounded inputs; the reference runs in float64, ORT in
@@ -282,9 +278,9 @@ def test_onnx_layout_is_needed(monkeypatch, what):
     more than the tolerance, so the parity tests above really pin the layout down."""
     pytest.importorskip("onnxruntime")
     if what == "gate_order":
-        monkeypatch.setattr(helpers, "ONNX_LSTM_GATES", [0, 1, 2, 3])
+        monkeypatch.setitem(export.ONNX_GATES, "LSTM", [0, 1, 2, 3])
     else:
-        monkeypatch.setattr(helpers, "ONNX_PEEPHOLE", [0, 1, 2])
+        monkeypatch.setattr(export, "ONNX_PEEPHOLE", [0, 1, 2])
     case = _onnx_case("peephole", False, True, False, seed_of("onnx-neg", what))
     case["params"]["weight_peephole_l0"] *= 3  # make the peephole terms matter
     with pytest.raises(AssertionError):
