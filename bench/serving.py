@@ -53,6 +53,10 @@ def wait_ready(port, proc, timeout=120):
 
 def client(port, body, stop, warm_until, out):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.connect()
+    # http.client sends the headers and the body in two writes: without
+    # TCP_NODELAY the body waits for the server's delayed ACK
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     lat = []
     while True:
         t0 = time.perf_counter()

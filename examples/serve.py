@@ -16,6 +16,7 @@ the cores. The onnxruntime backend serves the same model exported with
 """
 import argparse
 import json
+import socket
 import sys
 import tempfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +58,12 @@ def make_handler(predict, ids):
 
         def log_message(self, *args):      # quiet: a load test sends thousands
             pass
+
+        def setup(self):
+            super().setup()
+            # answer at once: Nagle's algorithm would hold the reply back until
+            # the client's delayed ACK (about 40 ms) on a keep-alive connection
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _answer(self, code, obj):
             body = json.dumps(obj).encode()
