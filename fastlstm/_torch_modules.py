@@ -18,11 +18,12 @@ __all__ = ["Network", "Regressor", "Classifier", "Forecaster", "rnn_module", "lo
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def rnn_module(layer, input_size, hidden_size, num_layers, bidirectional, dropout, dtype):
-    """nn.LSTM or nn.GRU (``layer``), batch_first, of dtype "float32"/"float64"."""
+def rnn_module(layer, input_size, hidden_size, num_layers, bidirectional, dropout, dtype,
+               batch_first=True):
+    """nn.LSTM or nn.GRU (``layer``) of dtype "float32"/"float64"."""
     cls = {"LSTM": nn.LSTM, "GRU": nn.GRU}[layer]
     return cls(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-               batch_first=True, dropout=dropout if num_layers > 1 else 0.0,
+               batch_first=batch_first, dropout=dropout if num_layers > 1 else 0.0,
                dtype=_DTYPES[dtype])
 
 

@@ -314,7 +314,8 @@ def _check_flag(name, value):
 
 def layer_onnx_model(params, cell, input_size, hidden_sizes, bidirectional,
                      activation="tanh", gate_activation="sigmoid", opset=DEFAULT_OPSET,
-                     with_lengths=False, with_state=False, name="fastlstm_layer"):
+                     with_lengths=False, with_state=False, name="fastlstm_layer",
+                     batch_first=True):
     """An ONNX model of a stack of recurrent layers holding ``params`` (our names
     and shapes, see ``spec.layer_param_shapes``); inputs and outputs as the
     module docstring's "Layer" says."""
@@ -336,7 +337,8 @@ def layer_onnx_model(params, cell, input_size, hidden_sizes, bidirectional,
     F32, I64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
     D, L, H = (2 if bidirectional else 1), len(hidden_sizes), hidden_sizes[-1]
     g = _Graph(onnx)
-    inputs = [_value_info(onnx, "x", F32, ["batch", "time", input_size])]
+    axes = ["batch", "time"] if batch_first else ["time", "batch"]
+    inputs = [_value_info(onnx, "x", F32, axes + [input_size])]
     seq = ""
     if with_lengths:
         inputs.append(_value_info(onnx, "lengths", I64, ["batch"]))
@@ -351,10 +353,11 @@ def layer_onnx_model(params, cell, input_size, hidden_sizes, bidirectional,
                                              g.i64([0])]) for k in range(L)])
         h0 = per_layer[0]
         c0 = per_layer[1] if c.cell_state else None
-    Y, hs, cs = _emit_stack(g, g.op("Transpose", ["x"], perm=[1, 0, 2]), params, cell,
-                            hidden_sizes, bidirectional, activation, gate_activation, seq, h0, c0)
-    g.op("Identity", [g.batch_first(Y)], out="y")
-    outputs = [_value_info(onnx, "y", F32, ["batch", "time", D * H])]
+    x_tbi = g.op("Transpose", ["x"], perm=[1, 0, 2]) if batch_first else "x"
+    Y, hs, cs = _emit_stack(g, x_tbi, params, cell, hidden_sizes, bidirectional, activation,
+                            gate_activation, seq, h0, c0)
+    g.op("Identity", [g.batch_first(Y) if batch_first else g.time_major(Y)], out="y")
+    outputs = [_value_info(onnx, "y", F32, axes + [D * H])]
     for oname, states in (("h_n", hs), ("c_n", cs)):
         if states is None:
             continue
@@ -376,7 +379,8 @@ def layer_to_onnx(layer, path=None, opset=None, with_lengths=False, with_state=F
     model = layer_onnx_model(params, layer.cell, layer.input_size, layer.hidden_sizes,
                              layer.bidirectional, layer.activation, layer.gate_activation,
                              DEFAULT_OPSET if opset is None else opset, with_lengths,
-                             with_state, name=type(layer).__name__)
+                             with_state, name=type(layer).__name__,
+                             batch_first=layer.batch_first)
     return _save(onnx, model, path)
 
 
@@ -620,7 +624,8 @@ def layer_to_torch(layer):
                          "torch module; export the estimator instead")
     tm = _torch_modules()
     mod = tm.rnn_module(CELLS[layer.cell].layer, layer.input_size, layer.hidden_size,
-                        layer.num_layers, layer.bidirectional, layer.dropout, layer.dtype.name)
+                        layer.num_layers, layer.bidirectional, layer.dropout, layer.dtype.name,
+                        batch_first=layer.batch_first)
     tm.load(mod, layer.state_dict())
     return mod.eval()
 

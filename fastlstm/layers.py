@@ -18,7 +18,7 @@ from ._limits import MAX_LAYERS, MAX_WIDTH
 from ._threads import effective_n_threads
 from ._threads import give as give_threads
 from ._threads import take as take_threads
-from ._validation import Choice, DType, Int, Real
+from ._validation import Bool, Choice, DType, Int, Real
 from .spec import (ACTIVATIONS, CELLS, GATE_ACTIVATIONS, direction_suffix, layer_param_shapes,
                    param_count)
 
@@ -177,9 +177,13 @@ class _Recurrent:
     layers and the binding to a flat buffer exist only here.
     """
 
+    # x is (batch, time, features) unless a layer is made with batch_first=False
+    batch_first = True
+
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None):
+                 dtype="float32", random_state=None, n_threads=None, batch_first=True):
+        self.batch_first = Bool().check("batch_first", batch_first)
         input_size = _INPUT_SIZE.check("input_size", input_size)
         hidden_size = _INPUT_SIZE.check("hidden_size", hidden_size)
         num_layers = _NUM_LAYERS.check("num_layers", num_layers)
@@ -414,7 +418,8 @@ class _Recurrent:
     def _check_x(self, x):
         x = _float_array("x", x, self.dtype, 3)
         if x.shape[2] != self.input_size:
-            raise ValueError(f"x must have shape (batch, time, {self.input_size}), got {x.shape}")
+            layout = "batch, time" if self.batch_first else "time, batch"
+            raise ValueError(f"x must have shape ({layout}, {self.input_size}), got {x.shape}")
         return x
 
     def _check_lengths(self, lengths, B, T):
@@ -476,11 +481,10 @@ class _Recurrent:
         of ``state`` that x_t's rows belong to (default: all, in order), so
         requests for any subset of the streams can be stepped together. T steps
         give what one call on the T-step sequences gives."""
-        y = self._stream(x_t, state, streams, None)
-        return y[:, 0], state
+        return self._stream(x_t, state, streams, None), state
 
     def _stream(self, x_t, state, streams, packs):
-        """Run one step of ``state``'s streams ``streams``; returns y (n, 1, H_last)."""
+        """Run one step of ``state``'s streams ``streams``; returns y (n, H_last)."""
         if not isinstance(state, StreamState):
             raise TypeError(f"state must come from init_state, got {type(state).__name__}")
         if self.bidirectional:
@@ -495,7 +499,8 @@ class _Recurrent:
                              f"got {x_t.shape}")
         h0 = [(h if idx is None else h[idx])[None] for h in state.h]
         c0 = None if state.c is None else [(c if idx is None else c[idx])[None] for c in state.c]
-        y, h_n, c_n, _, _, _ = self._forward(x_t[:, None, :], h0, c0, None, False, packs=packs)
+        x3 = x_t[:, None, :] if self.batch_first else x_t[None]
+        y, h_n, c_n, _, _, _ = self._forward(x3, h0, c0, None, False, packs=packs)
         for k in range(self.num_layers):
             if idx is None:
                 state.h[k][...] = h_n[k][0]
@@ -505,7 +510,7 @@ class _Recurrent:
                 state.h[k][idx] = h_n[k][0]
                 if c_n is not None:
                     state.c[k][idx] = c_n[k][0]
-        return y
+        return y[:, 0] if self.batch_first else y[0]     # (n, H_last)
 
     # ----- forward / backward -----------------------------------------------
     def _forward(self, x, h0, c0, lengths, train, reuse=None, packs=None, dropout_mask=None):
@@ -522,6 +527,8 @@ class _Recurrent:
         if not (_kernels.array_status(x, dt.itemsize == 8, 3) == 1
                 and x.shape[2] == self.input_size):
             x = self._check_x(x)
+        if not self.batch_first:
+            x = x.transpose(1, 0, 2)      # a view (B, T, I): the kernels read (T, B, I)
         B, T, _ = x.shape
         if lengths is not None:
             lengths = self._check_lengths(lengths, B, T)
@@ -578,9 +585,11 @@ class _Recurrent:
         for layer in range(L):
             H = self.hidden_sizes[layer]
             last = layer == L - 1
+            # the last layer writes the caller's layout directly (no transpose)
+            out_bf = last and self.batch_first
             gcols = _kernels.gate_cache_cols(H) if train else 0
             # the last layer writes batch-first output directly (no transpose)
-            y = np.empty((B, T, D * H) if last else (T, B, D * H), dt)
+            y = np.empty((B, T, D * H) if out_bf else (T, B, D * H), dt)
             per_dir = []
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh, w_peep = self._layer_views[layer, d]
@@ -599,7 +608,7 @@ class _Recurrent:
                                      y, d * H, h_n[layer][d],
                                      None if c_n is None else c_n[layer][d], cg, ch, cc,
                                      work, None if train else packs[layer * D + d],
-                                     _STEP_FLOPS, last)
+                                     _STEP_FLOPS, out_bf)
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)
@@ -610,7 +619,7 @@ class _Recurrent:
             if train:
                 cache.masks.append(mask)
             inp = y if mask is None else np.ascontiguousarray(y * mask)
-        return y      # the last layer's output, (B, T, D*H)
+        return y      # the last layer's output, (B, T, D*H) or (T, B, D*H)
 
     def _backward(self, cache, dy, dh_n, dc_n, grad_out, need_dx=True):
         """Gradients from a training cache. dy (B, T, D*H_last) or None; dh_n, dc_n:
@@ -679,11 +688,15 @@ class _Recurrent:
             raise TypeError("cache must be the third value returned by forward(..., train=True)")
         B, T = cache.shape
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        dy = self._check_grad("dy", dy, (B, T, D * H))
+        dy = self._check_grad("dy", dy, (B, T, D * H) if self.batch_first else (T, B, D * H))
+        if dy is not None and not self.batch_first:
+            dy = dy.transpose(1, 0, 2)
         dh_n = self._check_grad("dh_n", dh_n, (L * D, B, H))
         dc_n = self._check_grad("dc_n", dc_n, (L * D, B, H)) if self._has_cell_state else None
         dx, dh0, dc0, gviews = self._backward(cache, dy, self._split_layers(dh_n, L, D),
                                               self._split_layers(dc_n, L, D), grad_out, need_dx)
+        if dx is not None and not self.batch_first:
+            dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         grads = {"x": dx, "h0": dh0}
         if self._has_cell_state:
             grads["c0"] = dc0
@@ -706,6 +719,8 @@ class _Recurrent:
             args.append(f"dropout={self.dropout}")
         if self.dtype != np.float32:
             args.append(f"dtype={self.dtype.name!r}")
+        if not self.batch_first:
+            args.append("batch_first=False")
         return f"{type(self).__name__}({', '.join(args)})"
 
     # ----- export and import: fastlstm.export -------------------------------
@@ -755,15 +770,18 @@ class LSTM(_Recurrent):
 
     ``y, (h_n, c_n) = layer(x, state=None, lengths=None)`` with x (B, T, I),
     y (B, T, D*H), h_n and c_n (num_layers*D, B, H); ``state = (h0, c0)``.
-    ``lengths`` (B,) stops each sequence at its own length.
+    ``lengths`` (B,) stops each sequence at its own length. With
+    ``batch_first=False`` (PyTorch's default) x, y, dy and dx are time-major,
+    (T, B, I) and (T, B, D*H): nothing can tell the two layouts apart from
+    the shapes, so a model ported from ``nn.LSTM(batch_first=False)`` needs it.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None):
+                 dtype="float32", random_state=None, n_threads=None, batch_first=True):
         _check_layer_cell(cell, "LSTM")
         super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
-                         gate_activation, dropout, dtype, random_state, n_threads)
+                         gate_activation, dropout, dtype, random_state, n_threads, batch_first)
 
     def _split_state(self, state):
         if state is None:
@@ -809,10 +827,10 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="gru",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
-                 dtype="float32", random_state=None, n_threads=None):
+                 dtype="float32", random_state=None, n_threads=None, batch_first=True):
         _check_layer_cell(cell, "GRU")
         super().__init__(input_size, hidden_size, num_layers, bidirectional, cell, activation,
-                         gate_activation, dropout, dtype, random_state, n_threads)
+                         gate_activation, dropout, dtype, random_state, n_threads, batch_first)
 
     def __call__(self, x, state=None, lengths=None):
         y, _, _, h_n, _, _ = self._forward(x, state, None, lengths, train=False)
