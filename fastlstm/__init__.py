@@ -14,7 +14,7 @@ from ._threads import get_num_threads, num_threads, set_num_threads
 _LAZY = {
     "LSTMRegressor": "estimators", "LSTMClassifier": "estimators", "LSTMForecaster": "estimators",
     "sliding_windows": "data", "pad_sequences": "data", "load_airline": "data",
-    "load": "estimators", "NotFittedError": "exceptions",
+    "load": "estimators", "NotFittedError": "exceptions", "SequenceScaler": "preprocessing",
 }
 
 __all__ = ["__version__", "LSTM", "GRU", "StreamState", "show_config", "set_num_threads", "get_num_threads",
