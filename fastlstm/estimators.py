@@ -680,12 +680,20 @@ class LSTMRegressor(_Streaming, _LSTMBase):
         recycle (one batch of LSTM activations; not pickled, released by ``fit``)."""
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
-    def predict(self, X):
-        """Predictions: (n,), (n, k) or (n, T, k), matching the shape of y in fit."""
-        out, _ = self._raw_outputs(X)
-        if self._y_ndim == 1:
-            return out[:, 0]
-        return out
+    def predict(self, X, return_lengths=False):
+        """Predictions: (n,), (n, k) or (n, T, k), matching the shape of y in fit.
+
+        Sequence outputs of variable-length input are padded to the longest
+        sequence with zeros; ``return_lengths=True`` also returns each
+        sequence's length (n,), so ``y[i, :lengths[i]]`` are its real steps."""
+        out, lengths = self._raw_outputs(X)
+        pred = out[:, 0] if self._y_ndim == 1 else out
+        if not return_lengths:
+            return pred
+        if lengths is None:
+            T = out.shape[1] if self._y_ndim == 3 else np.asarray(X).shape[1]
+            lengths = np.full(out.shape[0], T, dtype=np.int64)
+        return pred, lengths
 
     def step(self, x_t, state, streams=None):
         """One time step of several streams (serving): x_t (n, d) (or (n,) for

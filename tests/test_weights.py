@@ -143,3 +143,18 @@ def test_class_weight_errors():
         fastlstm.LSTMClassifier(class_weight="balanced", **kw).partial_fit(X, y, classes=[0, 1])
     with pytest.raises(TypeError, match="class_weight"):
         fastlstm.LSTMClassifier(class_weight=[1, 2], **kw).fit(X, y)
+
+
+def test_ragged_sequence_predictions_come_with_their_lengths():
+    seqs = [RNG.standard_normal((n, 2)) for n in (5, 2, 4)]
+    ys = [np.cumsum(s[:, :1], axis=0) for s in seqs]
+    est = fastlstm.LSTMRegressor(hidden_sizes=(4,), epochs=2, random_state=0,
+                                 n_threads=1).fit(seqs, ys)
+    pred, lengths = est.predict(seqs, return_lengths=True)
+    assert pred.shape == (3, 5, 1) and lengths.tolist() == [5, 2, 4]
+    for i, s in enumerate(seqs):
+        np.testing.assert_allclose(pred[i, :lengths[i]], est.predict([s])[0], rtol=1e-6,
+                                   atol=1e-7)
+        assert not pred[i, lengths[i]:].any()
+    full = np.stack([s[:2] for s in seqs])
+    assert est.predict(full, return_lengths=True)[1].tolist() == [2, 2, 2]
