@@ -329,6 +329,9 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
             for attr in ("n_features_in_", "_fit_vocab"):
                 self.__dict__.pop(attr, None)
         Xa, lengths, d = self._check_X(X, reset=first, p=p, dtype=dtype)
+        if "scale_inputs" in p:
+            self._fit_input_scaling(Xa, lengths, p, first)
+            Xa = self._scaled_X(Xa, lengths)
         Y, n_outputs, seq = self._prepare_y(y, Xa, lengths, first, classes)
         W = self._sample_weights(sample_weight, Y, p, incremental)
         self._setup(p, d, n_outputs, seq, first)
@@ -338,6 +341,7 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
                 raise ValueError(f"{type(self).__name__}: validation_data must be a tuple "
                                  "(X_val, y_val)")
             Xv, lv, _ = self._check_X(validation_data[0], reset=False, dtype=dtype)
+            Xv = self._scaled_X(Xv, lv) if "scale_inputs" in p else Xv
             Yv, _, _ = self._prepare_y(validation_data[1], Xv, lv, False, None, name="y_val")
             val = (Xv, lv, Yv)
         elif p["early_stopping"] and not incremental:
@@ -383,6 +387,8 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         if self.n_threads != net.n_threads:
             net.set_n_threads(NThreads().check("n_threads", self.n_threads))
         Xa, lengths, _ = self._check_X(X, reset=False, dtype=net.dtype)
+        if getattr(self, "input_mean_", None) is not None:
+            Xa = self._scaled_X(Xa, lengths)
         out = net.predict_raw(Xa, lengths, chunk=PREDICT_CHUNK)
         return out.astype(np.float64), lengths
 
@@ -451,6 +457,51 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         return export.estimator_to_torch(self)
 
 
+class _InputScaling:
+    """``scale_inputs=True`` (regressor and classifier): each float feature is
+    standardised with the mean and std over the real steps of fit's X
+    (``input_mean_``, ``input_scale_``), before training and prediction alike."""
+
+    def _fit_input_scaling(self, Xa, lengths, p, first):
+        name = type(self).__name__
+        if first:
+            self.input_mean_ = self.input_scale_ = None
+        fitted = getattr(self, "input_mean_", None) is not None
+        if not p["scale_inputs"]:
+            if fitted:
+                raise ValueError(f"{name}: the model was fitted with scale_inputs=True; "
+                                 "set warm_start=False to train a new model without it")
+            return
+        if p["embedding_dim"] is not None:
+            raise ValueError(f"{name}: scale_inputs standardises float features; with "
+                             "embedding_dim, X holds token ids")
+        if not first:
+            if not fitted:
+                raise ValueError(f"{name}: the model was fitted with scale_inputs=False; "
+                                 "set warm_start=False to train a new model with it")
+            return
+        rows = Xa.reshape(-1, Xa.shape[2]) if lengths is None else \
+            Xa[np.arange(Xa.shape[1])[None, :] < lengths[:, None]]
+        rows = rows.astype(np.float64)
+        sd = rows.std(axis=0)
+        self.input_mean_ = rows.mean(axis=0)
+        self.input_scale_ = np.where(sd > 0, sd, 1.0)
+
+    def _scaled_X(self, Xa, lengths):
+        """X standardised with the fitted statistics (padding steps stay zero)."""
+        mean = getattr(self, "input_mean_", None)
+        if mean is None:
+            return Xa
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = ((Xa - mean) / self.input_scale_).astype(Xa.dtype)
+        if lengths is not None:
+            Z[np.arange(Z.shape[1])[None, :] >= lengths[:, None]] = 0
+        if not np.isfinite(Z).all():
+            raise ValueError(f"{type(self).__name__}: X standardised with input_mean_ and "
+                             f"input_scale_ overflows {Xa.dtype}")
+        return Z
+
+
 class _Streaming:
     """Serving one time step at a time (regressor and classifier): init_state and
     the checked step of the network; each estimator's ``step`` maps the outputs."""
@@ -487,6 +538,8 @@ class _Streaming:
             if x.ndim != 2 or x.shape[1] != self.n_features_in_:
                 raise ValueError(f"{name}: x_t must be (n, {self.n_features_in_}), one step "
                                  f"of each stream, got shape {x.shape}")
+            if getattr(self, "input_mean_", None) is not None:
+                x = self._scaled_X(np.asarray(x, net.dtype)[:, None, :], None)[:, 0]
             # (the layer checks that the values are finite)
         return net.step(x, state, streams).astype(np.float64)
 
@@ -537,6 +590,10 @@ _COMMON_DOC = """
     verbose : int, default=0
         1 prints one line per epoch (loss, validation loss, seconds).
     dtype : {"float32", "float64"}, default="float32"
+    scale_inputs : bool, default=False (regressor and classifier)
+        Standardise each input feature with the mean and std of its values
+        over the real steps of fit's X (``input_mean_``, ``input_scale_``);
+        prediction, streaming and export apply the same.
     callbacks : list of callables or None, default=None
         Each is called after every epoch as ``callback(estimator, logs)`` with
         ``logs = {"epoch": n, "loss": ..., "val_loss": ... or None}``; a true
@@ -561,7 +618,7 @@ _COMMON_DOC = """
 """
 
 
-class LSTMRegressor(_Streaming, _LSTMBase):
+class LSTMRegressor(_Streaming, _InputScaling, _LSTMBase):
     __doc__ = """Recurrent-network regressor on sequences (LSTM / GRU + dense output).
 
     Parameters
@@ -581,7 +638,7 @@ class LSTMRegressor(_Streaming, _LSTMBase):
     _estimator_type = "regressor"
     _losses = ("mse", "mae", "huber")
     _parameter_constraints = {**_COMMON_CONSTRAINTS, **_EMBEDDING_CONSTRAINTS,
-                              "loss": Choice(_losses)}
+                              "loss": Choice(_losses), "scale_inputs": Bool()}
 
     def __init__(self, hidden_sizes=(50,), cell="lstm", activation="tanh",
                  gate_activation="sigmoid", bidirectional=False, dropout=0.0,
@@ -590,7 +647,8 @@ class LSTMRegressor(_Streaming, _LSTMBase):
                  weight_decay=0.0, clip_norm=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  restore_best_weights=True, warm_start=False, random_state=None,
-                 n_threads=None, verbose=0, dtype="float32", callbacks=None):
+                 n_threads=None, verbose=0, dtype="float32", callbacks=None,
+                 scale_inputs=False):
         store_init_params(self, locals())
 
     @property
@@ -730,7 +788,7 @@ class LSTMRegressor(_Streaming, _LSTMBase):
         return float(r2.mean())
 
 
-class LSTMClassifier(_Streaming, _LSTMBase):
+class LSTMClassifier(_Streaming, _InputScaling, _LSTMBase):
     __doc__ = """Recurrent-network classifier on sequences (binary and multiclass log-loss).
 
     Labels may be any sortable values (ints, strings); ``classes_`` holds
@@ -757,7 +815,8 @@ class LSTMClassifier(_Streaming, _LSTMBase):
     _estimator_type = "classifier"
     _losses = ("log_loss",)
     _parameter_constraints = {**_COMMON_CONSTRAINTS, **_EMBEDDING_CONSTRAINTS,
-                              "loss": Choice(_losses), "class_weight": ClassWeight()}
+                              "loss": Choice(_losses), "class_weight": ClassWeight(),
+                              "scale_inputs": Bool()}
 
     def __init__(self, hidden_sizes=(50,), cell="lstm", activation="tanh",
                  gate_activation="sigmoid", bidirectional=False, dropout=0.0,
@@ -767,7 +826,7 @@ class LSTMClassifier(_Streaming, _LSTMBase):
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  restore_best_weights=True, warm_start=False, random_state=None,
                  n_threads=None, verbose=0, dtype="float32", class_weight=None,
-                 callbacks=None):
+                 callbacks=None, scale_inputs=False):
         store_init_params(self, locals())
 
     def _sample_weights(self, sample_weight, Y, p, incremental):

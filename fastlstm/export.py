@@ -60,7 +60,7 @@ import json
 import numpy as np
 
 from ._version import __version__
-from .spec import CELLS, layer_param_shapes
+from .spec import CELLS, direction_suffix, layer_param_shapes
 
 __all__ = ["ONNX_GATES", "ONNX_PEEPHOLE", "KERAS_GATES", "DEFAULT_OPSET", "MIN_OPSET",
            "reorder_gates", "onnx_layer_weights", "layer_onnx_model", "estimator_onnx_model",
@@ -445,6 +445,24 @@ def _emit_network(g, spec, params, x, lengths):
     return g.op("Gemm", [feat, g.const(W, "head_w"), g.const(b, "head_b")], transB=1)
 
 
+def _estimator_params(est):
+    """The network's parameters with the estimator's input standardisation
+    (scale_inputs) folded into the first layer, so the exported model takes the
+    raw features: W_ih' = W_ih / scale per input column, b_ih' = b_ih -
+    W_ih' @ mean (the same function, to rounding)."""
+    params = _network_params(est._network)
+    mean = getattr(est, "input_mean_", None)
+    if mean is None:
+        return params
+    for d in range(est._network.spec.num_directions):
+        sfx = direction_suffix(0, d)
+        w = params[f"weight_ih_{sfx}"].astype(np.float64) / est.input_scale_
+        params[f"bias_ih_{sfx}"] = (params[f"bias_ih_{sfx}"] - w @ mean).astype(
+            params[f"bias_ih_{sfx}"].dtype)
+        params[f"weight_ih_{sfx}"] = w.astype(params[f"weight_ih_{sfx}"].dtype)
+    return params
+
+
 def _network_params(net):
     """{flat-buffer name: copy} of a Network's parameters, of one version (taken
     under the lock its writers hold)."""
@@ -463,7 +481,7 @@ def estimator_onnx_model(est, opset=DEFAULT_OPSET, with_lengths=False):
     net = est._network
     spec = net.spec
     _check_onnx_cell(spec.cell)
-    params = _network_params(net)
+    params = _estimator_params(est)
     kind = type(est).__name__
     if kind == "LSTMForecaster":
         if with_lengths:
@@ -641,7 +659,7 @@ def estimator_to_torch(est):
     tm = _torch_modules()
     net = tm.Network(spec, CELLS[spec.cell].layer)
     tm.load(net, {net.param_name(name): value
-                  for name, value in _network_params(est._network).items()})
+                  for name, value in _estimator_params(est).items()})
     kind = type(est).__name__
     if kind == "LSTMRegressor":
         mod = tm.Regressor(net, squeeze=est._y_ndim == 1)

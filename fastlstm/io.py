@@ -389,7 +389,7 @@ _COMMON_FITTED = ("n_features_in_", "loss_curve_", "validation_scores_", "best_l
 # reader refuses the file, naming both versions.
 # Features that raise min_reader_version: (key path, value that needs no
 # newer reader, version that introduced the key). None so far.
-_VERSIONED_FEATURES = ()
+_VERSIONED_FEATURES = (("params", "scale_inputs", False, "0.2.0"),)
 _FIRST_VERSION = "0.1.0"
 
 
@@ -469,11 +469,16 @@ def _payload(est, include_optimizer=False):
         "n_iter_": int(est.n_iter_),
     }
     fitted.update(est._extra_fitted())
+    scaled = getattr(est, "input_mean_", None) is not None
+    if scaled:
+        fitted["input_scaled"] = True
     config = {"estimator": type(est).__name__, "params": params, "fitted": fitted,
               "network": est._network.spec.to_json(), "fastlstm_version": __version__}
     config["min_reader_version"] = _min_reader_version(config)
     arrays = {"params": est._network.params.copy()}
     arrays.update(est._extra_arrays())
+    if scaled:
+        arrays.update(input_mean=est.input_mean_, input_scale=est.input_scale_)
     if include_optimizer:
         config["training"], train_arrays = _training_state(est)
         arrays.update(train_arrays)
@@ -642,8 +647,14 @@ def _build(cls, config, arrays):
     spec = _spec_of(config, unknown)
     fitted = config["fitted"]
     unknown += [f"fitted.{k}" for k in sorted(set(fitted) - set(_COMMON_FITTED)
-                                              - set(est._extra_fitted_keys))]
+                                              - {"input_scaled"} - set(est._extra_fitted_keys))]
+    scaled = fitted.get("input_scaled", False)
+    if scaled not in (True, False) or scaled != bool(p.get("scale_inputs", False)):
+        raise ValueError(f"fitted input_scaled={scaled!r} does not match the params' "
+                         f"scale_inputs={p.get('scale_inputs')!r}")
     expected = {"params"} | set(est._extra_array_names(fitted))
+    if scaled:
+        expected |= {"input_mean", "input_scale"}
     optional = _training_array_names(config)
     missing = expected - set(arrays)
     if missing:
@@ -673,6 +684,18 @@ def _build(cls, config, arrays):
     if spec.embedding_dim is not None:
         est.vocab_size_ = spec.vocab_size
     est._set_output_info_from(fitted, spec, arrays)
+    if "scale_inputs" in p:
+        est.input_mean_ = est.input_scale_ = None
+    if scaled:
+        nf = fitted["n_features_in_"]
+        for key in ("input_mean", "input_scale"):
+            a = arrays[key]
+            if a.shape != (nf,) or a.dtype != np.float64:
+                raise ValueError(f"{key} must be float64 of shape ({nf},), got {a.dtype} "
+                                 f"{a.shape}")
+        if not (arrays["input_scale"] > 0).all():
+            raise ValueError("input_scale must be positive")
+        est.input_mean_, est.input_scale_ = arrays["input_mean"], arrays["input_scale"]
     est._seed_streams(p)
     est._no_improvement_count = 0
     if "training" in config:
