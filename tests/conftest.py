@@ -5,6 +5,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_report_header(config):
+    """Which fastlstm runs: a checkout's (editable or in-place build) or an installed one."""
+    import fastlstm
+    return f"fastlstm {fastlstm.__version__} from {os.path.dirname(fastlstm.__file__)}"
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the largest error each numerical comparison measured (see helpers.record_error)."""
     import helpers

@@ -20,12 +20,20 @@ test compares is
 
 torch, onnxruntime and pytest's marks are imported lazily or only where
 used.
+
+The suite runs against whichever fastlstm is imported: a source checkout's
+(editable or in-place build) or an installed wheel's, with tests/ copied
+anywhere. Tests that start another interpreter use child_env() and CHILD_CWD
+so the child imports that same fastlstm.
 """
 
+import os
+import site
 import zlib
 
 import numpy as np
 
+import fastlstm
 from fastlstm import _reference as reference
 from fastlstm import spec
 from fastlstm.spec import layer_param_shapes
@@ -536,3 +544,31 @@ def onnx_grid(test):
         pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"]),
         pytest.mark.parametrize("cell", CELLS),
     )(test)
+
+
+# ---------------------------------------------------------------- child interpreters
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+# The checkout or unpacked sdist that tests/ sits in, if it does (examples/ is there).
+SOURCE_ROOT = os.path.dirname(TESTS_DIR)
+# The directory the fastlstm under test was imported from: a checkout, or site-packages.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastlstm.__file__)))
+# A child's working directory. `python -c` and `python -m` put it first on sys.path,
+# so it must hold no other fastlstm: a checkout would shadow an installed wheel.
+CHILD_CWD = TESTS_DIR
+
+
+def _on_default_path(path):
+    """Whether a fresh interpreter has ``path`` on sys.path without PYTHONPATH."""
+    dirs = site.getsitepackages() + [site.getusersitepackages()]
+    return any(os.path.realpath(d) == os.path.realpath(path) for d in dirs)
+
+
+def child_env(**overrides):
+    """os.environ plus ``overrides`` (str values), for a child interpreter that must
+    import the fastlstm under test: a checkout's directory goes first on PYTHONPATH
+    (an in-place build is found nowhere else); site-packages is left where it is."""
+    env = dict(os.environ, **overrides)
+    if not _on_default_path(PACKAGE_PARENT):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH"))
+                                            if p)
+    return env

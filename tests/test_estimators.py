@@ -10,6 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
+import helpers
 from helpers import CELLS
 
 import fastlstm
@@ -49,7 +50,8 @@ def test_no_sklearn_import_at_runtime():
         "try:\n    e.LSTMRegressor().predict(X)\nexcept ValueError:\n    pass\n"
         "assert 'sklearn' not in sys.modules, 'sklearn was imported'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=helpers.CHILD_CWD, env=helpers.child_env(),
+                   check=True)
 
 
 # ---------------------------------------------------------------- sklearn conventions

@@ -5,6 +5,10 @@ Each runs in a fresh interpreter exactly as a user would start it
 suite fast and ``OMP_NUM_THREADS=1`` so a loaded 2-core machine does not
 oversubscribe. The metrics they print must be finite numbers; their
 quality at full length is reported by running them by hand.
+
+The examples are found in the source tree (a checkout or the unpacked sdist)
+that holds this tests/ directory; a tests/ copied on its own skips them and
+still runs the demo, which is part of the installed package.
 """
 
 import importlib.util
@@ -16,8 +20,11 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = os.path.join(ROOT, "examples")
+import helpers
+
+EXAMPLES = os.path.join(helpers.SOURCE_ROOT, "examples")
+needs_examples = pytest.mark.skipif(not os.path.isdir(EXAMPLES),
+                                    reason="needs the source tree's examples/")
 
 # example -> lines (regexes) its output must contain, each with a number
 EXPECTED = {
@@ -32,29 +39,23 @@ EXPECTED = {
 }
 
 
-def _env():
-    env = dict(os.environ)
-    env["FASTLSTM_EXAMPLE_EPOCHS"] = "2"
-    env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env["MPLBACKEND"] = "Agg"
-    return env
-
-
 def _run(args, timeout=120):
-    return subprocess.run([sys.executable] + args, cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    env = helpers.child_env(FASTLSTM_EXAMPLE_EPOCHS="2", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    return subprocess.run([sys.executable] + args, cwd=helpers.CHILD_CWD, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 # examples that keep running (servers): tested by test_serve_example
 SERVERS = ("serve.py",)
 
 
+@needs_examples
 def test_every_example_is_tested():
     assert sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")) == \
         sorted(list(EXPECTED) + list(SERVERS))
 
 
+@needs_examples
 def test_serve_example_answers_as_predict(tmp_path):
     import http.client
     import json
@@ -73,7 +74,8 @@ def test_serve_example_answers_as_predict(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, "serve.py"), str(path),
-                             "--port", str(port)], cwd=ROOT, env=_env(),
+                             "--port", str(port)], cwd=helpers.CHILD_CWD,
+                            env=helpers.child_env(OMP_NUM_THREADS="1"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for _ in range(300):
@@ -99,9 +101,10 @@ def test_serve_example_answers_as_predict(tmp_path):
         proc.wait(30)
 
 
+@needs_examples
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_end_to_end(name):
-    proc = _run([os.path.join("examples", name)])
+    proc = _run([os.path.join(EXAMPLES, name)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     for pattern in EXPECTED[name]:
         m = re.search(pattern, proc.stdout, flags=re.MULTILINE)
@@ -109,8 +112,9 @@ def test_example_runs_end_to_end(name):
         assert math.isfinite(float(m.group(1))), m.group(0)
 
 
+@needs_examples
 def test_example_epochs_argument_overrides_env():
-    proc = _run([os.path.join("examples", "tiny_regression.py"), "--epochs", "1"])
+    proc = _run([os.path.join(EXAMPLES, "tiny_regression.py"), "--epochs", "1"])
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

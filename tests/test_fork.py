@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 
+import helpers
 from fastlstm import _kernels
 
 pytestmark = pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
@@ -56,7 +57,8 @@ def test_forked_child_runs_kernels(tmp_path):
     script = tmp_path / "fork_child.py"
     script.write_text(_SCRIPT)
     try:
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, str(script)], cwd=helpers.CHILD_CWD,
+                              env=helpers.child_env(), capture_output=True, text=True,
                               timeout=120)
     except subprocess.TimeoutExpired:
         pytest.fail("a forked child hung in the kernels (libgomp thread pool)")

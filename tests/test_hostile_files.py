@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import fastlstm
+import helpers
 from fastlstm import _limits
 from fastlstm.spec import NetworkSpec
 
@@ -87,8 +88,8 @@ def _load_in_subprocess(path, limit_bytes):
         print(outcome)
         print(base * 1024, peak * 1024)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=helpers.CHILD_CWD,
+                          env=helpers.child_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     outcome, sizes = proc.stdout.strip().splitlines()[-2:]
     base, peak = map(int, sizes.split())

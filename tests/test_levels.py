@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import helpers
 from fastlstm import _kernels
 
 TESTS = Path(__file__).resolve().parent
@@ -24,9 +25,9 @@ UNSUPPORTED = [lv for lv in _kernels.LEVELS if lv not in _kernels.levels_support
 
 
 def _python(code, level):
-    env = dict(os.environ, FASTLSTM_MAX_ISA=level)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=helpers.CHILD_CWD,
+                          env=helpers.child_env(FASTLSTM_MAX_ISA=level),
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_numerical_suite_on_other_levels():
@@ -35,9 +36,9 @@ def test_numerical_suite_on_other_levels():
     for level in OTHER_LEVELS:
         proc = _python("import fastlstm._kernels as k; print(k.isa())", level)
         assert proc.stdout.strip() == level, proc.stdout + proc.stderr
-        env = dict(os.environ, FASTLSTM_MAX_ISA=level)
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               *[str(TESTS / f) for f in NUMERICAL]], env=env, cwd=TESTS.parent,
+                               *[str(TESTS / f) for f in NUMERICAL]],
+                              env=helpers.child_env(FASTLSTM_MAX_ISA=level), cwd=helpers.CHILD_CWD,
                               capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0:
             failures.append(f"--- {level}:\n{proc.stdout[-3000:]}{proc.stderr[-1000:]}")

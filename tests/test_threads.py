@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from fastlstm import _kernels
+import helpers
 import kernel_util as ku
 
 CELLS = ("lstm", "peephole", "cifg", "gru")
@@ -112,10 +113,10 @@ def test_regions_granted_fewer_threads_than_planned():
     of its own): the one thread must run every share, and the results must equal
     n_threads = 1 bitwise."""
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    env = helpers.child_env(OMP_THREAD_LIMIT="1")
     env.pop("OMP_NUM_THREADS", None)
     r = subprocess.run([sys.executable, "-c", _FEWER_THREADS_SCRIPT, here], env=env,
-                       capture_output=True, text=True, timeout=600)
+                       cwd=helpers.CHILD_CWD, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
 
 
