@@ -19,7 +19,11 @@ PREDICT_CHUNK = 2048   # rows per forward when predicting or validating
 
 class TrainingMixin:
     """Training for an estimator that holds ``_network`` and ``_optimizer`` and
-    defines ``_loss_name``; ``p`` is its validated parameters (a dict)."""
+    defines ``_loss_name`` (and, for a loss that takes arguments, such as the
+    quantile loss, ``_loss_options``: keywords of ``loss_and_grad``); ``p`` is
+    its validated parameters (a dict)."""
+
+    _loss_options = {}   # read only
 
     def _guarded_fit(self, first, body):
         """Run body(), a fit (first: one that builds a new model), so that it never
@@ -155,7 +159,7 @@ class TrainingMixin:
             Xb, lb, Yb, mask = self._batch(Xa, lengths, Y, idx)
             # the previous batch's cache is spent: recycle its activation memory
             out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng, reuse=cache)
-            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask)
+            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask, **self._loss_options)
             if not math.isfinite(loss):
                 self._diverged(epoch, b, "loss", loss, p)
             net.backward(cache, dout)
@@ -199,5 +203,5 @@ class TrainingMixin:
         if self._network.spec.sequence_output and lv is not None:
             mask = np.arange(out.shape[1])[None, :] < lv[:, None]
         loss, _ = loss_and_grad(self._loss_name, out, Yv.astype(out.dtype, copy=False)
-                                if Yv.dtype.kind == "f" else Yv, mask)
+                                if Yv.dtype.kind == "f" else Yv, mask, **self._loss_options)
         return loss
