@@ -22,7 +22,11 @@ _log = logging.getLogger("fastlstm")
 
 class TrainingMixin:
     """Training for an estimator that holds ``_network`` and ``_optimizer`` and
-    defines ``_loss_name``; ``p`` is its validated parameters (a dict)."""
+    defines ``_loss_name`` (and, for a loss that takes arguments, such as the
+    quantile loss, ``_loss_options``: keywords of ``loss_and_grad``); ``p`` is
+    its validated parameters (a dict)."""
+
+    _loss_options = {}   # read only
 
     def _guarded_fit(self, first, body):
         """Run body(), a fit (first: one that builds a new model), so that it never
@@ -171,7 +175,7 @@ class TrainingMixin:
             # the previous batch's cache is spent: recycle its activation memory
             out, cache = net.forward(Xb, lb, train=True, rng=self._dropout_rng, reuse=cache)
             wb = None if weights is None else weights[idx]
-            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask, wb)
+            loss, dout = loss_and_grad(self._loss_name, out, Yb, mask, wb, **self._loss_options)
             if not math.isfinite(loss):
                 self._diverged(epoch, b, "loss", loss, p)
             net.backward(cache, dout)
@@ -222,5 +226,5 @@ class TrainingMixin:
         if self._network.spec.sequence_output and lv is not None:
             mask = np.arange(out.shape[1])[None, :] < lv[:, None]
         loss, _ = loss_and_grad(self._loss_name, out, Yv.astype(out.dtype, copy=False)
-                                if Yv.dtype.kind == "f" else Yv, mask)
+                                if Yv.dtype.kind == "f" else Yv, mask, **self._loss_options)
         return loss

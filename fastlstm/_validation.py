@@ -106,6 +106,24 @@ class Choice:
         return v
 
 
+class Quantiles:
+    """Distinct probabilities in (0, 1), increasing, one of them 0.5 (the median
+    is the point forecast); a tuple of floats."""
+
+    def check(self, name, v):
+        what = ("an increasing tuple of distinct floats in (0, 1) that includes 0.5, "
+                "e.g. (0.05, 0.5, 0.95)")
+        if isinstance(v, np.ndarray):
+            v = tuple(v.tolist())
+        if not isinstance(v, (tuple, list)) or not v or not all(is_real(q) for q in v):
+            _fail(name, what, v, TypeError)
+        q = tuple(float(x) for x in v)
+        if not all(0.0 < x < 1.0 for x in q) or any(b <= a for a, b in zip(q, q[1:])) \
+                or 0.5 not in q or len(q) > 99:
+            _fail(name, what, v)
+        return q
+
+
 class Verbose:
     """An int >= 0 (True and False count as 1 and 0)."""
 

@@ -463,6 +463,17 @@ def _estimator_params(est):
     return params
 
 
+def _check_plain_forecaster(est):
+    """The exported forecaster graph takes a history alone and outputs one value
+    per step: refuse models that need covariates or output quantiles."""
+    if getattr(est, "n_past_covariates_", 0) or getattr(est, "n_future_covariates_", 0):
+        raise ValueError("a LSTMForecaster fitted with covariates cannot be exported yet (the "
+                         "exported graph takes the history alone); export one without them")
+    if getattr(est, "_quantiles", None) is not None:
+        raise ValueError("a LSTMForecaster fitted with loss='quantile' cannot be exported yet "
+                         "(the exported graph outputs one forecast per step)")
+
+
 def _network_params(net):
     """{flat-buffer name: copy} of a Network's parameters, of one version (taken
     under the lock its writers hold)."""
@@ -484,6 +495,7 @@ def estimator_onnx_model(est, opset=DEFAULT_OPSET, with_lengths=False):
     params = _estimator_params(est)
     kind = type(est).__name__
     if kind == "LSTMForecaster":
+        _check_plain_forecaster(est)
         if with_lengths:
             raise ValueError("with_lengths does not apply to LSTMForecaster: its input is "
                              "one history per row")
@@ -666,6 +678,7 @@ def estimator_to_torch(est):
     elif kind == "LSTMClassifier":
         mod = tm.Classifier(net)
     elif kind == "LSTMForecaster":
+        _check_plain_forecaster(est)
         mod = tm.Forecaster(net, est.mean_, est.scale_, est._fit_window, est._fit_horizon,
                             est._fit_strategy, est._fit_difference, est._univariate)
     else:

@@ -388,8 +388,16 @@ _COMMON_FITTED = ("n_features_in_", "loss_curve_", "validation_scores_", "best_l
 # file lacks (written by an older version) take their defaults. An older
 # reader refuses the file, naming both versions.
 # Features that raise min_reader_version: (key path, value that needs no
-# newer reader, version that introduced the key). None so far.
-_VERSIONED_FEATURES = (("params", "scale_inputs", False, "0.2.0"),)
+# newer reader, version that introduced the key).
+_VERSIONED_FEATURES = (
+    # standardised inputs: an older reader would feed the network raw features
+    ("params", "scale_inputs", False, "0.2.0"),
+    # forecaster covariates widen the network's input; quantile models output
+    # Q values per step (an older reader would build the wrong network)
+    ("fitted", "n_past_covariates", 0, "0.2.0"),
+    ("fitted", "n_future_covariates", 0, "0.2.0"),
+    ("fitted", "quantiles", None, "0.2.0"),
+)
 _FIRST_VERSION = "0.1.0"
 
 
@@ -663,7 +671,8 @@ def _build(cls, config, arrays):
     unknown += [f"arrays.{k}" for k in sorted(set(arrays) - expected - optional)]
     _check_common_fitted(fitted, spec)
     # the architecture the params give for the fitted data must be the stored one
-    want = est._network_spec(p, fitted["n_features_in_"], spec.n_outputs, spec.sequence_output,
+    want = est._network_spec(p, est._network_input_size(fitted), spec.n_outputs,
+                             spec.sequence_output,
                              spec.vocab_size if p["vocab_size"] is None else p["vocab_size"])
     diff = [f.name for f in dataclasses.fields(spec) if getattr(spec, f.name) != getattr(want, f.name)]
     if diff:

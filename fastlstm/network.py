@@ -37,7 +37,7 @@ from .spec import NetworkSpec, layer_param_shapes, param_count
 
 __all__ = ["Network", "loss_and_grad", "LOSSES"]
 
-LOSSES = ("mse", "mae", "huber", "binary_log_loss", "log_loss")
+LOSSES = ("mse", "mae", "huber", "binary_log_loss", "log_loss", "quantile")
 
 
 def _layer_class(cell):
@@ -363,22 +363,45 @@ def _sigmoid(z):
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def loss_and_grad(loss, out, target, mask=None, sample_weight=None):
+def loss_and_grad(loss, out, target, mask=None, sample_weight=None, quantiles=None):
     """Mean loss over real elements and its gradient w.r.t. ``out``.
 
     out : (B, K) or (B, T, K) network outputs (logits for the log-losses).
     target : same shape as out for mse/mae/huber/binary_log_loss (binary:
-        0/1 values); class indices (B,) or (B, T) ints for ``log_loss``.
+        0/1 values); class indices (B,) or (B, T) ints for ``log_loss``;
+        for ``quantile``, (B, K/Q) or (B, T, K/Q): one value per Q outputs.
     mask : None, or (B, T) bool of real steps (sequence outputs).
     sample_weight : None, or (B,) non-negative weights of the samples.
+    quantiles : the Q probabilities of the ``quantile`` (pinball) loss.
+        Output ``k*Q + j`` is quantile ``quantiles[j]`` of target ``k``;
+        with r = target - output the loss is max(q r, (q - 1) r), whose
+        gradient w.r.t. the output is -q where r > 0 and 1 - q where r < 0
+        (1/2 - q, the middle of the subgradient, where r = 0).
 
     The mean is over samples (and real steps) and, for the regression
-    losses, over outputs; with weights it is the weighted mean
-    sum(w * loss) / sum(w) (a sample's weight applies to each of its steps).
-    Returns (loss as a Python float, dout like out).
+    losses, over outputs (for ``quantile``: over targets and quantiles);
+    with weights it is the weighted mean sum(w * loss) / sum(w) (a sample's
+    weight applies to each of its steps). Returns (loss as a Python float,
+    dout like out).
     """
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are the caller's
-        return _loss_and_grad(loss, out, target, mask, sample_weight)
+        return _loss_and_grad(loss, out, target, mask, sample_weight, quantiles)
+
+
+def _pinball(out, target, q, w):
+    """Elementwise pinball loss and gradient, shaped like out (..., K)."""
+    Q = q.shape[0]
+    K = out.shape[-1]
+    if K % Q:
+        raise ValueError(f"quantile loss: {K} outputs are not a multiple of {Q} quantiles")
+    o = out.reshape(out.shape[:-1] + (K // Q, Q))
+    r = target[..., None] - o
+    el = np.maximum(q * r, (q - 1.0) * r)
+    g = np.where(r > 0, -q, np.where(r < 0, 1.0 - q, 0.5 - q)).astype(out.dtype)
+    if w is not None:
+        el = el * w[..., None]
+        g = g * w[..., None]
+    return el.reshape(out.shape), g.reshape(out.shape)
 
 
 def _row_weights(out, mask, sample_weight):
@@ -396,7 +419,7 @@ def _row_weights(out, mask, sample_weight):
     return w, float(np.sum(w, dtype=np.float64))
 
 
-def _loss_and_grad(loss, out, target, mask, sample_weight):
+def _loss_and_grad(loss, out, target, mask, sample_weight, quantiles=None):
     dtype = out.dtype
     w, n_rows = _row_weights(out, mask, sample_weight)
     if w is not None:
@@ -423,6 +446,13 @@ def _loss_and_grad(loss, out, target, mask, sample_weight):
         if w is not None:
             el = el * w
             g = g * w
+        value = float(np.sum(el, dtype=np.float64)) / denom
+        return value, (g / denom).astype(dtype, copy=False)
+    if loss == "quantile":
+        if quantiles is None:
+            raise ValueError("the quantile loss needs quantiles")
+        el, g = _pinball(out, target, np.asarray(quantiles, dtype=dtype), w)
+        denom = n_rows * out.shape[-1]
         value = float(np.sum(el, dtype=np.float64)) / denom
         return value, (g / denom).astype(dtype, copy=False)
     if loss == "log_loss":

@@ -30,6 +30,13 @@ needs_examples = pytest.mark.skipif(not os.path.isdir(EXAMPLES),
 EXPECTED = {
     "forecast_univariate.py": [r"seasonal naive\s+(\S+)", r"raw series\s+(\S+)$",
                                r"first differences\s+(\S+)$"],
+    "forecast_covariates.py": [r"seasonal naive\s+(\S+)", r"no covariate\s+(\S+)$",
+                               r"month covariate\s+(\S+)$",
+                               r"90% interval: \d+/12 months inside, coverage (\S+),",
+                               r"mean width (\S+)$"],
+    "forecast_backtest.py": [r"^1956-01\s+(\S+)", r"^1960-01\s+\S+\s+(\S+)",
+                             r"^mean\s+(\S+)", r"^mean\s+\S+\s+(\S+)",
+                             r"^mean\s+\S+\s+\S+\s+(\S+)"],
     "text_classification.py": [r"test accuracy (\S+)", r"val_loss (\S+),"],
     "tiny_regression.py": [r"cell='lstm'.*training MSE (\S+),", r"cell='cifg'.*training MSE (\S+),"],
     "relu_peephole.py": [r"persistence\s+(\S+)", r"cell='lstm'\s+(\S+)$",
@@ -133,9 +140,13 @@ def test_demo_prints_a_forecast_against_seasonal_naive():
     assert re.search(r"fit time: \S+ s \(2 epochs", out)
 
 
-def test_demo_plot(tmp_path):
+@pytest.mark.parametrize("command", [
+    ["-m", "fastlstm", "--epochs", "1"],
+    pytest.param([os.path.join(EXAMPLES, "forecast_covariates.py")], marks=needs_examples)],
+    ids=["demo", "forecast_covariates"])
+def test_plot(tmp_path, command):
     target = tmp_path / "forecast.png"
-    proc = _run(["-m", "fastlstm", "--epochs", "1", "--plot", str(target)])
+    proc = _run(command + ["--plot", str(target)])
     if importlib.util.find_spec("matplotlib") is None:
         # the optional extra is missing: a clear message and a non-zero exit
         assert proc.returncode == 2

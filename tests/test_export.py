@@ -743,3 +743,14 @@ def test_readme_export_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md (Export)", "exec"), {})
     assert (tmp_path / "clf.onnx").exists() and (tmp_path / "layer.onnx").exists()
+
+
+def test_forecasters_the_graph_cannot_express_are_refused():
+    y = np.sin(np.arange(120) / 5.0)
+    cov = np.cos(np.arange(120) / 7.0)[:, None]
+    kw = dict(window=10, horizon=3, epochs=1, random_state=0, n_threads=1)
+    with_cov = fastlstm.LSTMForecaster(**kw).fit(y, future_covariates=cov)
+    quant = fastlstm.LSTMForecaster(loss="quantile", **kw).fit(y)
+    for est, word in ((with_cov, "covariates"), (quant, "quantile")):
+        with pytest.raises(ValueError, match=word):
+            est.to_onnx()

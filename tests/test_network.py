@@ -40,12 +40,21 @@ def _inputs(net, rng, B=4, T=5, lengths=None):
     return rng.normal(size=(B, T, 3))
 
 
+QUANTILES = (0.1, 0.5, 0.9)
+
+
 def _targets(loss, K, shape_lead, rng):
     if loss == "log_loss":
         return rng.integers(0, K, size=shape_lead)
     if loss == "binary_log_loss":
         return rng.integers(0, 2, size=shape_lead + (K,)).astype(float)
+    if loss == "quantile":  # one target per len(QUANTILES) outputs
+        return rng.normal(size=shape_lead + (K // len(QUANTILES),))
     return rng.normal(size=shape_lead + (K,))
+
+
+def _loss_kw(loss):
+    return {"quantiles": QUANTILES} if loss == "quantile" else {}
 
 
 CASES = [
@@ -56,13 +65,17 @@ CASES = [
     ("peephole", (3,), False, False, True, "binary_log_loss", [5, 3, 0, 2], 0.0),
     ("cifg", (3, 3), True, False, True, "log_loss", [5, 3, 0, 2], 0.3),
     ("lstm", (3,), True, True, False, "mse", [5, 3, 1, 4], 0.5),
+    # pinball loss: piecewise linear; a kink crossed by an FD_EPS nudge would
+    # show as an O(1) error, and none lies that close to an output here
+    ("lstm", (4,), False, False, False, "quantile", None, 0.0),
+    ("gru", (3,), False, True, False, "quantile", [5, 3, 1, 4], 0.0),
 ]
 
 
 @pytest.mark.parametrize("cell,hs,bidir,seq,ids,loss,lengths,p", CASES)
 def test_gradient_matches_finite_differences(cell, hs, bidir, seq, ids, loss, lengths, p):
     rng = np.random.default_rng(0)
-    K = 1 if loss == "binary_log_loss" else 2
+    K = 1 if loss == "binary_log_loss" else 2 * (len(QUANTILES) if loss == "quantile" else 1)
     net = _net(cell, hs, bidir, seq, ids, K, p)
     lengths = None if lengths is None else np.array(lengths)
     X = _inputs(net, rng, lengths=lengths)
@@ -73,7 +86,7 @@ def test_gradient_matches_finite_differences(cell, hs, bidir, seq, ids, loss, le
     def f():
         # the same dropout masks on every call: a fresh Generator with one seed
         out, cache = net.forward(X, lengths, train=True, rng=np.random.default_rng(5))
-        value, dout = loss_and_grad(loss, out, tgt, mask)
+        value, dout = loss_and_grad(loss, out, tgt, mask, **_loss_kw(loss))
         return value, dout, cache
 
     _, dout, cache = f()
@@ -252,6 +265,51 @@ def test_losses_match_torch(loss, masked):
     # float64 on both sides, same formulas up to summation order
     assert value == pytest.approx(ref.item(), rel=1e-12)
     np.testing.assert_allclose(dout, o.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_quantile_loss_is_the_pinball_loss_with_its_gradient(masked):
+    """Value against the definition mean(max(q r, (q - 1) r)), r = target - output,
+    over real steps, targets and quantiles; gradient against central differences
+    in float64 (the loss is linear between kinks, none of which is within eps
+    of an output here, so they agree to rounding: rtol 1e-7)."""
+    rng = np.random.default_rng(7)
+    B, T, k = 4, 3, 2
+    Q = len(QUANTILES)
+    out = rng.normal(size=(B, T, k * Q))
+    tgt = rng.normal(size=(B, T, k))
+    mask = (rng.random((B, T)) < 0.7) if masked else None
+    if mask is not None:
+        mask[:, 0] = True
+    value, dout = loss_and_grad("quantile", out, tgt, mask, quantiles=QUANTILES)
+    q = np.array(QUANTILES)
+    r = tgt[..., None] - out.reshape(B, T, k, Q)
+    el = np.maximum(q * r, (q - 1) * r)
+    w = np.ones((B, T)) if mask is None else mask.astype(float)
+    want = (el * w[..., None, None]).sum() / (w.sum() * k * Q)
+    assert value == pytest.approx(want, rel=1e-12)
+    eps = 1e-6
+    assert np.abs(r).min() > 10 * eps
+    num = np.zeros_like(out)
+    for idx in np.ndindex(out.shape):
+        e = np.zeros_like(out)
+        e[idx] = eps
+        num[idx] = (loss_and_grad("quantile", out + e, tgt, mask, quantiles=QUANTILES)[0]
+                    - loss_and_grad("quantile", out - e, tgt, mask, quantiles=QUANTILES)[0]) \
+            / (2 * eps)
+    np.testing.assert_allclose(dout, num, rtol=1e-7, atol=1e-12)
+    # the gradient's two values: -q / n where the target is above, (1 - q) / n below
+    n = w.sum() * k * Q
+    g = dout.reshape(B, T, k, Q) * n
+    above = (r > 0) & (w[..., None, None] > 0)
+    np.testing.assert_allclose(g[above], np.broadcast_to(-q, r.shape)[above], rtol=1e-12)
+
+
+def test_quantile_loss_needs_quantiles_dividing_the_outputs():
+    with pytest.raises(ValueError, match="needs quantiles"):
+        loss_and_grad("quantile", np.zeros((2, 3)), np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="multiple"):
+        loss_and_grad("quantile", np.zeros((2, 4)), np.zeros((2, 1)), quantiles=QUANTILES)
 
 
 def test_loss_rejects_unknown_name():
