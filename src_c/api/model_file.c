@@ -282,7 +282,7 @@ static int check_fitted(const fl_json *j, const fl_json_node *fitted, const fl_a
     if (!finite_list(j, lc, -1) || n_iter->big || lc->count != n_iter->i)
         return BAD("fitted loss_curve_ must be a list of n_iter_ finite numbers");
     const fl_json_node *vs = fl_json_get(j, fitted, "validation_scores_");
-    if (vs && !is_null(vs) && !finite_list(j, vs, (long)n_iter->i))
+    if (!vs || (!is_null(vs) && !finite_list(j, vs, (long)n_iter->i)))
         return BAD("fitted validation_scores_ must be null or a list of finite numbers");
     const fl_json_node *bl = fl_json_get(j, fitted, "best_loss_");
     if (!is_real(bl) || !bl->finite) return BAD("fitted best_loss_ must be a finite number");
