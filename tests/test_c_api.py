@@ -85,6 +85,7 @@ def predict(tmp_path_factory):
         if check:
             assert proc.returncode == 0, proc.stderr
         return proc
+    run.exe = exe
     return run
 
 
@@ -260,6 +261,21 @@ def test_files_of_the_first_release(predict, name, tmp_path):
         X = RNG.standard_normal((20, 8, 3)).astype(np.float32)
         want = est.predict(X)[:, None]
     assert_close(c_predict(predict, tmp_path, path, X, "float32"), want, "float32")
+
+
+def test_max_isa_caps_the_level_as_in_python(predict, saved):
+    path = saved["reg_peephole_float32"][1]
+    for level in fastlstm._kernels.levels_supported():
+        env = dict(os.environ, FASTLSTM_MAX_ISA=f" {level.upper()} ")
+        out = _run_env(predict, env, path)
+        assert out.returncode == 0 and f"isa {level}\n" in out.stdout, out.stderr
+    out = _run_env(predict, dict(os.environ, FASTLSTM_MAX_ISA="sse9"), path)
+    assert out.returncode == 2 and "FL_ERR_LEVEL" in out.stderr and "not a level" in out.stderr
+
+
+def _run_env(predict, env, *args):
+    return subprocess.run([predict.exe] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=env)
 
 
 def test_info(predict, saved):
