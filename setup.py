@@ -1,4 +1,7 @@
-"""Build fastlstm's one extension: fastlstm/_kernels.pyx + the C kernels in src_c/.
+"""Build fastlstm's extension, fastlstm/_kernels.pyx + the C kernels in src_c/,
+and its C library for programs without Python, fastlstm/libfastlstm.so: the
+same kernels plus the model-file API of src_c/api/ (public header
+fastlstm/include/fastlstm_model.h, shipped as package data).
 
 OpenMP is probed by compiling a small program with -fopenmp; FASTLSTM_OPENMP=0
 forces a single-threaded build. Nothing is compiled for the build machine's
@@ -16,6 +19,7 @@ from glob import glob
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 OPENMP_TEST = r"""
 #include <omp.h>
@@ -52,14 +56,61 @@ def openmp_flags():
 
 
 omp_compile, omp_link = openmp_flags()
+COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unknown-pragmas", "-Wno-psabi"]
 ext = Extension(
     "fastlstm._kernels",
     sources=["fastlstm/_kernels.pyx"] + sorted(glob("src_c/*.c")),
     include_dirs=["src_c", numpy.get_include()],   # the numpy C API (_kernels.pyx's _data)
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-    extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unknown-pragmas", "-Wno-psabi"] + omp_compile,
+    extra_compile_args=COMPILE_ARGS + omp_compile,
     extra_link_args=omp_link,
     depends=sorted(glob("src_c/*.h")),
 )
 
-setup(ext_modules=cythonize([ext], compiler_directives={"language_level": "3"}))
+# The C API library: a plain shared library (no Python C API: a C program
+# links it without libpython) exporting only fastlstm_model.h's functions.
+LIB_NAME = "fastlstm.libfastlstm"
+LIB_FILE = "libfastlstm.dylib" if sys.platform == "darwin" else "libfastlstm.so"
+lib = Extension(
+    LIB_NAME,
+    sources=sorted(glob("src_c/*.c")) + sorted(glob("src_c/api/*.c")),
+    include_dirs=["src_c", "src_c/api", "fastlstm/include"],
+    extra_compile_args=COMPILE_ARGS + ["-fvisibility=hidden", "-pthread"] + omp_compile,
+    extra_link_args=omp_link + ["-pthread"] + (
+        [f"-Wl,-soname,{LIB_FILE}"] if sys.platform.startswith("linux") else []),
+    libraries=["m"],
+    depends=sorted(glob("src_c/*.h") + glob("src_c/api/*.h")) + ["fastlstm/include/fastlstm_model.h"],
+)
+
+
+class BuildExt(build_ext):
+    """build_ext that also links the C API library, under its own name and
+    with its own object directory (the kernels are compiled for it again:
+    the two builds may run at once with -j)."""
+
+    def get_ext_filename(self, fullname):
+        # called with the dotted name, and with its last part alone
+        parts = fullname.split(".")
+        if parts[-1] == LIB_NAME.split(".")[-1]:
+            return os.path.join(*parts[:-1], LIB_FILE)
+        return super().get_ext_filename(fullname)
+
+    def build_extension(self, ext):
+        if ext.name != LIB_NAME:
+            return super().build_extension(ext)
+        out = self.get_ext_fullpath(ext.name)
+        inputs = list(ext.sources) + list(ext.depends)
+        if not self.force and os.path.exists(out) and all(
+                os.path.getmtime(f) <= os.path.getmtime(out) for f in inputs):
+            return                                  # up to date
+        objects = self.compiler.compile(
+            ext.sources, output_dir=os.path.join(self.build_temp, "libfastlstm"),
+            include_dirs=ext.include_dirs, extra_postargs=ext.extra_compile_args,
+            depends=ext.depends, debug=self.debug)
+        self.compiler.link_shared_object(
+            objects, out, libraries=ext.libraries, extra_postargs=ext.extra_link_args,
+            target_lang="c", debug=self.debug)
+
+
+setup(ext_modules=cythonize([ext], compiler_directives={"language_level": "3"}) + [lib],
+      cmdclass={"build_ext": BuildExt})

@@ -104,6 +104,15 @@ nm -D "$so" > "$probe/syms"
 grep -q __asan_report "$probe/syms" || { echo "sanitize: $so is not ASan-instrumented" >&2; exit 1; }
 grep -q __ubsan_handle "$probe/syms" || { echo "sanitize: $so is not UBSan-instrumented" >&2; exit 1; }
 grep -q GOMP_parallel "$probe/syms" || { echo "sanitize: $so was built without OpenMP" >&2; exit 1; }
+# the C API library is built by the same setup.py with the same flags;
+# tests/test_c_api.py runs it in-process (ctypes) and in the example program
+# it compiles (an uninstrumented executable: the LD_PRELOADed runtime below
+# serves it, its ASan reports go to log_path, and a UBSan report aborts it,
+# which fails the test)
+lib=fastlstm/libfastlstm.so
+nm -D "$lib" > "$probe/libsyms"
+grep -q __asan_report "$probe/libsyms" || { echo "sanitize: $lib is not ASan-instrumented" >&2; exit 1; }
+grep -q __ubsan_handle "$probe/libsyms" || { echo "sanitize: $lib is not UBSan-instrumented" >&2; exit 1; }
 
 # --- tests under the sanitizers -------------------------------------------
 logs="$probe/logs"

@@ -15,6 +15,7 @@ _LAZY = {
     "LSTMRegressor": "estimators", "LSTMClassifier": "estimators", "LSTMForecaster": "estimators",
     "sliding_windows": "data", "pad_sequences": "data", "load_airline": "data",
     "load": "estimators", "NotFittedError": "exceptions", "SequenceScaler": "preprocessing",
+    "get_include": "_capi", "get_lib": "_capi",
 }
 
 __all__ = ["__version__", "LSTM", "GRU", "StreamState", "show_config", "set_num_threads", "get_num_threads",
