@@ -640,12 +640,21 @@ def test_argument_errors_are_status_codes(lib, saved):
     assert lib.fl_model_isa().decode() == fastlstm._kernels.isa()
 
 
-def test_reader_version_covers_every_versioned_feature(lib):
-    # a model feature that raises min_reader_version in io.py must be
-    # implemented in src_c/api/ too, and READER_VERSION (model.c) raised
+def test_models_needing_a_newer_reader_are_refused_naming_versions(predict, lib, tmp_path):
+    # the C reader computes the models of fastlstm 0.1.0 (READER_VERSION in
+    # model.c); a file using a feature of io._VERSIONED_FEATURES newer than that
+    # (scaled inputs, forecaster covariates or quantiles) is refused with the
+    # versions named, never computed without the feature
     have = tuple(int(v) for v in lib.fl_model_reader_version().decode().split("."))
-    for _section, _key, _neutral, since in fastlstm.io._VERSIONED_FEATURES:
-        assert tuple(int(v) for v in since.split(".")[:3]) <= have, since
+    newer = [f for f in fastlstm.io._VERSIONED_FEATURES
+             if tuple(int(v) for v in f[3].split(".")[:3]) > have]
+    assert ("params", "scale_inputs", False, "0.2.0") in newer
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4, 2))
+    est = fastlstm.LSTMRegressor(hidden_sizes=(3,), epochs=1, scale_inputs=True,
+                                 random_state=0, n_threads=1).fit(X, X[:, -1, 0])
+    stderr = _refused(predict, est.save(tmp_path / "scaled.npz"))
+    assert "FL_ERR_UNSUPPORTED" in stderr and "needs fastlstm >= 0.2.0" in stderr, stderr
 
 
 # ---------------------------------------------------------------- the Python side
