@@ -121,7 +121,7 @@ class TrainingMixin:
             # diverged or interrupted epoch leaves nothing of itself behind
             checkpoint = (net.params.copy(), copy.deepcopy(opt))
             try:
-                epoch_loss, val_loss, cache = self._train_epoch(
+                epoch_loss, val_loss, val_score, cache = self._train_epoch(
                     epoch, epochs, Xa, lengths, Y, val, p, cache, net, opt, n_threads, bs,
                     weights)
             except BaseException:
@@ -133,7 +133,8 @@ class TrainingMixin:
             self.loss_curve_.append(epoch_loss)
             self.n_iter_ += 1
             if val_loss is not None:
-                self.validation_scores_.append(val_loss)
+                self.validation_loss_curve_.append(val_loss)
+                self.validation_scores_.append(val_score)
             monitored = epoch_loss if val_loss is None else val_loss
             if monitored > self.best_loss_ - p["tol"]:
                 self._no_improvement_count += 1
@@ -143,7 +144,8 @@ class TrainingMixin:
                 self.best_loss_ = monitored
                 if restore:
                     best_params = net.params.copy()
-            logs = {"epoch": self.n_iter_, "loss": epoch_loss, "val_loss": val_loss}
+            logs = {"epoch": self.n_iter_, "loss": epoch_loss, "val_loss": val_loss,
+                    "val_score": val_score}
             # every callback sees every epoch, even once one has asked to stop
             stop = [cb for cb in p["callbacks"] if cb(self, logs)]
             if stop:
@@ -191,15 +193,15 @@ class TrainingMixin:
         epoch_loss = total / (n if weights is None else float(weights.sum()))
         if not math.isfinite(epoch_loss):
             self._diverged(epoch, None, "mean loss", epoch_loss, p)
-        val_loss = None
+        val_loss = val_score = None
         if val is not None:
-            val_loss = self._eval_loss(*val)
+            val_loss, val_score = self._eval(*val)
             if not math.isfinite(val_loss):
                 self._diverged(epoch, None, "validation loss", val_loss, p)
-        vl = "" if val_loss is None else f", val_loss {val_loss:.6f}"
+        vl = "" if val_loss is None else f", val_loss {val_loss:.6f}, val_score {val_score:.6f}"
         self._report(p, f"{type(self).__name__} epoch {epoch + 1}/{epochs}: "
                      f"loss {epoch_loss:.6f}{vl}, {time.perf_counter() - t0:.2f}s")
-        return epoch_loss, val_loss, cache
+        return epoch_loss, val_loss, val_score, cache
 
     @staticmethod
     def _report(p, line):
@@ -220,11 +222,18 @@ class TrainingMixin:
             f"To fix it, {hint}."
         )
 
-    def _eval_loss(self, Xv, lv, Yv):
+    def _eval(self, Xv, lv, Yv):
+        """(validation loss, validation score): the loss training minimises, and
+        the estimator's score (higher is better) of the same outputs."""
         out = self._network.predict_raw(Xv, lv, chunk=PREDICT_CHUNK)
         mask = None
         if self._network.spec.sequence_output and lv is not None:
             mask = np.arange(out.shape[1])[None, :] < lv[:, None]
         loss, _ = loss_and_grad(self._loss_name, out, Yv.astype(out.dtype, copy=False)
                                 if Yv.dtype.kind == "f" else Yv, mask, **self._loss_options)
-        return loss
+        return loss, float(self._validation_score(out, Yv, mask, loss))
+
+    def _validation_score(self, out, Y, mask, loss):
+        """The score of network outputs ``out`` on targets ``Y`` (as training sees
+        them); by default the negative loss. Regressor: R^2; classifier: accuracy."""
+        return -loss

@@ -2,8 +2,9 @@
 
 A callback is any callable ``callback(estimator, logs)``, called after each
 epoch with ``logs = {"epoch": n (epochs run so far), "loss": mean training
-loss, "val_loss": validation loss or None}``; a true return value stops
-training after that epoch.
+loss, "val_loss": validation loss or None, "val_score": validation score
+(higher is better) or None}``; a true return value stops training after
+that epoch.
 """
 import os
 

@@ -75,6 +75,24 @@ _EMBEDDING_CONSTRAINTS = {
 }
 
 
+def _r2(y2, p2, sample_weight):
+    """R^2 of predictions p2 for targets y2 (rows, outputs), averaged over the
+    outputs (scikit-learn's r2_score, multioutput="uniform_average")."""
+    n = y2.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+    w = w[:, None]
+    num = (w * (y2 - p2) ** 2).sum(axis=0)
+    mean = (w * y2).sum(axis=0) / w.sum()
+    den = (w * (y2 - mean) ** 2).sum(axis=0)
+    ok = den != 0
+    r2 = np.ones(y2.shape[1])
+    r2[ok] = 1 - num[ok] / den[ok]
+    r2[~ok & (num != 0)] = 0.0
+    return float(r2.mean())
+
+
 def _spec_diff(a, b):
     """Names of the fields where two NetworkSpecs differ."""
     return sorted(f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name))
@@ -282,7 +300,7 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
             seed = self._seed_streams(p)
             self._network = Network(spec, seed=seed, n_threads=p["n_threads"])
             self.loss_curve_ = []
-            self.validation_scores_ = None
+            self.validation_scores_ = self.validation_loss_curve_ = None
             self.best_loss_ = np.inf
             self.n_iter_ = 0
             self._no_improvement_count = 0
@@ -350,7 +368,7 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         elif p["early_stopping"] and not incremental:
             Xa, lengths, Y, W, val = self._split_validation(Xa, lengths, Y, p, W)
         if val is not None and self.validation_scores_ is None:
-            self.validation_scores_ = []
+            self.validation_scores_, self.validation_loss_curve_ = [], []
         # warm_start and partial_fit continue the optimizer's state (unless its
         # settings changed); a new model gets a new one
         if first or not same_settings(getattr(self, "_optimizer", None), p["optimizer"],
@@ -603,7 +621,8 @@ _COMMON_DOC = """
         prediction, streaming and export apply the same.
     callbacks : list of callables or None, default=None
         Each is called after every epoch as ``callback(estimator, logs)`` with
-        ``logs = {"epoch": n, "loss": ..., "val_loss": ... or None}``; a true
+        ``logs = {"epoch": n, "loss": ..., "val_loss": ..., "val_score": ...}``
+        (the validation entries None without a validation set); a true
         return value stops training after this epoch.
         ``fastlstm.callbacks.Checkpoint(path, every=k)`` saves the model every
         k epochs. Progress lines also go to the ``"fastlstm"`` logger (INFO).
@@ -615,8 +634,12 @@ _COMMON_DOC = """
     loss_curve_ : list of float
         Mean training loss of each epoch (without the weight-decay term).
     validation_scores_ : list of float or None
-        Validation loss of each epoch (lower is better), when a validation
-        set is used.
+        Validation score of each epoch (higher is better, scikit-learn's
+        meaning: R^2 for the regressor, accuracy for the classifier, the
+        negative validation loss for the forecaster), when a validation set
+        is used.
+    validation_loss_curve_ : list of float or None
+        Validation loss of each epoch (what early stopping watches).
     best_loss_ : float
         Best monitored loss (validation loss with a validation set,
         training loss otherwise).
@@ -714,6 +737,13 @@ class LSTMRegressor(_Streaming, _InputScaling, _LSTMBase):
 
     _extra_fitted_keys = ("n_outputs_", "y_ndim", "loss")
 
+    def _validation_score(self, out, Y, mask, loss):
+        # R^2 over the real rows (samples, or real steps), averaged over outputs
+        k = out.shape[-1]
+        p2 = out.reshape(-1, k) if mask is None else out[mask]
+        y2 = Y.reshape(-1, k) if mask is None else Y[mask]
+        return _r2(y2.astype(np.float64), p2.astype(np.float64), None)
+
     def _extra_fitted(self):
         return {"n_outputs_": int(self.n_outputs_), "y_ndim": int(self._y_ndim),
                 "loss": self._fit_loss}
@@ -779,20 +809,7 @@ class LSTMRegressor(_Streaming, _InputScaling, _LSTMBase):
             else:
                 raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}")
         n = y.shape[0]
-        y2 = y.reshape(n, -1)
-        p2 = pred.reshape(n, -1)
-        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != (n,):
-            raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
-        w = w[:, None]
-        num = (w * (y2 - p2) ** 2).sum(axis=0)
-        mean = (w * y2).sum(axis=0) / w.sum()
-        den = (w * (y2 - mean) ** 2).sum(axis=0)
-        ok = den != 0
-        r2 = np.ones(y2.shape[1])
-        r2[ok] = 1 - num[ok] / den[ok]
-        r2[~ok & (num != 0)] = 0.0
-        return float(r2.mean())
+        return _r2(y.reshape(n, -1), pred.reshape(n, -1), sample_weight)
 
 
 class LSTMClassifier(_Streaming, _InputScaling, _LSTMBase):
@@ -942,6 +959,12 @@ class LSTMClassifier(_Streaming, _InputScaling, _LSTMBase):
             Y = (idx == 1).astype(dtype)[:, None]
             return Y, 1, False
         return idx.astype(np.int64), len(self.classes_), False
+
+    def _validation_score(self, out, Y, mask, loss):
+        # accuracy: Y holds 0/1 (two classes) or class indices
+        pred = (out[:, 0] > 0) if out.shape[1] == 1 else np.argmax(out, axis=1)
+        truth = Y[:, 0] > 0.5 if out.shape[1] == 1 else Y
+        return float(np.mean(pred == truth))
 
     def _extra_array_names(self, fitted):
         return ["classes"]
@@ -1404,7 +1427,7 @@ class LSTMForecaster(_LSTMBase):
             val = (X[-n_val:], None, Y[-n_val:])
             X, Y = X[:-n_val], Y[:-n_val]
         if val is not None and self.validation_scores_ is None:
-            self.validation_scores_ = []
+            self.validation_scores_, self.validation_loss_curve_ = [], []
         if first or not same_settings(getattr(self, "_optimizer", None), p["optimizer"],
                                       p["learning_rate"], p["weight_decay"]):
             self._optimizer = make_optimizer(p["optimizer"], p["learning_rate"], p["weight_decay"])

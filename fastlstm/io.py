@@ -473,6 +473,8 @@ def _payload(est, include_optimizer=False):
         "loss_curve_": [float(x) for x in est.loss_curve_],
         "validation_scores_": None if est.validation_scores_ is None
         else [float(x) for x in est.validation_scores_],
+        "validation_loss_curve_": None if est.validation_loss_curve_ is None
+        else [float(x) for x in est.validation_loss_curve_],
         "best_loss_": float(est.best_loss_),
         "n_iter_": int(est.n_iter_),
     }
@@ -625,9 +627,10 @@ def _check_common_fitted(fitted, spec):
     lc = fitted.get("loss_curve_")
     if not _finite_list(lc) or len(lc) != n_iter:
         raise ValueError("fitted loss_curve_ must be a list of n_iter_ finite numbers")
-    vs = fitted.get("validation_scores_")
-    if vs is not None and not _finite_list(vs, n_iter):
-        raise ValueError("fitted validation_scores_ must be null or a list of finite numbers")
+    for key in ("validation_scores_", "validation_loss_curve_"):
+        vs = fitted.get(key)
+        if vs is not None and not _finite_list(vs, n_iter):
+            raise ValueError(f"fitted {key} must be null or a list of finite numbers")
     bl = fitted.get("best_loss_")
     if not is_real(bl) or not math.isfinite(bl):
         raise ValueError(f"fitted best_loss_ must be a finite number, got {bl!r}")
@@ -655,7 +658,8 @@ def _build(cls, config, arrays):
     spec = _spec_of(config, unknown)
     fitted = config["fitted"]
     unknown += [f"fitted.{k}" for k in sorted(set(fitted) - set(_COMMON_FITTED)
-                                              - {"input_scaled"} - set(est._extra_fitted_keys))]
+                                              - {"input_scaled", "validation_loss_curve_"}
+                                              - set(est._extra_fitted_keys))]
     scaled = fitted.get("input_scaled", False)
     if scaled not in (True, False) or scaled != bool(p.get("scale_inputs", False)):
         raise ValueError(f"fitted input_scaled={scaled!r} does not match the params' "
@@ -686,9 +690,15 @@ def _build(cls, config, arrays):
     est._network = Network.from_params(spec, flat, n_threads=p["n_threads"], copy=False)
     for key in _COMMON_FITTED:
         setattr(est, key, fitted[key])
+    if "validation_loss_curve_" in fitted:
+        est.validation_loss_curve_ = fitted["validation_loss_curve_"]
+    else:
+        # written by 0.1.0, whose validation_scores_ held the validation losses
+        est.validation_loss_curve_, est.validation_scores_ = est.validation_scores_, None
     est.loss_curve_ = [float(v) for v in est.loss_curve_]
-    if est.validation_scores_ is not None:
-        est.validation_scores_ = [float(v) for v in est.validation_scores_]
+    for key in ("validation_scores_", "validation_loss_curve_"):
+        if getattr(est, key) is not None:
+            setattr(est, key, [float(v) for v in getattr(est, key)])
     est.best_loss_ = float(est.best_loss_)
     if spec.embedding_dim is not None:
         est.vocab_size_ = spec.vocab_size

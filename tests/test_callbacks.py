@@ -31,7 +31,7 @@ def test_callbacks_see_every_epoch_and_can_stop():
     assert [s[1] for s in seen] == est.loss_curve_ and seen[0][2] is None
     es = fastlstm.LSTMRegressor(epochs=2, early_stopping=True, callbacks=[record], **KW)
     es.fit(X, Y)
-    assert seen[-1][2] == es.validation_scores_[-1]
+    assert seen[-1][2] == es.validation_loss_curve_[-1]
 
 
 def test_progress_goes_to_the_logger_and_with_verbose_to_stdout(caplog, capsys):

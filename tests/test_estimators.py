@@ -255,8 +255,8 @@ def test_early_stopping_and_restore_best_weights():
     est = LSTMRegressor(**dict(FAST, epochs=200, learning_rate=0.05, early_stopping=True,
                                n_iter_no_change=3, validation_fraction=0.25)).fit(X, y)
     assert est.n_iter_ < 200
-    assert len(est.validation_scores_) == est.n_iter_
-    assert est.best_loss_ == min(est.validation_scores_)
+    assert len(est.validation_scores_) == len(est.validation_loss_curve_) == est.n_iter_
+    assert est.best_loss_ == min(est.validation_loss_curve_)
     # with an explicit validation set the restored weights reproduce the best
     # validation loss; float32 outputs, the loss summed in float64 here and in
     # the estimator: equal to ~1e-6 relative
@@ -266,10 +266,13 @@ def test_early_stopping_and_restore_best_weights():
                                    n_iter_no_change=4, restore_best_weights=restore)
                             ).fit(X, y, validation_data=(Xv, yv))
         mse = np.mean((est.predict(Xv) - yv) ** 2)
-        final = est.validation_scores_[-1]
+        final = est.validation_loss_curve_[-1]
         want = est.best_loss_ if restore else final
         assert mse == pytest.approx(want, rel=1e-5)
-        assert est.best_loss_ == min(est.validation_scores_)
+        assert est.best_loss_ == min(est.validation_loss_curve_)
+        # validation_scores_ are R^2 (scikit-learn's meaning), of the same outputs
+        if not restore:
+            assert est.validation_scores_[-1] == pytest.approx(est.score(Xv, yv), rel=1e-5)
     assert final > est.best_loss_  # it did stop after getting worse, so the test means something
 
 

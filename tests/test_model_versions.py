@@ -166,3 +166,22 @@ def test_training_state_is_checked(tmp_path):
                  bad_stream):
         with pytest.raises(ValueError, match="training state"):
             fastlstm.load(_rewrite(path, tmp_path / "bad.npz", edit))
+
+
+def test_validation_losses_of_first_release_files_move_to_their_new_name(tmp_path):
+    est = fastlstm.LSTMRegressor(hidden_sizes=(4,), epochs=3, early_stopping=True,
+                                 random_state=0, n_threads=1).fit(X, Y)
+    assert len(est.validation_scores_) == 3 and est.validation_scores_ != \
+        est.validation_loss_curve_
+    path = est.save(tmp_path / "new.npz")
+    loaded = fastlstm.load(path)
+    assert loaded.validation_scores_ == est.validation_scores_
+    assert loaded.validation_loss_curve_ == est.validation_loss_curve_
+
+    def as_written_by_0_1_0(c):        # validation_scores_ held the losses then
+        c["fitted"]["validation_scores_"] = c["fitted"].pop("validation_loss_curve_")
+        c["fastlstm_version"] = "0.1.0"
+        del c["min_reader_version"]
+    old = fastlstm.load(_rewrite(path, tmp_path / "old.npz", as_written_by_0_1_0))
+    assert old.validation_loss_curve_ == est.validation_loss_curve_
+    assert old.validation_scores_ is None
