@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import fastlstm
+
+import helpers
 from fastlstm import forecasting
 from fastlstm.estimators import LSTMForecaster
 
@@ -491,7 +493,8 @@ def test_numpy_use_never_imports_pandas():
         "fc.backtest(s, start=60); fc.update(s[60:64])\n"
         "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=helpers.child_env(),
+                   cwd=helpers.CHILD_CWD)
 
 
 # ---------------------------------------------------------------- model files

@@ -4,7 +4,6 @@ follows set_num_threads / num_threads, OpenMP's limit in the calling thread
 same time. Results never depend on it (test_threads.py proves the kernels
 bitwise thread-invariant); here the counts themselves are checked, by
 recording what the layer passes to the kernels."""
-import os
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ import pytest
 import fastlstm
 from fastlstm import _kernels, _threads
 from fastlstm._threads import claim, usable_cpus
+
+import helpers
 
 X = np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)
 
@@ -112,9 +113,9 @@ def test_threadpoolctl_limits_the_default(recorded):
 def test_omp_num_threads_caps_the_default():
     code = ("import fastlstm; print(fastlstm.get_num_threads(), "
             "fastlstm._threads.usable_cpus())")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=120, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], env=helpers.child_env(OMP_NUM_THREADS="1"),
+                         cwd=helpers.CHILD_CWD, capture_output=True, text=True, timeout=120,
+                         check=True).stdout.split()
     assert out == ["1", "1"]
 
 
