@@ -89,6 +89,16 @@ cdef extern from "fastlstm.h" nogil:
     int fl_level_unit_block()
     int fl_level_vector_bytes()
 
+cdef extern from "fl_quant.h" nogil:
+    size_t fl_qrnn_packed_bytes(const fl_rnn_desc *d, int qtype)
+    int fl_qrnn_pack(const fl_rnn_desc *d, int qtype, void *packed, const void *w_ih,
+                     const void *w_hh, const float *s_ih, const float *s_hh, const float *b_ih,
+                     const float *b_hh, const float *w_peep)
+    int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *y, long ldy,
+                        float *h_n, float *c_n, const float *x, long ldx, const float *h0,
+                        const float *c0, const int *lengths)
+    int fl_qrnn_native(int qtype)
+
 ctypedef fused real:
     float
     double
@@ -550,3 +560,91 @@ def sum_squares(const real[::1] x):
         else:
             s = fl_sum_squares_f64(&x[0], x.shape[0])
     return s
+
+
+# ----- reduced-precision inference (src_c/fl_quant.h) ------------------------
+QTYPES = {"bfloat16": 1, "int8": 2}
+
+
+def qpacked_bytes(int cell, int I, int H, int qtype):
+    """Bytes of one layer-direction's packed quantized weights on the active level."""
+    cdef fl_rnn_desc d = _zero_desc()
+    d.cell, d.n_threads, d.T, d.B, d.I, d.H = cell, 1, 1, 1, I, H
+    return fl_qrnn_packed_bytes(&d, qtype)
+
+
+def quant_native(int qtype):
+    """True if the active level has a native dot product for qtype on this CPU."""
+    return bool(fl_qrnn_native(qtype))
+
+
+def qrnn_pack(int cell, int qtype,
+              w_ih,          # IN  (G*H, I) uint16 (bf16 bits) or int8
+              w_hh,          # IN  (G*H, H) as w_ih
+              s_ih, s_hh,    # IN  (G*H) float32 row scales (int8), or None (bf16)
+              b_ih, b_hh,    # IN  (G*H) float32
+              w_peep,        # IN  (3, H) float32 or None
+              packed):       # OUT uint8 (qpacked_bytes(...)), 64-byte aligned
+    cdef int wt = cnp.NPY_UINT16 if qtype == 1 else cnp.NPY_INT8
+    cdef const void *p_wih = _data(w_ih, "w_ih", wt, 2, False)
+    cdef const void *p_whh = _data(w_hh, "w_hh", wt, 2, False)
+    cdef const float *p_sih = <const float *>_opt(s_ih, "s_ih", cnp.NPY_FLOAT, 1, False)
+    cdef const float *p_shh = <const float *>_opt(s_hh, "s_hh", cnp.NPY_FLOAT, 1, False)
+    cdef const float *p_bih = <const float *>_data(b_ih, "b_ih", cnp.NPY_FLOAT, 1, False)
+    cdef const float *p_bhh = <const float *>_data(b_hh, "b_hh", cnp.NPY_FLOAT, 1, False)
+    cdef const float *p_peep = <const float *>_opt(w_peep, "w_peep", cnp.NPY_FLOAT, 2, False)
+    cdef void *p_pk = _data(packed, "packed", cnp.NPY_UINT8, 1, True)
+    cdef fl_rnn_desc d = _zero_desc()
+    d.cell, d.n_threads, d.T, d.B, d.I, d.H = cell, 1, 1, 1, _dim(w_ih, 1), _dim(w_hh, 1)
+    cdef long GH = (3 if cell == 3 else 4) * d.H
+    _need(_dim(w_ih, 0) == GH and _dim(w_hh, 0) == GH and _dim(b_ih, 0) == GH
+          and _dim(b_hh, 0) == GH, "weights")
+    _need(qtype == 1 or (s_ih is not None and s_hh is not None and _dim(s_ih, 0) == GH
+                         and _dim(s_hh, 0) == GH), "scales")
+    _need(w_peep is None or (_dim(w_peep, 0) == 3 and _dim(w_peep, 1) == d.H), "w_peep")
+    _need(<size_t>_dim(packed, 0) == fl_qrnn_packed_bytes(&d, qtype)
+          and (<size_t>p_pk) % 64 == 0, "packed")
+    cdef int status
+    with nogil:
+        status = fl_qrnn_pack(&d, qtype, p_pk, p_wih, p_whh, p_sih, p_shh, p_bih, p_bhh, p_peep)
+    _raise(status)
+
+
+def qrnn_forward(int cell, int act, int gate_act, bint reverse, int qtype,
+                 x,                 # IN  (T, B, I) float32
+                 packed,            # IN  uint8 from qrnn_pack (same cell, I, H, qtype, level)
+                 int H,
+                 h0, c0,            # IN  (B, H) float32 or None
+                 lengths,           # IN  (B) numpy.intc or None
+                 y, int y_off,      # OUT (T, B, ldy) or (B, T, ldy) with y_batch_first
+                 h_n, c_n,          # OUT (B, H); c_n None for gru
+                 bint y_batch_first=False):
+    cdef const float *p_x = <const float *>_data(x, "x", cnp.NPY_FLOAT, 3, False)
+    cdef const void *p_pk = _data(packed, "packed", cnp.NPY_UINT8, 1, False)
+    cdef const float *p_h0 = <const float *>_opt(h0, "h0", cnp.NPY_FLOAT, 2, False)
+    cdef const float *p_c0 = <const float *>_opt(c0, "c0", cnp.NPY_FLOAT, 2, False)
+    cdef const int *p_len = <const int *>_opt(lengths, "lengths", cnp.NPY_INT, 1, False)
+    cdef float *p_y = <float *>_data(y, "y", cnp.NPY_FLOAT, 3, True)
+    cdef float *p_hn = <float *>_data(h_n, "h_n", cnp.NPY_FLOAT, 2, True)
+    cdef float *p_cn = <float *>_opt(c_n, "c_n", cnp.NPY_FLOAT, 2, True)
+    cdef fl_rnn_desc d = _zero_desc()
+    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, 1
+    d.T, d.B, d.I, d.H = _dim(x, 0), _dim(x, 1), _dim(x, 2), H
+    d.y_batch_first = y_batch_first
+    cdef int T = d.T, B = d.B
+    _need(<size_t>_dim(packed, 0) == fl_qrnn_packed_bytes(&d, qtype)
+          and (<size_t>p_pk) % 64 == 0, "packed")
+    _need(h0 is None or (_dim(h0, 0) == B and _dim(h0, 1) == H), "h0")
+    _need(c0 is None or (_dim(c0, 0) == B and _dim(c0, 1) == H), "c0")
+    _need(cell == 3 or c_n is not None, "c_n")
+    _need(lengths is None or _dim(lengths, 0) == B, "lengths")
+    cdef long ldy = _dim(y, 2)
+    _need(_dim(y, 0) == (B if y_batch_first else T) and _dim(y, 1) == (T if y_batch_first else B)
+          and 0 <= y_off and <long>y_off + H <= ldy, "y")
+    _need(_dim(h_n, 0) == B and _dim(h_n, 1) == H, "h_n")
+    _need(c_n is None or (_dim(c_n, 0) == B and _dim(c_n, 1) == H), "c_n")
+    cdef int status
+    with nogil:
+        status = fl_qrnn_forward(&d, qtype, p_pk, p_y + y_off, ldy, p_hn, p_cn, p_x, d.I,
+                                 p_h0, p_c0, p_len)
+    _raise(status)

@@ -413,6 +413,31 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         out = net.predict_raw(Xa, lengths, chunk=PREDICT_CHUNK)
         return out.astype(np.float64), lengths
 
+    # ------------------------------------------------------------ reduced precision
+
+    def quantize(self, dtype):
+        """A copy of the fitted model whose recurrent weights are ``"bfloat16"`` or
+        ``"int8"`` (per-row scales), for inference: predict, score and streaming work
+        as before, training raises. See fastlstm.quantize for the accuracy."""
+        self._check_fitted()
+        if getattr(self._network, "quant_dtype", None):
+            raise TypeError(f"this model is already quantized ({self._network.quant_dtype}); "
+                            "quantize the float32 model")
+        import copy
+        from .quantize import quantize_network
+        q = copy.copy(self)
+        q._network = quantize_network(self._network, dtype)
+        for key in ("_spent_cache", "_optimizer"):   # training state: a quantized copy does not train
+            q.__dict__.pop(key, None)
+        return q
+
+    def _check_not_quantized(self):
+        dtype = getattr(getattr(self, "_network", None), "quant_dtype", None)
+        if dtype:
+            raise NotImplementedError(
+                f"a {dtype} model does not export: ONNX's LSTM/GRU operators take float "
+                "weights only. Export the float32 model it was quantized from")
+
     # ------------------------------------------------------------ model file
     # io.py owns the file's schema and the checks common to every estimator;
     # the _extra_* hooks below give and take what is particular to one.
@@ -425,6 +450,11 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         it would have without the round trip (a larger file: Adam keeps two
         values per parameter)."""
         self._check_fitted()
+        dtype = getattr(self._network, "quant_dtype", None)
+        if dtype:
+            raise NotImplementedError(
+                f"saving a {dtype} model is not supported yet (pickle works): save the "
+                "float32 model and call quantize() after loading it")
         return io.save(self, path, include_optimizer)
 
     # the keys _extra_fitted writes
@@ -472,12 +502,14 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         written to ``path`` when given; needs the onnx package. Inputs and outputs:
         see fastlstm.export (regressor: ``predictions``, classifier:
         ``probabilities``, forecaster: ``forecast``)."""
+        self._check_not_quantized()
         from . import export
         return export.estimator_to_onnx(self, path, opset, with_lengths)
 
     def to_torch(self):
         """A torch ``nn.Module`` computing what ``to_onnx``'s model does; ValueError
         for a cell or activation PyTorch lacks."""
+        self._check_not_quantized()
         from . import export
         return export.estimator_to_torch(self)
 

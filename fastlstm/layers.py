@@ -723,6 +723,13 @@ class _Recurrent:
             args.append("batch_first=False")
         return f"{type(self).__name__}({', '.join(args)})"
 
+    # ----- reduced precision: fastlstm.quantize ---------------------------------
+    def quantize(self, dtype):
+        """An inference-only copy with weights in ``"bfloat16"`` or ``"int8"`` (per-row
+        scales); same call and ``step`` API, float32 in and out. See fastlstm.quantize."""
+        from . import quantize
+        return quantize.quantize_layer(self, dtype)
+
     # ----- export and import: fastlstm.export -------------------------------
     def to_onnx(self, path=None, opset=None, with_lengths=False, with_state=False):
         """The layer as an ONNX model (float32; opset None: 17), also written to

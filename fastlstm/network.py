@@ -193,10 +193,17 @@ class Network:
     def __getstate__(self):
         # the layers hold views into self.params; pickle the flat buffer and
         # rebuild the views on load instead of pickling them as copies
-        return {"spec": self.spec.to_json(), "params": self.params, "n_threads": self.n_threads}
+        state = {"spec": self.spec.to_json(), "params": self.params, "n_threads": self.n_threads}
+        if getattr(self, "quant_dtype", None):
+            from .quantize import _qstate
+            state["quant"] = _qstate(self.recurrent)
+        return state
 
     def __setstate__(self, state):
         self._build(NetworkSpec.from_json(state["spec"]), state["params"], state["n_threads"])
+        if state.get("quant"):
+            from .quantize import quantize_stored
+            quantize_stored(self, state["quant"]["quant_dtype"], state["quant"]["qweights"])
 
     # ------------------------------------------------------------ forward
 

@@ -205,3 +205,21 @@ int fl_activation_f64(int which, long n, double *y, const double *x)
 {
     return lv()->fl_activation_f64(which, n, y, x);
 }
+
+size_t fl_qrnn_packed_bytes(const fl_rnn_desc *d, int qtype) { return lv()->fl_qrnn_packed_bytes(d, qtype); }
+size_t fl_qrnn_work_bytes(const fl_rnn_desc *d, int qtype) { return lv()->fl_qrnn_work_bytes(d, qtype); }
+int fl_qrnn_native(int qtype) { return lv()->fl_qrnn_native(qtype); }
+
+int fl_qrnn_pack(const fl_rnn_desc *d, int qtype, void *packed, const void *w_ih,
+                 const void *w_hh, const float *s_ih, const float *s_hh, const float *b_ih,
+                 const float *b_hh, const float *w_peep)
+{
+    return lv()->fl_qrnn_pack(d, qtype, packed, w_ih, w_hh, s_ih, s_hh, b_ih, b_hh, w_peep);
+}
+
+int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *y, long ldy,
+                    float *h_n, float *c_n, const float *x, long ldx, const float *h0,
+                    const float *c0, const int *lengths)
+{
+    return lv()->fl_qrnn_forward(d, qtype, packed, y, ldy, h_n, c_n, x, ldx, h0, c0, lengths);
+}

@@ -13,6 +13,7 @@
 #include "fl_simd.h"
 #include "internal.h"
 #include "level.h"
+#include "fl_quant.h"
 
 #define FL_F32
 #include "real_type.h"
@@ -24,6 +25,7 @@
 #include "rnn_backward_impl.h"
 #include "optim_impl.h"
 #include "activations_array_impl.h"
+#include "quant_impl.h"   /* float32 only: reduced-precision inference */
 #undef U
 #undef FL_F32
 
@@ -61,5 +63,7 @@ const fl_level FL_CAT(fl_level, FL_LEVEL_SFX) = {
     FL_ENTRY(fl_gemm_naive_f32), FL_ENTRY(fl_gemm_naive_f64),
     FL_ENTRY(fl_adam_f32), FL_ENTRY(fl_adam_f64),
     FL_ENTRY(fl_activation_f32), FL_ENTRY(fl_activation_f64),
+    FL_ENTRY(fl_qrnn_packed_bytes), FL_ENTRY(fl_qrnn_pack), FL_ENTRY(fl_qrnn_work_bytes),
+    FL_ENTRY(fl_qrnn_forward), FL_ENTRY(fl_qrnn_native),
 };
 #undef FL_ENTRY

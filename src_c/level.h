@@ -3,6 +3,7 @@
 #ifndef FL_LEVEL_H
 #define FL_LEVEL_H
 #include "fastlstm.h"
+#include "fl_quant.h"
 
 #define FL_CAT_(a, b) a##b
 #define FL_CAT(a, b) FL_CAT_(a, b)
@@ -22,6 +23,8 @@ typedef struct {
     FL_LEVEL_FN(fl_gemm_naive_f32); FL_LEVEL_FN(fl_gemm_naive_f64);
     FL_LEVEL_FN(fl_adam_f32); FL_LEVEL_FN(fl_adam_f64);
     FL_LEVEL_FN(fl_activation_f32); FL_LEVEL_FN(fl_activation_f64);
+    FL_LEVEL_FN(fl_qrnn_packed_bytes); FL_LEVEL_FN(fl_qrnn_pack); FL_LEVEL_FN(fl_qrnn_work_bytes);
+    FL_LEVEL_FN(fl_qrnn_forward); FL_LEVEL_FN(fl_qrnn_native);
 } fl_level;
 #undef FL_LEVEL_FN
 

@@ -19,7 +19,7 @@ from fastlstm import _kernels
 
 TESTS = Path(__file__).resolve().parent
 NUMERICAL = ["test_kernels_vs_reference.py", "test_gradcheck.py", "test_torch_parity.py",
-             "test_onnx_parity.py", "test_threads.py", "test_gemm.py", "test_activations.py"]
+             "test_onnx_parity.py", "test_threads.py", "test_gemm.py", "test_activations.py", "test_quantize.py"]
 OTHER_LEVELS = [lv for lv in _kernels.levels_supported() if lv != _kernels.isa()]
 UNSUPPORTED = [lv for lv in _kernels.LEVELS if lv not in _kernels.levels_supported()]
 

@@ -1,0 +1,327 @@
+"""Reduced-precision inference (fastlstm.quantize): bfloat16 and int8 weights.
+
+Three kinds of check:
+- the kernel against a float64 numpy reference of the *quantized* computation
+  (dequantized weights; for bfloat16 also the dot products' input rounded to
+  bfloat16): one step from given states must match within float32 rounding
+  and the kernels' activation error (atol 2e-5), whole sequences within a
+  looser atol (below), because over many steps a float32 h can land on the
+  other side of a bfloat16 rounding boundary than the float64 one;
+- the stated accuracy bound against the float32 model: one LSTM step's
+  deviation is within the first-order bound the weight error implies, and on
+  the benchmark shapes e and f the observed max and mean deviations stay
+  under the tolerances README states;
+- the API: every cell, stacks, bidirectional, lengths, streaming, pickling,
+  estimators, and the clear errors for training and export.
+"""
+import pickle
+
+import numpy as np
+import pytest
+
+import fastlstm
+from fastlstm import _kernels
+from fastlstm.quantize import bf16_bits, bf16_value, dequantize
+
+CELLS = [("lstm", fastlstm.LSTM), ("peephole", fastlstm.LSTM), ("cifg", fastlstm.LSTM),
+         ("gru", fastlstm.GRU)]
+DTYPES = ["bfloat16", "int8"]
+
+
+def _bf16(a):
+    return bf16_value(bf16_bits(np.asarray(a, np.float32))).astype(np.float64)
+
+
+def _act(name, z):
+    return {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0)}[name](z)
+
+
+def _gate(name, z):
+    if name == "hard_sigmoid":
+        return np.clip(0.2 * z + 0.5, 0, 1)
+    return 1 / (1 + np.exp(-z))
+
+
+def ref_step(cell, dtype, x, h, c, wi, wh, b_ih, b_hh, peep, act="tanh", gate="sigmoid"):
+    """One step in float64 of the quantized computation; wi, wh dequantized."""
+    rnd = _bf16 if dtype == "bfloat16" else (lambda a: np.asarray(a, np.float64))
+    gx = rnd(x) @ wi.T + b_ih
+    gh = rnd(h) @ wh.T + b_hh
+    H = h.shape[1]
+    if cell == "gru":
+        r = _gate(gate, gx[:, :H] + gh[:, :H])
+        z = _gate(gate, gx[:, H:2 * H] + gh[:, H:2 * H])
+        n = _act(act, gx[:, 2 * H:] + r * gh[:, 2 * H:])
+        return (1 - z) * n + z * h, None
+    zz = gx + gh
+    zi, zf, zg, zo = (zz[:, k * H:(k + 1) * H] for k in range(4))
+    if peep is not None:
+        zi = zi + peep[0] * c
+        zf = zf + peep[1] * c
+    i = _gate(gate, zi)
+    f = 1 - i if cell == "cifg" else _gate(gate, zf)
+    c2 = f * c + i * _act(act, zg)
+    if peep is not None:
+        zo = zo + peep[2] * c2
+    return _gate(gate, zo) * _act(act, c2), c2
+
+
+def ref_stack(q, x, lengths=None, act="tanh", gate="sigmoid"):
+    """The quantized layer stack q in float64: y (B, T, D*H), h_n, c_n (L*D, B, H)."""
+    B, T, _ = x.shape
+    D = q.num_directions
+    inp = x.astype(np.float64)
+    hs, cs = [], []
+    lens = np.full(B, T) if lengths is None else np.asarray(lengths)
+    for layer in range(q.num_layers):
+        H = q.hidden_sizes[layer]
+        y = np.zeros((B, T, D * H))
+        for d in range(D):
+            w_ih, w_hh, b_ih, b_hh, peep = (None if v is None else v.astype(np.float64)
+                                           for v in q._layer_views[layer, d])
+            h = np.zeros((B, H))
+            c = np.zeros((B, H))
+            steps = range(T - 1, -1, -1) if d else range(T)
+            for t in steps:
+                live = t < lens
+                h2, c2 = ref_step(q.cell, q.quant_dtype, inp[:, t], h, c, w_ih, w_hh, b_ih, b_hh,
+                                  peep, act, gate)
+                h = np.where(live[:, None], h2, h)
+                if c2 is not None:
+                    c = np.where(live[:, None], c2, c)
+                y[:, t, d * H:(d + 1) * H] = np.where(live[:, None], h2, 0)
+            hs.append(h)
+            cs.append(c)
+        inp = y
+    return y, np.stack(hs), np.stack(cs)
+
+
+def _layer(cls, cell, I=13, H=37, **kw):
+    return cls(I, H, cell=cell, random_state=7, **kw)
+
+
+def _x(B, T, I, seed=0):
+    return np.random.default_rng(seed).standard_normal((B, T, I)).astype(np.float32)
+
+
+# ----- the kernel against the reference of the quantized computation ----------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,cls", CELLS)
+@pytest.mark.parametrize("act,gate", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
+def test_one_step_matches_reference(cell, cls, dtype, act, gate):
+    # H = 37, I = 13: odd sizes cover the padded units, columns and k pairs;
+    # atol 2e-5: float32 sums of ~50 products plus the activations' 3e-7
+    layer = _layer(cls, cell, activation=act, gate_activation=gate)
+    q = layer.quantize(dtype)
+    rng = np.random.default_rng(1)
+    B, H = 5, 37
+    x = _x(B, 1, 13)
+    h0 = rng.uniform(-1, 1, (1, B, H)).astype(np.float32)
+    c0 = rng.uniform(-2, 2, (1, B, H)).astype(np.float32)
+    if cls is fastlstm.GRU:
+        y, h_n = q(x, h0)
+    else:
+        y, (h_n, c_n) = q(x, (h0, c0))
+    w_ih, w_hh, b_ih, b_hh, peep = (None if v is None else v.astype(np.float64)
+                                   for v in q._layer_views[0, 0])
+    h_ref, c_ref = ref_step(cell, dtype, x[:, 0], h0[0].astype(np.float64),
+                            c0[0].astype(np.float64), w_ih, w_hh, b_ih, b_hh, peep, act, gate)
+    np.testing.assert_allclose(y[:, 0], h_ref, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(h_n[0], h_ref, rtol=0, atol=2e-5)
+    if c_ref is not None:
+        np.testing.assert_allclose(c_n[0], c_ref, rtol=0, atol=2e-5)
+
+
+# sequences: int8 keeps float32 inputs, so only float32 roundoff accumulates
+# (atol 2e-4 over 2 layers x 9 steps); bfloat16 also allows an input that
+# rounds to the neighbouring bfloat16 (a jump of up to 2^-7 |h_k| in one input,
+# times |w| <= 1/sqrt(H), in one pre-activation): atol 2e-3
+SEQ_ATOL = {"int8": 2e-4, "bfloat16": 2e-3}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,cls", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_sequences_match_reference(cell, cls, dtype, bidirectional):
+    layer = _layer(cls, cell, num_layers=2, bidirectional=bidirectional)
+    q = layer.quantize(dtype)
+    x = _x(4, 9, 13)
+    lengths = np.array([9, 3, 7, 1])
+    out = q(x, lengths=lengths)
+    y, h_n = out[0], out[1] if cls is fastlstm.GRU else out[1][0]
+    y_ref, h_ref, c_ref = ref_stack(q, x, lengths)
+    tol = SEQ_ATOL[dtype]
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=tol)
+    np.testing.assert_allclose(h_n, h_ref, rtol=0, atol=tol)
+    if cls is not fastlstm.GRU:
+        np.testing.assert_allclose(out[1][1], c_ref, rtol=0, atol=tol)
+    assert np.all(y[1, 3:] == 0) and np.all(y[3, 1:] == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,cls", CELLS)
+def test_streaming_equals_whole_sequence(cell, cls, dtype):
+    q = _layer(cls, cell, num_layers=2).quantize(dtype)
+    x = _x(3, 6, 13)
+    y = q(x)[0]
+    state = q.init_state(3)
+    steps = [q.step(x[:, t], state)[0] for t in range(6)]
+    np.testing.assert_array_equal(np.stack(steps, 1), y)   # same kernel, same sums
+
+
+# ----- accuracy against the float32 model -----------------------------------
+
+def _pre_activation_bound(dtype, layer, q, x, h, c):
+    """Per-row bound on |dz| from the weight quantization (module docstring)."""
+    w_ih, w_hh, _, _, _ = (None if v is None else v.astype(np.float64)
+                           for v in layer._layer_views[0, 0])
+    if dtype == "bfloat16":
+        return (2.0 ** -7 + 2.0 ** -16) * (np.abs(x) @ np.abs(w_ih).T + np.abs(h) @ np.abs(w_hh).T)
+    si = np.abs(w_ih).max(1) / 127
+    sh = np.abs(w_hh).max(1) / 127
+    return si / 2 * np.abs(x).sum(1, keepdims=True) + sh / 2 * np.abs(h).sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_lstm_step_within_derived_bound(dtype):
+    # first order: |di| <= |dz_i|/4, |df| <= |dz_f|/4, |dg| <= |dz_g|, so
+    # |dc| <= |c| |dz_f|/4 + |dz_i|/4 + |dz_g| and |dh| <= |dz_o|/4 + |dc|;
+    # a factor 1.05 and 1e-6 cover the second order and float32 roundoff
+    I, H, B = 32, 128, 8
+    layer = fastlstm.LSTM(I, H, random_state=3)
+    q = layer.quantize(dtype)
+    rng = np.random.default_rng(2)
+    x = _x(B, 1, I)
+    h0 = rng.uniform(-1, 1, (1, B, H)).astype(np.float32)
+    c0 = rng.uniform(-2, 2, (1, B, H)).astype(np.float32)
+    y32, (_, c32) = layer(x, (h0, c0))
+    yq, (_, cq) = q(x, (h0, c0))
+    dz = _pre_activation_bound(dtype, layer, q, x[:, 0].astype(np.float64),
+                               h0[0].astype(np.float64), c0[0])
+    dzi, dzf, dzg, dzo = (dz[:, k * H:(k + 1) * H] for k in range(4))
+    dc = np.abs(c0[0]) * dzf / 4 + dzi / 4 + dzg
+    dh = dzo / 4 + dc
+    assert np.all(np.abs(cq[0] - c32[0]) <= 1.05 * dc + 1e-6)
+    assert np.all(np.abs(yq[:, 0] - y32[:, 0]) <= 1.05 * dh + 1e-6)
+
+
+# Tolerances stated in README ("Reduced precision") for the benchmark shapes
+# with PyTorch's default initialisation and standard normal inputs: observed
+# values are about a quarter to a half of these.
+SHAPE_TOL = {"bfloat16": (4e-3, 5e-4), "int8": (8e-3, 1e-3)}   # (max, mean) abs deviation
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H,T", [(128, 100), (256, 50)])   # shapes e and f
+def test_benchmark_shapes_deviation(dtype, H, T):
+    layer = fastlstm.LSTM(32, H, random_state=0)
+    x = _x(1, T, 32, seed=4)
+    y32, (h32, c32) = layer(x)
+    yq, (hq, cq) = layer.quantize(dtype)(x)
+    mx, mean = SHAPE_TOL[dtype]
+    for got, want in ((yq, y32), (hq, h32), (cq, c32)):
+        d = np.abs(got - want)
+        assert d.max() <= mx and d.mean() <= mean, (d.max(), d.mean())
+
+
+def test_float32_layer_unchanged_by_quantize():
+    layer = fastlstm.LSTM(13, 37, random_state=0)
+    x = _x(2, 5, 13)
+    before = layer(x)[0]
+    flat = layer.flat_params.copy()
+    layer.quantize("int8")
+    layer.quantize("bfloat16")
+    np.testing.assert_array_equal(layer.flat_params, flat)
+    np.testing.assert_array_equal(layer(x)[0], before)
+
+
+# ----- quantization itself ------------------------------------------------------
+
+def test_bf16_rounding_is_nearest_even():
+    # ties go to the even neighbour; the relative error of a normal number is
+    # at most 2^-8 (half of bfloat16's 2^-7 spacing in [1, 2): 7 stored bits)
+    v = np.array([1.0, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -9, -2.5], np.float32)
+    got = bf16_value(bf16_bits(v))
+    np.testing.assert_array_equal(got, np.array([1.0, 1.0, 1 + 2 ** -6, 1.0, -2.5], np.float32))
+    r = np.random.default_rng(0).standard_normal(10000).astype(np.float32)
+    assert np.all(np.abs(bf16_value(bf16_bits(r)) - r) <= np.abs(r) * 2.0 ** -8)
+
+
+def test_int8_rows_within_half_a_step():
+    from fastlstm.quantize import quantize_weights
+    w = np.random.default_rng(0).standard_normal((20, 30)).astype(np.float32)
+    w[3] = 0
+    q, s = quantize_weights(w, "int8")
+    assert q.dtype == np.int8 and s.shape == (20,) and np.abs(q).max() == 127
+    err = np.abs(dequantize(q, s) - w)
+    assert np.all(err <= s[:, None] / 2 * (1 + 1e-6))
+    assert np.all(dequantize(q, s)[3] == 0)
+
+
+# ----- API -------------------------------------------------------------------------
+
+def test_training_and_export_raise():
+    q = fastlstm.LSTM(4, 8, random_state=0).quantize("int8")
+    x = _x(2, 3, 4)
+    with pytest.raises(TypeError, match="inference only"):
+        q.forward(x)
+    with pytest.raises(TypeError, match="inference only"):
+        q.load_state_dict(q.state_dict())
+    with pytest.raises(NotImplementedError, match="does not export"):
+        q.to_onnx()
+    with pytest.raises(NotImplementedError, match="does not export"):
+        q.to_torch()
+    with pytest.raises(TypeError, match="already quantized"):
+        q.quantize("bfloat16")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        fastlstm.LSTM(4, 8).quantize("float16")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_pickles(dtype):
+    q = fastlstm.GRU(5, 9, num_layers=2, random_state=0).quantize(dtype)
+    x = _x(2, 4, 5)
+    q2 = pickle.loads(pickle.dumps(q))
+    np.testing.assert_array_equal(q2(x)[0], q(x)[0])
+
+
+@pytest.fixture(scope="module")
+def regressor():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 12, 3)).astype(np.float32)
+    y = X[:, :, 0].sum(1)
+    return fastlstm.LSTMRegressor(hidden_sizes=(16,), epochs=2, random_state=0).fit(X, y), X
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_estimator_quantize(regressor, dtype):
+    reg, X = regressor
+    q = reg.quantize(dtype)
+    p32, pq = reg.predict(X), q.predict(X)
+    assert np.abs(pq - p32).max() < 1e-2 * (1 + np.abs(p32).max())
+    assert not getattr(reg._network, "quant_dtype", None)   # the original stays float32
+    np.testing.assert_array_equal(reg.predict(X), p32)
+    q2 = pickle.loads(pickle.dumps(q))
+    np.testing.assert_array_equal(q2.predict(X), pq)
+    state = q.init_state(2)
+    for t in range(X.shape[1]):
+        out, state = q.step(X[:2, t], state)
+    np.testing.assert_allclose(np.ravel(out), pq[:2], rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="already quantized"):
+        q.quantize(dtype)
+    with pytest.raises(NotImplementedError, match="does not export"):
+        q.to_onnx()
+    with pytest.raises(NotImplementedError, match="does not export"):
+        q.to_torch()
+    with pytest.raises(NotImplementedError, match="not supported yet"):
+        q.save("unused.npz")
+    with pytest.raises(TypeError, match="inference only"):
+        q.partial_fit(X, reg.predict(X))
+
+
+def test_show_config_names_quantized_paths(capsys):
+    c = fastlstm.show_config()
+    assert set(c["quantized"]) == set(DTYPES)
+    assert "bfloat16" in capsys.readouterr().out
+    assert c["quantized"]["int8"] in ("native", "widening")
