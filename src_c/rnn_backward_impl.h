@@ -81,11 +81,9 @@ FL_INLINE void SFX(bwd_row_vec)(const SFX(bwd_args) *a, int h0, const REAL *dht,
     for (int n = 0; n < G * U; n++) gp[6 * n] = gh[n];
 }
 
-static inline int SFX(bwd_row_of)(const SFX(bwd_args) *a, int p) { return a->perm ? a->perm[p] : p; }
-
 /* Phase 1 also writes dG_h[t] in the register tile's packed form (pk_index),
  * so phase 2 streams it without repacking it for every unit block. dgp is
- * that buffer for step t. b0, b1: tile slots (rows bwd_row_of(slot)). */
+ * that buffer for step t. b0, b1: tile slots (rows slot_row). */
 static void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0, int b1, REAL *dgp)
 {
     const fl_rnn_desc *d = a->d;
@@ -95,7 +93,7 @@ static void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0,
     const long BH = (long)B * H;
     const long in = rev ? t + 1 : t, out = rev ? t : t + 1;
     for (int p = b0; p < b1; p++) {
-        const int b = SFX(bwd_row_of)(a, p);
+        const int b = SFX(slot_row)(a->perm, p);
         const long row = (long)t * B + b;
         REAL *gx = a->dgx + row * a->ghp + (long)j * G * U;
         REAL *gh = a->dgh + row * a->ghp + (long)j * G * U;
@@ -170,14 +168,15 @@ static void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0,
     for (int r0 = b0; r0 < b1; r0 += 6) {
         const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         int live = !a->lengths;   /* a tile of rows that have all ended carries dh */
-        for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[SFX(bwd_row_of)(a, r0 + r)];
+        for (int r = 0; r < nrows && !live; r++)
+            live = t < a->lengths[SFX(slot_row)(a->perm, r0 + r)];
         if (!live) continue;
         REAL out[6][U];
         if (nrows == 1) {   /* a last tile of one row (batch 1 goes through phase2_row1) */
             VEC acc[U / VL];
             for (int v = 0; v < U / VL; v++) acc[v] = (VEC){0};
-            SFX(row1_kernel)((int)a->ghp, a->dgh + ((long)t * B + SFX(bwd_row_of)(a, r0)) * a->ghp,
-                             w, a->ghp * NRK, acc, U);
+            const long row = (long)t * B + SFX(slot_row)(a->perm, r0);
+            SFX(row1_kernel)((int)a->ghp, a->dgh + row * a->ghp, w, a->ghp * NRK, acc, U);
             for (int v = 0; v < U / VL; v++) SFX(vstore)(out[0] + v * VL, acc[v]);
         } else {
             VEC acc[U / NRK][6][TV];
@@ -195,7 +194,7 @@ static void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0,
                     for (int v = 0; v < TV; v++) SFX(vstore)(out[r] + q * NRK + v * VL, acc[q][r][v]);
         }
         for (int r = 0; r < nrows; r++) {
-            const int b = SFX(bwd_row_of)(a, r0 + r);
+            const int b = SFX(slot_row)(a->perm, r0 + r);
             if (a->lengths && t >= a->lengths[b]) continue;   /* dh carried unchanged */
             REAL *dh = a->dh + (long)b * H + h0;
             if (gru) {
@@ -237,6 +236,52 @@ static void SFX(fl_rnn_bwd_phase2_row1)(const SFX(bwd_args) *a, int t, int j0, i
     }
 }
 
+/* Where a backward's workspace regions lie, element offsets from its start:
+ *   dgx      (T*B, ghp)  dL/d input-side pre-activations of every step
+ *   dgh      (T*B, ghp)  the recurrent side, for gru (else dgh is dgx)
+ *   whhT_b   (NB, U/NRK, ghp, NRK)  each block's columns of W_hh, as slabs
+ *   wih_rows (ghp, I)    W_ih's rows in the interleaved order
+ *   dh, dc, dhd (B, H)   dh_t, dc_t, and the direct part of dh_{t-1}
+ *   dw_int   (ghp, I + H)  interleaved weight gradients
+ *   dbx, dbh (ghp)       bias gradients, input and recurrent side
+ *   peep     (3, Hp)     zero-padded peephole weights
+ *   dgpk     (2, pk_elems(slots_max, ghp))  packed dG_h ping-pong
+ *   gemm     fl_gemm_work_elems(n_threads)  the deferred GEMMs' workspace
+ *   ints     slots_max + T + 1 ints: the slot order and its counting sort
+ * Written once here: fl_rnn_work_bytes sizes by it, fl_rnn_backward carves by it. */
+typedef struct {
+    long dgx, dgh, whhT_b, wih_rows, dh, dc, dhd, dw_int, dbx, dbh, peep, dgpk, gemm, ints, total;
+} SFX(bwd_offs);
+
+static SFX(bwd_offs) SFX(bwd_layout)(const fl_rnn_desc *d, int nb)
+{
+    const long ghp = (long)nb * SFX(rnn_gates)(d->cell) * U;
+    const long TB = (long)d->T * d->B, BH = (long)d->B * d->H;
+    const int smax = SFX(slots_max)(d);
+    SFX(bwd_offs) o;
+    o.dgx = 0;
+    o.dgh = o.dgx + TB * ghp;
+    o.whhT_b = o.dgh + (d->cell == FL_CELL_GRU ? TB * ghp : 0);
+    o.wih_rows = o.whhT_b + (long)nb * ghp * U;
+    o.dh = o.wih_rows + ghp * d->I;
+    o.dc = o.dh + BH;
+    o.dhd = o.dc + BH;
+    o.dw_int = o.dhd + BH;
+    o.dbx = o.dw_int + ghp * ((long)d->I + d->H);
+    o.dbh = o.dbx + ghp;
+    o.peep = o.dbh + ghp;
+    o.dgpk = o.peep + 3L * nb * U;
+    o.gemm = o.dgpk + 2 * SFX(pk_elems)(smax, ghp);
+    o.ints = o.gemm + SFX(fl_gemm_work_elems)(d->n_threads);
+    o.total = o.ints + smax + d->T + 1;
+    return o;
+}
+
+static long SFX(bwd_work_elems)(const fl_rnn_desc *d, int nb)
+{
+    return SFX(bwd_layout)(d, nb).total;
+}
+
 /* Sum over rows: out (ghp) = sum_r m (rows, ghp), rows in order (deterministic). */
 static void SFX(fl_colsum)(REAL *out, const REAL *m, long rows, long cols)
 {
@@ -266,28 +311,19 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
     const long ghp = (long)nb * G * U, TB = (long)T * B, BH = (long)B * H;
+    const SFX(bwd_offs) o = SFX(bwd_layout)(d, nb);
     int owned;
-    REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, 2), &owned);
+    REAL *work = fl_workspace(d->work, d->work_bytes, sizeof(REAL) * o.total, &owned);
     if (!work) return FL_ERR_NOMEM;
-    REAL *dgx = work, *dgh = gru ? dgx + TB * ghp : dgx;
-    REAL *whhT_b = dgx + TB * ghp * (gru ? 2 : 1);
-    REAL *wih_rows = whhT_b + (long)nb * ghp * U;
-    REAL *dh = wih_rows + ghp * I, *dc = dh + BH, *dhd = dc + BH;
-    REAL *dw_int = dhd + BH;             /* (ghp, I + H) interleaved weight gradients */
-    REAL *dbx = dw_int + ghp * (I + H), *dbh = dbx + ghp, *peep = dbh + ghp;
+    REAL *dgx = work + o.dgx, *dgh = gru ? work + o.dgh : dgx;
+    REAL *whhT_b = work + o.whhT_b, *wih_rows = work + o.wih_rows;
+    REAL *dh = work + o.dh, *dc = work + o.dc, *dhd = work + o.dhd, *dw_int = work + o.dw_int;
+    REAL *dbx = work + o.dbx, *dbh = work + o.dbh, *peep = work + o.peep;
+    REAL *dgpk = work + o.dgpk, *gemm_work = work + o.gemm;
     const int nbt = SFX(batch_threads)(d, ghp, T);
-    const int S = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;   /* tile slots */
-    const long dgpn = SFX(pk_elems)(S, ghp);
-    REAL *dgpk = peep + 3L * nb * U;     /* packed dG_h ping-pong (2, dgpn) */
-    REAL *gemm_work = dgpk + 2 * dgpn;
-    int *perm = NULL, *pbuf = (int *)(gemm_work + SFX(fl_gemm_work_elems)(d->n_threads));
-    if (lengths) {   /* tile slots in order of length */
-        perm = pbuf;
-        SFX(length_order)(perm, perm + B, lengths, B, T);
-    } else if (nbt) {   /* each share of a split by batch rows on tiles of its own */
-        perm = pbuf;
-        SFX(split_order)(perm, B, nbt);
-    }
+    int S;   /* tile slots */
+    const int *perm = SFX(slot_order)((int *)(work + o.ints), &S, lengths, B, T, nbt);
+    const long dgpn = SFX(pk_elems)(S, ghp);   /* dgpk is (2, dgpn) */
     for (long k = 0; k < 2 * dgpn; k++) dgpk[k] = 0;
     if (peep_cell) SFX(pack_peep)(peep, w_peep, H, nb);
 
@@ -396,15 +432,15 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
         /* [dW_ih | dW_hh] = dG^T [X | H_prev], one product (gru's two sides differ) */
         st = SFX(fl_gemm_ws2)(1, (int)ghp, I + H, (int)TB, dgx, ghp, x, ldx, I, hprev, H, 0,
                               dw_int, I + H, nthr, gemm_work);
-        if (st != FL_OK) { if (owned) free(work); return st; }
+        if (st != FL_OK) goto done;
         SFX(unpack_rows)(dw_ih, I, dw_int, I + H, 0, ghp, G, H);
         SFX(unpack_rows)(dw_hh, H, dw_int, I + H, I, ghp, G, H);
     } else {
         st = SFX(fl_gemm_ws)(1, (int)ghp, I, (int)TB, dgx, ghp, x, ldx, 0, dw_int, I, nthr, gemm_work);
-        if (st != FL_OK) { if (owned) free(work); return st; }
+        if (st != FL_OK) goto done;
         SFX(unpack_rows)(dw_ih, I, dw_int, I, 0, ghp, G, H);
         st = SFX(fl_gemm_ws)(1, (int)ghp, H, (int)TB, dgh, ghp, hprev, H, 0, dw_int, H, nthr, gemm_work);
-        if (st != FL_OK) { if (owned) free(work); return st; }
+        if (st != FL_OK) goto done;
         SFX(unpack_rows)(dw_hh, H, dw_int, H, 0, ghp, G, H);
     }
     SFX(fl_colsum)(dbx, dgx, TB, ghp);
@@ -428,12 +464,11 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
             }
         }
     }
-    if (dx) {
+    if (dx)
         st = SFX(fl_gemm_ws)(0, (int)TB, I, (int)ghp, dgx, ghp, wih_rows, I, 1, dx, lddx, nthr, gemm_work);
-        if (st != FL_OK) { if (owned) free(work); return st; }
-    }
+done:
     if (owned) free(work);
-    return FL_OK;
+    return st;
 }
 
 #undef BCHUNK

@@ -122,6 +122,28 @@ static inline void SFX(length_order)(int *perm, int *start, const int *lengths, 
     for (int b = 0; b < B; b++) perm[start[T - lengths[b]]++] = b;
 }
 
+/* The batch row in tile slot p of slot_order's perm (-1: a spare slot). */
+static inline int SFX(slot_row)(const int *perm, int p) { return perm ? perm[p] : p; }
+
+/* The row in each tile slot, written into buf (slots_max + T + 1 ints), or
+ * NULL when each slot holds its own row: with lengths, longest first
+ * (length_order); with a split by batch rows into nbt shares, each share on
+ * tiles of its own (split_order). *slots: the tile slots laid out. */
+static inline const int *SFX(slot_order)(int *buf, int *slots, const int *lengths, int B, int T,
+                                         int nbt)
+{
+    *slots = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;
+    if (lengths) {
+        SFX(length_order)(buf, buf + B, lengths, B, T);
+        return buf;
+    }
+    if (nbt) {
+        SFX(split_order)(buf, B, nbt);
+        return buf;
+    }
+    return NULL;
+}
+
 /* The register tile's packed form of a (rows, K) matrix (h_t forward, dG_t
  * backward): (ceil(rows/6), K, 6), element (b, k) at pk_index(b, k, K); rows
  * past the last stay zero. */
@@ -151,6 +173,20 @@ static int SFX(rnn_check)(const fl_rnn_desc *d, int *nb)
     if ((long)n * U * 4 > INT_MAX / 4 || d->I > INT_MAX / 4) return FL_ERR_SIZE;
     *nb = n;
     return FL_OK;
+}
+
+/* Each pass's workspace in elements of REAL, from the layout written once in
+ * the pass's own file (fwd_layout, bwd_layout). */
+static long SFX(fwd_work_elems)(const fl_rnn_desc *d, int nb, int train);
+static long SFX(bwd_work_elems)(const fl_rnn_desc *d, int nb);
+
+/* fastlstm.h's fl_rnn_work_bytes: the size of the pass's layout. */
+size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
+{
+    int nb;
+    if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
+    return sizeof(REAL) * (pass == 2 ? SFX(bwd_work_elems)(d, nb)
+                                     : SFX(fwd_work_elems)(d, nb, pass == 1));
 }
 
 static int SFX(lengths_ok)(const int *lengths, int B, int T)

@@ -147,10 +147,7 @@ FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, co
     for (; v < nv; v += VL) SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, 1);
 }
 
-/* The batch row in tile slot p. */
-static inline int SFX(row_of)(const SFX(fwd_args) *a, int p) { return a->perm ? a->perm[p] : p; }
-
-/* One work item at time t: tile slots [b0, b1) (rows row_of(slot)) of unit block j.
+/* One work item at time t: tile slots [b0, b1) (rows slot_row) of unit block j.
  * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev);
  * hpin, hpout: [x_t, h_{t-1}] IN and [x_tn, h_t] OUT in the tile's packed
  * form (pk_index, KT columns), so the next step's tile reads one contiguous
@@ -175,11 +172,13 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
         REAL pre[6][4 * U];
         const REAL *gxrow[6] = { NULL };
         for (int r = 0; r < 6 && !xk; r++) {
-            int b = SFX(row_of)(a, r0 + r < b1 ? r0 + r : r0);   /* spare rows repeat row r0 */
+            /* spare rows repeat row r0 */
+            const int b = SFX(slot_row)(a->perm, r0 + r < b1 ? r0 + r : r0);
             gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
         int live = !a->lengths;   /* rows all past their lengths only carry their state */
-        for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[SFX(row_of)(a, r0 + r)];
+        for (int r = 0; r < nrows && !live; r++)
+            live = t < a->lengths[SFX(slot_row)(a->perm, r0 + r)];
         /* Gx starts from the bias (lstm: b_ih + b_hh), as a projecting step's
          * accumulators do, so a row's result is the same whichever way its
          * batch projects the input; gru keeps its input part apart (reset gate) */
@@ -190,7 +189,7 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
                 VEC bv = SFX(vload)(bias + v * VL);
                 acc[v] = add_gx ? SFX(vload)(gxrow[0] + v * VL) : bv;
             }
-            const int b = SFX(row_of)(a, r0);
+            const int b = SFX(slot_row)(a->perm, r0);
             if (xk) SFX(row1_kernel)(I, a->x + ((long)t * B + b) * a->ldx, w, (long)KW * NRK, acc, GU);
             SFX(row1_kernel)(H, hprev + (long)b * H, w + (long)I * NRK, (long)KW * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
@@ -213,7 +212,7 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
                     for (int v = 0; v < TV; v++) SFX(vstore)(pre[r] + q * NRK + v * VL, acc[q][r][v]);
         }
         for (int r = 0; r < nrows; r++) {
-            const int b = SFX(row_of)(a, r0 + r);
+            const int b = SFX(slot_row)(a->perm, r0 + r);
             const long row = (long)t * B + b;
             const REAL *acc = pre[r];
             REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
@@ -251,21 +250,10 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
         }
         if (xk && j == 0 && tn >= 0)   /* the next step's input rows, packed */
             for (int r = 0; r < nrows; r++) {
-                const REAL *xr = a->x + ((long)tn * B + SFX(row_of)(a, r0 + r)) * a->ldx;
+                const REAL *xr = a->x + ((long)tn * B + SFX(slot_row)(a->perm, r0 + r)) * a->ldx;
                 for (int k = 0; k < xk; k++) hpout[SFX(pk_index)(r0 + r, k, KT)] = xr[k];
             }
     }
-}
-
-/* Time steps per hoisted projection: all of them when the step projects
- * the input (there is none) or an lstm trains (Gx goes straight into the
- * gate cache); otherwise enough steps for about 256 rows, so Gx stays small
- * and cache-resident. */
-static int SFX(gx_chunk)(const fl_rnn_desc *d, int train)
-{
-    if (SFX(fused_x)(d) || (train && d->cell != FL_CELL_GRU)) return d->T;
-    int tc = (256 + d->B - 1) / d->B;
-    return tc < d->T ? tc : d->T;
 }
 
 /* The hoisted input projection of one block of rows: gx (rows, ghp) =
@@ -309,11 +297,25 @@ static void SFX(project_block)(const SFX(fwd_args) *a, const REAL *xc, int rows,
     SFX(fl_rnn_project)(a, xc + (long)m0 * a->ldx, a->ldx, mr, xp, gx + (long)m0 * a->ghp);
 }
 
-/* Elements of the packed forward weights: wb, bias, bias_x, peep. */
-static long SFX(packed_elems)(const fl_rnn_desc *d, int nb)
+/* The packed forward weights (fl_rnn_pack), element offsets from their start:
+ *   wb      (NB, G*U/NRK, I + H, NRK)  [W_ih; W_hh]^T slabs (pack_w_slabs)
+ *   bias    (ghp)    the bias the step's accumulators start from: b_ih + b_hh,
+ *                    or b_hh alone for gru
+ *   bias_x  (ghp)    b_ih for gru, else zeros
+ *   peep    (3, Hp)  peephole weights, zero-padded (zeros for other cells)
+ * Written once here: fl_rnn_packed_bytes sizes by it, pack_all and
+ * fl_rnn_forward carve by it. */
+typedef struct { long wb, bias, bias_x, peep, total; } SFX(packed_offs);
+static SFX(packed_offs) SFX(packed_layout)(const fl_rnn_desc *d, int nb)
 {
-    const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U;
-    return ((long)d->I + d->H) * ghp + 2 * ghp + 3L * nb * U;
+    const long ghp = (long)nb * SFX(rnn_gates)(d->cell) * U;
+    SFX(packed_offs) o;
+    o.wb = 0;
+    o.bias = o.wb + ((long)d->I + d->H) * ghp;
+    o.bias_x = o.bias + ghp;
+    o.peep = o.bias_x + ghp;
+    o.total = o.peep + 3L * nb * U;
+    return o;
 }
 
 static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_ih,
@@ -321,7 +323,8 @@ static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_
 {
     const int G = SFX(rnn_gates)(d->cell), H = d->H, I = d->I;
     const long ghp = (long)nb * G * U;
-    REAL *wb = pk, *bias = wb + ((long)I + H) * ghp, *bias_x = bias + ghp, *peep = bias_x + ghp;
+    const SFX(packed_offs) o = SFX(packed_layout)(d, nb);
+    REAL *wb = pk + o.wb, *bias = pk + o.bias, *bias_x = pk + o.bias_x, *peep = pk + o.peep;
     SFX(pack_w_slabs)(wb, w_ih, G, H, I, 0, I + H, nb);
     SFX(pack_w_slabs)(wb, w_hh, G, H, H, I, I + H, nb);
     if (d->cell == FL_CELL_GRU) {
@@ -339,7 +342,7 @@ size_t SFX(fl_rnn_packed_bytes)(const fl_rnn_desc *d)
 {
     int nb;
     if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
-    return sizeof(REAL) * SFX(packed_elems)(d, nb);
+    return sizeof(REAL) * SFX(packed_layout)(d, nb).total;
 }
 
 int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const REAL *w_hh,
@@ -353,33 +356,49 @@ int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const
     return FL_OK;
 }
 
-/* Elements of a forward's workspace after the packed weights: state (3*B*H),
- * the packed [x, h] ping-pong, the projection's per-thread X blocks, Gx, and
- * room for the slot order and its counting sort (slots_max + T + 1 ints). */
-static long SFX(fwd_work_elems)(const fl_rnn_desc *d, long ghp, int train)
+/* How a forward runs (the input projection's form) and where its workspace
+ * regions lie, element offsets from the workspace's start:
+ *   packed  packed_layout's weights, packed per call (unused with d->packed)
+ *   hbuf    (2, B, H)  inference: h ping-pong
+ *   cbuf    (B, H)     inference: c, updated in place
+ *   hpk     (2, pk_elems(slots_max, xk + H))  the packed [x, h] ping-pong
+ *   xpk     (n_threads, PROJ_MC, I)  the hoisted projection's X blocks; none when fused
+ *   gx      (tc * B, ghp)  Gx of a chunk of steps; none when fused or gx_in_cache
+ *   ints    slots_max + T + 1 ints: the slot order and its counting sort
+ * Written once here: fl_rnn_work_bytes sizes by it, fl_rnn_forward carves by it. */
+typedef struct {
+    int fused;         /* the step projects the input (fused_x) */
+    int gx_in_cache;   /* training, hoisted, not gru: Gx goes straight into the gate cache
+                          rows, which the epilogue then overwrites with the gates */
+    int tc;            /* time steps per hoisted projection */
+    long packed, hbuf, cbuf, hpk, xpk, gx, ints, total;
+} SFX(fwd_plan);
+
+static SFX(fwd_plan) SFX(fwd_layout)(const fl_rnn_desc *d, int nb, int train)
 {
-    const int fused = SFX(fused_x)(d), tc = SFX(gx_chunk)(d, train);
-    const int no_gx = fused || (train && d->cell != FL_CELL_GRU);
-    return 3L * d->B * d->H + 2 * SFX(pk_elems)(SFX(slots_max)(d), (fused ? d->I : 0) + d->H)
-           + (fused ? 0 : (long)d->n_threads * PROJ_MC * d->I)
-           + (no_gx ? 0 : (long)tc * d->B * ghp) + SFX(slots_max)(d) + d->T + 1;
+    const long ghp = (long)nb * SFX(rnn_gates)(d->cell) * U, BH = (long)d->B * d->H;
+    const int smax = SFX(slots_max)(d);
+    SFX(fwd_plan) p;
+    p.fused = SFX(fused_x)(d);
+    p.gx_in_cache = train && d->cell != FL_CELL_GRU && !p.fused;
+    /* all steps at once when there is no Gx buffer; otherwise about 256
+     * rows a chunk, so Gx stays small and cache-resident */
+    p.tc = (256 + d->B - 1) / d->B;
+    if (p.fused || p.gx_in_cache || p.tc > d->T) p.tc = d->T;
+    p.packed = 0;
+    p.hbuf = p.packed + SFX(packed_layout)(d, nb).total;
+    p.cbuf = p.hbuf + 2 * BH;
+    p.hpk = p.cbuf + BH;
+    p.xpk = p.hpk + 2 * SFX(pk_elems)(smax, (p.fused ? d->I : 0) + d->H);
+    p.gx = p.xpk + (p.fused ? 0 : (long)d->n_threads * PROJ_MC * d->I);
+    p.ints = p.gx + (p.fused || p.gx_in_cache ? 0 : (long)p.tc * d->B * ghp);
+    p.total = p.ints + smax + d->T + 1;
+    return p;
 }
 
-size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
+static long SFX(fwd_work_elems)(const fl_rnn_desc *d, int nb, int train)
 {
-    int nb;
-    if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
-    const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U, BH = (long)d->B * d->H;
-    if (pass == 2) {
-        const int gru = d->cell == FL_CELL_GRU;
-        const long TB = (long)d->T * d->B, wcols = (long)d->I + d->H;
-        return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
-                               + 3 * BH + ghp * wcols + 2 * ghp + 3L * nb * U
-                               + 2 * SFX(pk_elems)(SFX(slots_max)(d), ghp)
-                               + SFX(fl_gemm_work_elems)(d->n_threads) + SFX(slots_max)(d)
-                               + d->T + 1);
-    }
-    return sizeof(REAL) * (SFX(packed_elems)(d, nb) + SFX(fwd_work_elems)(d, ghp, pass == 1));
+    return SFX(fwd_layout)(d, nb, train).total;
 }
 
 /* Steps [s0, s1) of the time loop, as each thread of the region runs them,
@@ -470,33 +489,23 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
     const long ghp = (long)nb * G * U, BH = (long)B * H;
-    const int TC = SFX(gx_chunk)(d, train), fused = SFX(fused_x)(d);
-    const int gx_in_cache = train && !gru && !fused, no_gx_buf = fused || gx_in_cache;
+    const SFX(fwd_plan) P = SFX(fwd_layout)(d, nb, train);
+    const int TC = P.tc, fused = P.fused;
     int owned;
-    REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, train), &owned);
+    REAL *work = fl_workspace(d->work, d->work_bytes, sizeof(REAL) * P.total, &owned);
     if (!work) return FL_ERR_NOMEM;
-    REAL *pk = work;
+    REAL *pk = work + P.packed;
     if (d->packed) pk = (REAL *)d->packed;        /* weights packed once by fl_rnn_pack */
     else SFX(pack_all)(d, nb, pk, w_ih, w_hh, b_ih, b_hh, w_peep);
-    REAL *wb = pk, *bias = wb + ((long)I + H) * ghp, *bias_x = bias + ghp, *peep = bias_x + ghp;
-    /* inference state: h ping-pong, c in place */
-    REAL *hbuf = work + SFX(packed_elems)(d, nb), *cbuf = hbuf + 2 * BH;
+    const SFX(packed_offs) po = SFX(packed_layout)(d, nb);
+    REAL *hbuf = work + P.hbuf, *cbuf = work + P.cbuf;
+    REAL *hpk = work + P.hpk, *xpk = work + P.xpk;
+    REAL *gx = fused ? NULL : P.gx_in_cache ? cache_gates : work + P.gx;
     const int xk = fused ? I : 0, KT = xk + H;
     const int nbt = SFX(batch_threads)(d, G * U * (long)nb, TC);
-    const int S = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;   /* tile slots */
-    const long hpn = SFX(pk_elems)(S, KT);
-    REAL *hpk = cbuf + BH;                                 /* packed [x, h] ping-pong (2, hpn) */
-    REAL *xpk = hpk + 2 * hpn;                             /* projection X blocks (n_threads, PROJ_MC, I) */
-    REAL *gxbuf = xpk + (fused ? 0 : (long)d->n_threads * PROJ_MC * I);
-    REAL *gx = fused ? NULL : gx_in_cache ? cache_gates : gxbuf;
-    int *perm = NULL, *pbuf = (int *)(gxbuf + (no_gx_buf ? 0 : (long)TC * B * ghp));
-    if (lengths) {
-        perm = pbuf;
-        SFX(length_order)(perm, perm + B, lengths, B, T);
-    } else if (nbt) {
-        perm = pbuf;
-        SFX(split_order)(perm, B, nbt);
-    }
+    int S;   /* tile slots */
+    const int *perm = SFX(slot_order)((int *)(work + P.ints), &S, lengths, B, T, nbt);
+    const long hpn = SFX(pk_elems)(S, KT);   /* hpk is (2, hpn) */
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
     const int rev = d->reverse;
@@ -508,7 +517,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     }
     for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
     for (int p = 0; p < S; p++) {
-        const int b = perm ? perm[p] : p;
+        const int b = SFX(slot_row)(perm, p);
         if (b < 0) continue;   /* a spare slot */
         const REAL *x0 = x + ((long)(rev ? T - 1 : 0) * B + b) * ldx;   /* the first step's input */
         for (int k = 0; k < xk; k++) hpk[SFX(pk_index)(p, k, KT)] = x0[k];
@@ -516,8 +525,8 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
             hpk[SFX(pk_index)(p, xk + k, KT)] = h0 ? h0[(long)b * H + k] : 0;
     }
 
-    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, wb, xk, bias, bias_x,
-                        d->cell == FL_CELL_PEEPHOLE ? peep : NULL, x, ldx,
+    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, pk + po.wb, xk, pk + po.bias,
+                        pk + po.bias_x, d->cell == FL_CELL_PEEPHOLE ? pk + po.peep : NULL, x, ldx,
                         lengths, perm, y, ldy, cache_gates };
     const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
     const long items = (long)nb * nbc;
