@@ -104,9 +104,9 @@ static void SFX(fl_rnn_bwd_phase1)(const SFX(bwd_args) *a, int t, int j, int b0,
         }
         const REAL *cg = a->cache_gates + row * a->gcc + (long)j * 4 * U;
         /* the row's gate cache and c_{t-1} for the next step: the cache is read
-         * once, back to front, in pieces of 4*U values a row apart, and it is
-         * larger than L2 from shape a up, so without this phase 1 waits on L3
-         * (two fifths of its time at shape a) */
+         * once, back to front, in pieces of a block's values a row apart, and it
+         * is larger than L2 from the smallest benchmark shape up, so without this
+         * phase 1 waits on L3 (bench/RESULTS.md, design measurements) */
         const int tn = rev ? t + 1 : t - 1;
         if (tn >= 0 && tn < d->T) {
             const REAL *cgn = cg + ((long)tn - t) * B * a->gcc;
@@ -210,8 +210,9 @@ static void SFX(fl_rnn_bwd_phase2)(const SFX(bwd_args) *a, int t, int j, int b0,
 /* Phase 2 for a batch of one row, blocks [j0, j1) at once (at most
  * FL_ROW1_BLOCKS): dh (U per block) = dG_t * W_hh's columns of those blocks.
  * One block alone gives row1_kernel U / VL accumulators, too few to hide the
- * FMA latency (batch-1 training spent a fifth of its time here, at a quarter
- * of the FMA rate); FL_ROW1_BLOCKS blocks give it 8. Each column's sum runs
+ * FMA latency (batch-1 training spent much of its time here, far below the
+ * FMA rate: bench/RESULTS.md, design measurements); FL_ROW1_BLOCKS blocks
+ * give it 8. Each column's sum runs
  * over k in the order the 6-row tile uses, so a row's dh does not depend on
  * the batch it came in. */
 #define FL_ROW1_BLOCKS (8 * VL / U)

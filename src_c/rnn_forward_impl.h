@@ -31,9 +31,8 @@
 /* Does the step project the input (x_t * W_ih^T in the tile)? For inputs
  * up to FL_FUSE_MAX_I or H wide, with more than one row tile or a single
  * step (streaming): no Gx round trip through memory and one parallel region
- * for the sequence (d, I = 128 and H = 512: 0.88-0.93x the time of the
- * hoisted form in A/B runs; a 2-layer bidirectional H = 128, whose second
- * layer has I = 256, was 1.02-1.06x slower fused). A sequence of at most 6
+ * for the sequence; past the bound, a wide input was slower fused than
+ * hoisted (bench/RESULTS.md, design measurements). A sequence of at most 6
  * rows per step (serving) does better with Gx hoisted, where the
  * projection's tile runs over 6 time steps at once. gru needs the input part
  * of its candidate gate apart from the recurrent part. Both ways give
@@ -403,8 +402,8 @@ static long SFX(fwd_work_elems)(const fl_rnn_desc *d, int nb, int train)
 
 /* Steps [s0, s1) of the time loop, as each thread of the region runs them,
  * or the caller alone when one thread does: libgomp makes two futex system
- * calls even for a team of one (one streaming step at H = 256 took 41 us a
- * call through a region of one thread, 32 without). */
+ * calls even for a team of one, a cost a streaming step notices
+ * (bench/RESULTS.md, design measurements). */
 typedef struct {
     const SFX(fwd_args) *a;
     int s0, s1, nbt, nb, nbc, rg, train;   /* nbt: shares of a split by batch rows, or 0 */
