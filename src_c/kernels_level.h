@@ -20,6 +20,7 @@
 #include "vec_activations_impl.h"
 #include "gemm_impl.h"
 #include "rnn_common_impl.h"
+#include "cells_impl.h"
 #include "rnn_forward_impl.h"
 #include "rnn_backward_impl.h"
 #include "optim_impl.h"
@@ -33,6 +34,7 @@
 #include "vec_activations_impl.h"
 #include "gemm_impl.h"
 #include "rnn_common_impl.h"
+#include "cells_impl.h"
 #include "rnn_forward_impl.h"
 #include "rnn_backward_impl.h"
 #include "optim_impl.h"
@@ -40,10 +42,10 @@
 #undef U
 #undef FL_F64
 
+/* The same for both types: the float32 kernels' layout (cells_impl.h). */
 static long FL_CAT(fl_gate_cache_cols, FL_LEVEL_SFX)(int H)
 {
-    if (H < 1) return 0;
-    return 4L * ((H + FL_UNIT_BLOCK - 1) / FL_UNIT_BLOCK) * FL_UNIT_BLOCK;
+    return H < 1 ? 0 : FL_CAT(gate_cache_cols_f32, FL_LEVEL_SFX)(H);
 }
 
 #define FL_ENTRY(name) .name = FL_CAT(name, FL_LEVEL_SFX)

@@ -12,8 +12,6 @@
 #define U FL_UNIT_BLOCK
 _Static_assert(U % NRK == 0, "a unit block must hold whole column groups of the register tile");
 
-static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4; }
-
 /* Threads for a time loop split by unit blocks. Every step ends in a
  * barrier, cheap on an idle machine and far dearer when another process
  * holds a core, so a step gets one thread per FL_STEP_FLOPS_PER_THREAD flops

@@ -1,6 +1,6 @@
 /* Forward pass of one recurrent layer in one direction (include after
- * real_type.h, simd_impl.h, vec_activations_impl.h and
- * rnn_common_impl.h).
+ * real_type.h, simd_impl.h, vec_activations_impl.h, rnn_common_impl.h and
+ * cells_impl.h).
  *
  * 1. Weights packed once per parameter change (fl_rnn_pack), or per call.
  * 2. Input projection: for a narrow input (fused_x: I <= max(64, H), not
@@ -11,10 +11,10 @@
  *    bias + X (rows, I) * W_ih^T (fl_rnn_project, on the same slabs), per
  *    chunk of time steps, each chunk's steps one region.
  * 3. The time loop. Work items are (unit block j, batch rows): an item
- *    multiplies its rows of h_{t-1} by block j of W_hh, then applies the gate
- *    nonlinearities and the cell update on whole vectors while the G*U
- *    accumulators are still hot. The epilogue also writes h_t in the register
- *    tile's packed form, so the next step's tile needs no packing. Threads
+ *    multiplies its rows of h_{t-1} by block j of W_hh, then runs the cell
+ *    (cells_impl.h) on each row's G*U pre-activations while they are still
+ *    hot. h_t is also written in the register tile's packed form, so the
+ *    next step's tile needs no packing. Threads
  *    split the work one of two ways (batch_threads decides):
  *    - by batch rows, for W_hh up to 2 MiB and more than one row tile: each
  *      thread runs its own share of the rows (on tiles of its own,
@@ -39,7 +39,7 @@
  * bitwise the same result. */
 static inline int SFX(fused_x)(const fl_rnn_desc *d)
 {
-    return d->cell != FL_CELL_GRU && (d->I <= FL_FUSE_MAX_I || d->I <= d->H)
+    return !SFX(cell_x_apart)(d->cell) && (d->I <= FL_FUSE_MAX_I || d->I <= d->H)
            && (d->B > 6 || d->T == 1);
 }
 
@@ -47,14 +47,14 @@ typedef struct {
     const fl_rnn_desc *d;
     int G, nb;
     long ghp;            /* NB*G*U: width of a Gx row */
-    long gcc;            /* NB*4*U: width of a gate-cache row */
+    long gcc;            /* gate_cache_cols(H): width of a gate-cache row */
     const REAL *gx;      /* (TC*B, ghp): Gx of time steps [gx_t0, gx_t0 + TC) */
     int gx_t0;
     const REAL *wb;      /* (NB, G*U/NRK, I + H, NRK): [W_ih; W_hh]^T slabs */
     int xk;              /* input columns the step projects: I, or 0 when Gx is hoisted */
     const REAL *bias;    /* (ghp) lstm: b_ih + b_hh; gru: b_hh */
     const REAL *bias_x;  /* (ghp) gru only: b_ih */
-    const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
+    SFX(cell_cfg) cell;
     const REAL *x; long ldx;   /* the layer input (T, B, ldx), read when xk > 0 */
     const int *lengths;
     const int *perm;     /* the row in each tile slot, or NULL (slot = row): with lengths
@@ -65,85 +65,80 @@ typedef struct {
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
 } SFX(fwd_args);
 
-/* Vectors [v0, v0 + n * VL) of fwd_epilogue_vec's row, n <= FL_NV at once. */
-FL_INLINE void SFX(fwd_epilogue_n)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
-                                   int h0, const REAL *st, REAL *hout, REAL *cout,
-                                   REAL *yrow, REAL *hpo, REAL *cg, int v0, int n)
+/* fwd_tile_cells with the cell's forward, cell (a constant once inlined). */
+FL_INLINE void SFX(fwd_rows)(const SFX(fwd_args) *a, int t, int j, int r0, int nrows,
+                             const REAL *pre, const REAL *const *gxrow, const REAL *hprev,
+                             const REAL *cprev, REAL *hcur, REAL *ccur, REAL *hpout,
+                             SFX(cell_forward_fn) *cell)
 {
     const fl_rnn_desc *d = a->d;
-    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
-    VEC s[FL_NV], h[FL_NV], q0[FL_NV], q1[FL_NV], q2[FL_NV], q3[FL_NV];   /* q: what the gate cache keeps */
-    FOR_E s[e] = SFX(vload)(st + v0 + e * VL);
-    if (d->cell == FL_CELL_GRU) {
-        /* r, z, n, and W_hn h + b_hn */
-        FOR_E {
-            const int v = v0 + e * VL;
-            q0[e] = SFX(vload)(gx + v) + SFX(vload)(acc + v);
-            q1[e] = SFX(vload)(gx + U + v) + SFX(vload)(acc + U + v);
-            q3[e] = SFX(vload)(acc + 2 * U + v);
-        }
-        SFX(vgate_n)(hard, q0, n);
-        SFX(vgate_n)(hard, q1, n);
-        FOR_E q2[e] = SFX(vload)(gx + 2 * U + v0 + e * VL) + q0[e] * q3[e];
-        SFX(vact_n)(relu, q2, n);
-        FOR_E h[e] = (1 - q1[e]) * q2[e] + q1[e] * s[e];
-    } else {
-        /* i, f, g, o; s = c_{t-1} */
-        const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
-        const long php = (long)a->nb * U;
-        FOR_E {
-            const int v = v0 + e * VL;
-            q0[e] = SFX(vload)(acc + v);
-            q1[e] = SFX(vload)(acc + U + v);
-            q2[e] = SFX(vload)(acc + 2 * U + v);
-            q3[e] = SFX(vload)(acc + 3 * U + v);
-            if (pp) {
-                q0[e] += SFX(vload)(pp + h0 + v) * s[e];
-                q1[e] += SFX(vload)(pp + php + h0 + v) * s[e];
+    const int H = d->H, B = d->B, h0 = j * U, nu = H - h0 < U ? H - h0 : U, KT = a->xk + H;
+    for (int r = 0; r < nrows; r++) {
+        const int b = SFX(slot_row)(a->perm, r0 + r);
+        const long row = (long)t * B + b;
+        const REAL *acc = pre + r * FL_MAX_GATES * U;
+        REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
+        REAL *hpo = hpout + SFX(pk_index)(r0 + r, a->xk + h0, KT);   /* stride 6 */
+        /* padding: carry the state, output 0; the gate cache row stays unwritten
+         * (backward writes zero gradients there without reading it) */
+        if (a->lengths && t >= a->lengths[b]) {
+            for (int u = 0; u < nu; u++) {
+                hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
+                hpo[6 * u] = hprev[(long)b * H + h0 + u];
+                if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
+                yrow[u] = 0;
             }
+            continue;
         }
-        SFX(vgate_n)(hard, q0, n);
-        if (d->cell == FL_CELL_CIFG) FOR_E q1[e] = 1 - q0[e];
-        else SFX(vgate_n)(hard, q1, n);
-        SFX(vact_n)(relu, q2, n);
-        VEC c[FL_NV];
-        FOR_E c[e] = q1[e] * s[e] + q0[e] * q2[e];
-        if (pp) FOR_E q3[e] += SFX(vload)(pp + 2 * php + h0 + v0 + e * VL) * c[e];
-        SFX(vgate_n)(hard, q3, n);
-        FOR_E SFX(vstore)(cout + v0 + e * VL, c[e]);
-        SFX(vact_n)(relu, c, n);
-        FOR_E h[e] = q3[e] * c[e];
-    }
-    FOR_E {
-        const int v = v0 + e * VL;
-        SFX(vstore)(hout + v, h[e]);
-        SFX(vstore)(yrow + v, h[e]);
-        REAL hv[VL];
-        SFX(vstore)(hv, h[e]);
-        for (int l = 0; l < VL; l++) hpo[6 * (v + l)] = hv[l];
-        if (cg) {
-            SFX(vstore)(cg + v, q0[e]); SFX(vstore)(cg + U + v, q1[e]);
-            SFX(vstore)(cg + 2 * U + v, q2[e]); SFX(vstore)(cg + 3 * U + v, q3[e]);
+        /* the state the cell updates: c, or h for a cell without c */
+        const REAL *st = (SFX(cell_has_c)(d->cell) ? cprev : hprev) + (long)b * H + h0;
+        REAL *cg = a->cache_gates
+                       ? a->cache_gates + row * a->gcc + (long)j * FL_CACHE_PER_UNIT * U : NULL;
+        REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
+        if (nu == U) {
+            const SFX(h_dest) out = { hout, yrow, hpo };
+            cell(&a->cell, h0, out, cout, cg, acc, gxrow[r], st, U);
+        } else {
+            /* the last block when U does not divide H: stage the state through
+             * zero-padded blocks (padding units compute finite values that are
+             * never stored; the gate cache keeps them, backward ignores them,
+             * so without a cache only the vectors holding real units run) */
+            REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
+            SFX(load_blk)(st_b, st, nu);
+            const int nv = cg ? U : (nu + VL - 1) / VL * VL;
+            const SFX(h_dest) out = { h_b, y_b, hp_b };
+            cell(&a->cell, h0, out, c_b, cg, acc, gxrow[r], st_b, nv);
+            for (int u = 0; u < nu; u++) {
+                hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
+                if (cout) cout[u] = c_b[u];
+            }
         }
     }
 }
 
-/* Gate nonlinearities and state update of one batch row on a block of U
- * units, VL units per instruction.
- * acc (G*U) IN: pre-activations (lstm: input and recurrent parts and both
- * biases; gru: recurrent part and b_hh, input part and b_ih in gx (G*U));
- * st (U) IN: c_{t-1} (lstm) or h_{t-1} (gru); hout, cout, yrow, hpo (stride
- * 6) OUT: h_t, c_t, the output row and h_t in packed form; cg (4*U) OUT: the
- * gate cache for backward, or NULL. Units [0, nv) are computed, nv a multiple
- * of VL. */
-FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
-                                     int h0, const REAL *st, REAL *hout, REAL *cout,
-                                     REAL *yrow, REAL *hpo, REAL *cg, int nv)
+/* The cells of tile slots [r0, r0 + nrows) on unit block j at time t, from
+ * pre (6, FL_MAX_GATES * U), the tile's pre-activations, and gxrow (6), each
+ * row's input side (cell_x_apart); the rest as fl_rnn_fwd_item's arguments.
+ * The switch is the one place the forward pass tells the cells apart: each
+ * case is a copy of the rows' loop with its cell's forward inlined. Out of
+ * line, so the register tile's loops in fl_rnn_fwd_item get their registers
+ * without the cells' code around them: inlined, the cells' values that live
+ * across the tile pushed its loop counters and strides onto the stack
+ * (bench/RESULTS.md, design measurements). */
+static FL_NOINLINE void SFX(fwd_tile_cells)(const SFX(fwd_args) *a, int t, int j, int r0,
+                                            int nrows, const REAL *pre, const REAL *const *gxrow,
+                                            const REAL *hprev, const REAL *cprev, REAL *hcur,
+                                            REAL *ccur, REAL *hpout)
 {
-    int v = 0;
-    for (; v + FL_NV * VL <= nv; v += FL_NV * VL)
-        SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, FL_NV);
-    for (; v < nv; v += VL) SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, 1);
+    switch (a->cell.cell) {
+    case FL_CELL_GRU:
+        SFX(fwd_rows)(a, t, j, r0, nrows, pre, gxrow, hprev, cprev, hcur, ccur, hpout,
+                      SFX(gru_cell_forward));
+        break;
+    default:   /* lstm, peephole, cifg */
+        SFX(fwd_rows)(a, t, j, r0, nrows, pre, gxrow, hprev, cprev, hcur, ccur, hpout,
+                      SFX(lstm_cell_forward));
+    }
 }
 
 /* One work item at time t: tile slots [b0, b1) (rows slot_row) of unit block j.
@@ -168,11 +163,10 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
     for (int r0 = b0; r0 < b1; r0 += 6) {
         const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         /* pre (6, G*U): the block's gate pre-activations for up to 6 rows */
-        REAL pre[6][4 * U];
+        REAL pre[6][FL_MAX_GATES * U];
         const REAL *gxrow[6] = { NULL };
-        for (int r = 0; r < 6 && !xk; r++) {
-            /* spare rows repeat row r0 */
-            const int b = SFX(slot_row)(a->perm, r0 + r < b1 ? r0 + r : r0);
+        for (int r = 0; r < nrows && !xk; r++) {
+            const int b = SFX(slot_row)(a->perm, r0 + r);
             gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
         int live = !a->lengths;   /* rows all past their lengths only carry their state */
@@ -181,9 +175,9 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
         /* Gx starts from the bias (lstm: b_ih + b_hh), as a projecting step's
          * accumulators do, so a row's result is the same whichever way its
          * batch projects the input; gru keeps its input part apart (reset gate) */
-        const int add_gx = G == 4 && !xk;
+        const int add_gx = !SFX(cell_x_apart)(d->cell) && !xk;
         if (live && nrows == 1) {   /* a lone row (batch 1, or a share's last): all G*U columns */
-            VEC acc[4 * U / VL];
+            VEC acc[FL_MAX_GATES * U / VL];
             for (int v = 0; v < GU / VL; v++) {
                 VEC bv = SFX(vload)(bias + v * VL);
                 acc[v] = add_gx ? SFX(vload)(gxrow[0] + v * VL) : bv;
@@ -193,7 +187,8 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
             SFX(row1_kernel)(H, hprev + (long)b * H, w + (long)I * NRK, (long)KW * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
         } else if (live) {
-            VEC acc[4 * U / NRK][6][TV];
+            for (int r = nrows; r < 6; r++) gxrow[r] = gxrow[0];   /* spare rows repeat row r0 */
+            VEC acc[FL_MAX_GATES * U / NRK][6][TV];
             const int ncg = GU / NRK;
             for (int q = 0; q < ncg; q++)
                 for (int v = 0; v < TV; v++) {
@@ -210,43 +205,7 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
                 for (int r = 0; r < 6; r++)
                     for (int v = 0; v < TV; v++) SFX(vstore)(pre[r] + q * NRK + v * VL, acc[q][r][v]);
         }
-        for (int r = 0; r < nrows; r++) {
-            const int b = SFX(slot_row)(a->perm, r0 + r);
-            const long row = (long)t * B + b;
-            const REAL *acc = pre[r];
-            REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
-            REAL *hpo = hpout + SFX(pk_index)(r0 + r, xk + h0, KT);   /* stride 6 */
-            /* padding: carry the state, output 0; the gate cache row stays unwritten
-             * (backward writes zero gradients there without reading it) */
-            if (a->lengths && t >= a->lengths[b]) {
-                for (int u = 0; u < nu; u++) {
-                    hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
-                    hpo[6 * u] = hprev[(long)b * H + h0 + u];
-                    if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
-                    yrow[u] = 0;
-                }
-                continue;
-            }
-            const REAL *st = (d->cell == FL_CELL_GRU ? hprev : cprev) + (long)b * H + h0;
-            REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
-            REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
-            if (nu == U) {
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, st, hout, cout, yrow, hpo, cg, U);
-            } else {
-                /* the last block when U does not divide H: stage the state through
-                 * zero-padded blocks (padding units compute finite values that are
-                 * never stored; the gate cache keeps them, backward ignores them,
-                 * so without a cache only the vectors holding real units run) */
-                REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
-                SFX(load_blk)(st_b, st, nu);
-                const int nv = cg ? U : (nu + VL - 1) / VL * VL;
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, st_b, h_b, c_b, y_b, hp_b, cg, nv);
-                for (int u = 0; u < nu; u++) {
-                    hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
-                    if (cout) cout[u] = c_b[u];
-                }
-            }
-        }
+        SFX(fwd_tile_cells)(a, t, j, r0, nrows, pre[0], gxrow, hprev, cprev, hcur, ccur, hpout);
         if (xk && j == 0 && tn >= 0)   /* the next step's input rows, packed */
             for (int r = 0; r < nrows; r++) {
                 const REAL *xr = a->x + ((long)tn * B + SFX(slot_row)(a->perm, r0 + r)) * a->ldx;
@@ -266,7 +225,7 @@ static void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx,
                          REAL *gx)
 {
     const int I = a->d->I, KW = I + a->d->H;
-    const REAL *bias = a->G == 4 ? a->bias : a->bias_x;
+    const REAL *bias = SFX(cell_x_apart)(a->d->cell) ? a->bias_x : a->bias;
     for (int s = 0; s < rows; s += 6)
         for (int r = 0; r < 6; r++)
             for (int k = 0; k < I; k++)
@@ -299,15 +258,15 @@ static void SFX(project_block)(const SFX(fwd_args) *a, const REAL *xc, int rows,
 /* The packed forward weights (fl_rnn_pack), element offsets from their start:
  *   wb      (NB, G*U/NRK, I + H, NRK)  [W_ih; W_hh]^T slabs (pack_w_slabs)
  *   bias    (ghp)    the bias the step's accumulators start from: b_ih + b_hh,
- *                    or b_hh alone for gru
- *   bias_x  (ghp)    b_ih for gru, else zeros
+ *                    or b_hh alone for cell_x_apart
+ *   bias_x  (ghp)    b_ih for cell_x_apart, else zeros
  *   peep    (3, Hp)  peephole weights, zero-padded (zeros for other cells)
  * Written once here: fl_rnn_packed_bytes sizes by it, pack_all and
  * fl_rnn_forward carve by it. */
 typedef struct { long wb, bias, bias_x, peep, total; } SFX(packed_offs);
 static SFX(packed_offs) SFX(packed_layout)(const fl_rnn_desc *d, int nb)
 {
-    const long ghp = (long)nb * SFX(rnn_gates)(d->cell) * U;
+    const long ghp = (long)nb * SFX(cell_gates)(d->cell) * U;
     SFX(packed_offs) o;
     o.wb = 0;
     o.bias = o.wb + ((long)d->I + d->H) * ghp;
@@ -320,13 +279,13 @@ static SFX(packed_offs) SFX(packed_layout)(const fl_rnn_desc *d, int nb)
 static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_ih,
                           const REAL *w_hh, const REAL *b_ih, const REAL *b_hh, const REAL *w_peep)
 {
-    const int G = SFX(rnn_gates)(d->cell), H = d->H, I = d->I;
+    const int G = SFX(cell_gates)(d->cell), H = d->H, I = d->I;
     const long ghp = (long)nb * G * U;
     const SFX(packed_offs) o = SFX(packed_layout)(d, nb);
     REAL *wb = pk + o.wb, *bias = pk + o.bias, *bias_x = pk + o.bias_x, *peep = pk + o.peep;
     SFX(pack_w_slabs)(wb, w_ih, G, H, I, 0, I + H, nb);
     SFX(pack_w_slabs)(wb, w_hh, G, H, H, I, I + H, nb);
-    if (d->cell == FL_CELL_GRU) {
+    if (SFX(cell_x_apart)(d->cell)) {
         SFX(pack_bias)(bias, b_hh, NULL, G, H, nb);
         SFX(pack_bias)(bias_x, b_ih, NULL, G, H, nb);
     } else {
@@ -367,19 +326,19 @@ int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const
  * Written once here: fl_rnn_work_bytes sizes by it, fl_rnn_forward carves by it. */
 typedef struct {
     int fused;         /* the step projects the input (fused_x) */
-    int gx_in_cache;   /* training, hoisted, not gru: Gx goes straight into the gate cache
-                          rows, which the epilogue then overwrites with the gates */
+    int gx_in_cache;   /* training, hoisted, summed: Gx goes straight into the gate cache
+                          rows, which the cell then overwrites with the gates */
     int tc;            /* time steps per hoisted projection */
     long packed, hbuf, cbuf, hpk, xpk, gx, ints, total;
 } SFX(fwd_plan);
 
 static SFX(fwd_plan) SFX(fwd_layout)(const fl_rnn_desc *d, int nb, int train)
 {
-    const long ghp = (long)nb * SFX(rnn_gates)(d->cell) * U, BH = (long)d->B * d->H;
+    const long ghp = (long)nb * SFX(cell_gates)(d->cell) * U, BH = (long)d->B * d->H;
     const int smax = SFX(slots_max)(d);
     SFX(fwd_plan) p;
     p.fused = SFX(fused_x)(d);
-    p.gx_in_cache = train && d->cell != FL_CELL_GRU && !p.fused;
+    p.gx_in_cache = train && !SFX(cell_x_apart)(d->cell) && !p.fused;
     /* all steps at once when there is no Gx buffer; otherwise about 256
      * rows a chunk, so Gx stays small and cache-resident */
     p.tc = (256 + d->B - 1) / d->B;
@@ -417,7 +376,7 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
 {
     const SFX(fwd_args) *a = L->a;
     const fl_rnn_desc *d = a->d;
-    const int T = d->T, B = d->B, rev = d->reverse, gru = d->cell == FL_CELL_GRU;
+    const int T = d->T, B = d->B, rev = d->reverse, has_c = SFX(cell_has_c)(d->cell);
     const int nb = L->nb, rg = L->rg, nbc = L->nbc, nbt = L->nbt;
     const long BH = L->BH, hpn = L->hpn;
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -428,11 +387,11 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
         if (L->train) {
             long in = rev ? t + 1 : t, out = rev ? t : t + 1;
             hprev = L->cache_h + in * BH; hcur = L->cache_h + out * BH;
-            cprev = gru ? NULL : L->cache_c + in * BH;
-            ccur = gru ? NULL : L->cache_c + out * BH;
+            cprev = has_c ? L->cache_c + in * BH : NULL;
+            ccur = has_c ? L->cache_c + out * BH : NULL;
         } else {
             hprev = L->hbuf + (s & 1) * BH; hcur = L->hbuf + ((s + 1) & 1) * BH;
-            cprev = gru ? NULL : L->cbuf; ccur = gru ? NULL : L->cbuf;
+            cprev = has_c ? L->cbuf : NULL; ccur = has_c ? L->cbuf : NULL;
         }
         const int tn = s + 1 < T ? (rev ? T - 2 - s : s + 1) : -1;
         const REAL *hpin = L->hpk + (s & 1) * hpn;
@@ -478,12 +437,12 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
 {
     int nb, st = SFX(rnn_check)(d, &nb);
     if (st != FL_OK) return st;
-    const int T = d->T, B = d->B, I = d->I, H = d->H, G = SFX(rnn_gates)(d->cell);
-    const int gru = d->cell == FL_CELL_GRU, train = cache_gates != NULL;
+    const int T = d->T, B = d->B, I = d->I, H = d->H, G = SFX(cell_gates)(d->cell);
+    const int has_c = SFX(cell_has_c)(d->cell), train = cache_gates != NULL;
     if (!y || !h_n || !x || !w_ih || !w_hh || !b_ih || !b_hh) return FL_ERR_ARG;
-    if (!gru && !c_n) return FL_ERR_ARG;
+    if (has_c && !c_n) return FL_ERR_ARG;
     if (d->cell == FL_CELL_PEEPHOLE && !w_peep) return FL_ERR_ARG;
-    if (train && (!cache_h || (!gru && !cache_c))) return FL_ERR_ARG;
+    if (train && (!cache_h || (has_c && !cache_c))) return FL_ERR_ARG;
     if (ldy < H || ldx < I) return FL_ERR_SIZE;
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
@@ -512,7 +471,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     long init_off = train && rev ? (long)T * BH : 0;
     for (long k = 0; k < BH; k++) {
         hs[init_off + k] = h0 ? h0[k] : 0;
-        if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
+        if (has_c) cs[init_off + k] = c0 ? c0[k] : 0;
     }
     for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
     for (int p = 0; p < S; p++) {
@@ -524,8 +483,8 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
             hpk[SFX(pk_index)(p, xk + k, KT)] = h0 ? h0[(long)b * H + k] : 0;
     }
 
-    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, pk + po.wb, xk, pk + po.bias,
-                        pk + po.bias_x, d->cell == FL_CELL_PEEPHOLE ? pk + po.peep : NULL, x, ldx,
+    SFX(fwd_args) a = { d, G, nb, ghp, SFX(gate_cache_cols)(H), gx, 0, pk + po.wb, xk,
+                        pk + po.bias, pk + po.bias_x, SFX(cell_config)(d, pk + po.peep, nb), x, ldx,
                         lengths, perm, y, ldy, cache_gates };
     const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
     const long items = (long)nb * nbc;
@@ -566,14 +525,14 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     if (train) {
         long last = rev ? 0 : T;
         hlast = cache_h + last * BH;
-        clast = gru ? NULL : cache_c + last * BH;
+        clast = has_c ? cache_c + last * BH : NULL;
     } else {
         hlast = hbuf + (T & 1) * BH;
         clast = cbuf;
     }
     for (long k = 0; k < BH; k++) {
         h_n[k] = hlast[k];
-        if (!gru) c_n[k] = clast[k];
+        if (has_c) c_n[k] = clast[k];
     }
     if (owned) free(work);
     return FL_OK;
