@@ -135,9 +135,6 @@ class _Recurrent:
     """Shared machinery of LSTM and GRU; see their docstrings."""
 
     _has_cell_state = True
-    # Flops of one time step each time-loop thread must have (0: the kernels'
-    # default; -1: always use n_threads, which the thread-determinism tests set).
-    _step_flops = 0
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, cell="lstm",
                  activation="tanh", gate_activation="sigmoid", dropout=0.0,
@@ -453,8 +450,7 @@ class _Recurrent:
                                      None if h0 is None else h0[k],
                                      None if c0 is None else c0[k], lengths,
                                      y, d * H, h_n[k], None if c_n is None else c_n[k], cg, ch, cc,
-                                     work, None if train else packs[k],
-                                     self._step_flops, last)
+                                     work, None if train else packs[k], last)
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)
@@ -527,8 +523,7 @@ class _Recurrent:
                                       gviews.get(f"weight_peephole_{sfx}"),
                                       dcur, d * H, None if dh_n is None else dh_n[k],
                                       None if dc_n is None else dc_n[k],
-                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work,
-                                      self._step_flops)
+                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work)
             if dinp is not None and layer > 0 and cache.masks[layer - 1] is not None:
                 dinp *= cache.masks[layer - 1]
             dcur = dinp

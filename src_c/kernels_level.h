@@ -13,6 +13,7 @@
 #include "fl_simd.h"
 #include "internal.h"
 #include "level.h"
+#include "testing.h"
 
 #define FL_F32
 #include "real_type.h"

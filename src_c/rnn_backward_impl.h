@@ -330,6 +330,7 @@ int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
     const long items = (long)nb * nbc;
     const int rg = (B + 5) / 6, ngrp = (nb + FL_ROW1_BLOCKS - 1) / FL_ROW1_BLOCKS;
     const int nt = nbt ? nbt : SFX(step_threads)(d, B == 1 ? ngrp : items);
+    fl_test_note_step_threads(nt);
     #pragma omp parallel num_threads(nt)
     {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();

@@ -26,10 +26,10 @@ _Static_assert(U % NRK == 0, "a unit block must hold whole column groups of the 
 #define FL_LOOP_FLOPS_PER_THREAD 250000L
 static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
 {
+    const int forced = fl_test_step_split() != FL_SPLIT_AUTO;   /* testing.h */
     long flops = 2L * d->B * d->H * 4L * d->H;
-    long per = d->step_flops > 0 ? d->step_flops : FL_STEP_FLOPS_PER_THREAD;
-    long by_work = d->step_flops < 0 ? d->n_threads : flops / per;
-    if (d->step_flops >= 0 && by_work > flops * d->T / FL_LOOP_FLOPS_PER_THREAD)
+    long by_work = forced ? d->n_threads : flops / FL_STEP_FLOPS_PER_THREAD;
+    if (!forced && by_work > flops * d->T / FL_LOOP_FLOPS_PER_THREAD)
         by_work = flops * d->T / FL_LOOP_FLOPS_PER_THREAD;
     long nt = d->n_threads;
     if (nt > by_work) nt = by_work;
@@ -50,12 +50,13 @@ static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
 #define FL_BATCH_FLOPS_PER_THREAD 2000000L
 static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps)
 {
+    const int split = fl_test_step_split();   /* testing.h */
     const long rg = (d->B + 5) / 6;
-    if (d->n_threads < 2 || rg < 2 || d->step_flops == -2) return 0;
+    if (d->n_threads < 2 || rg < 2 || split == FL_SPLIT_BLOCKS) return 0;
     if (wcols * d->H * (long)sizeof(REAL) > FL_BATCH_SPLIT_WBYTES) return 0;
     const long flops = 2L * steps * d->B * d->H * wcols;
     long nt = d->n_threads < rg ? d->n_threads : rg;
-    if (d->step_flops >= 0 && nt > flops / FL_BATCH_FLOPS_PER_THREAD)
+    if (split == FL_SPLIT_AUTO && nt > flops / FL_BATCH_FLOPS_PER_THREAD)
         nt = flops / FL_BATCH_FLOPS_PER_THREAD;
     return nt >= 2 ? (int)nt : 0;
 }

@@ -489,6 +489,7 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
     const long items = (long)nb * nbc;
     const int nt = nbt ? nbt : SFX(step_threads)(d, items);
+    fl_test_note_step_threads(nt);
     /* Chunks of TC steps: a chunk's input projection, hoisted (the whole
      * sequence at once when training an lstm, straight into the cache; none
      * when the step projects the input), then its steps in one region. */
