@@ -306,6 +306,7 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
                             n_threads, work);
 }
 
+/* Defines fl_gemm_f32_<level> and fl_gemm_f64_<level> (fastlstm.h). */
 int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,
                  const REAL *B, long ldb, REAL beta, REAL *C, long ldc, int n_threads)
 {
@@ -317,6 +318,7 @@ int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,
     return st;
 }
 
+/* Defines fl_gemm_naive_f32_<level> and fl_gemm_naive_f64_<level> (fastlstm.h). */
 int SFX(fl_gemm_naive)(int trans_a, int M, int N, int K, const REAL *A, long lda,
                        const REAL *B, long ldb, REAL beta, REAL *C, long ldc)
 {

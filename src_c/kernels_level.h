@@ -43,7 +43,8 @@
 #undef U
 #undef FL_F64
 
-/* The same for both types: the float32 kernels' layout (cells_impl.h). */
+/* fl_gate_cache_cols_<level>: fastlstm.h's fl_gate_cache_cols, through
+ * dispatch.c; the same for both types, so the float32 kernels' layout. */
 static long FL_CAT(fl_gate_cache_cols, FL_LEVEL_SFX)(int H)
 {
     return H < 1 ? 0 : FL_CAT(gate_cache_cols_f32, FL_LEVEL_SFX)(H);

@@ -36,7 +36,8 @@ static void SFX(fl_adam_block)(long n, REAL *p, const REAL *g, REAL *m, REAL *v,
     }
 }
 
-/* fl_adam_block over the whole buffer on up to n_threads threads, in
+/* Defines fl_adam_f32_<level> and fl_adam_f64_<level> (fastlstm.h).
+ * fl_adam_block over the whole buffer on up to n_threads threads, in
  * contiguous shares. FL_ERR_SIZE for n < 0 or n_threads < 1, FL_ERR_ARG for
  * a NULL buffer. */
 int SFX(fl_adam)(long n, REAL *p, const REAL *g, REAL *m, REAL *v, double step_size,

@@ -259,6 +259,7 @@ static void SFX(fl_colsum)(REAL *out, const REAL *m, long rows, long cols)
         for (long c = 0; c < cols; c++) out[c] += m[r * cols + c];
 }
 
+/* Defines fl_rnn_backward_f32_<level> and fl_rnn_backward_f64_<level> (fastlstm.h). */
 int SFX(fl_rnn_backward)(const fl_rnn_desc *d,
                          REAL *dx, long lddx, REAL *dh0, REAL *dc0,
                          REAL *dw_ih, REAL *dw_hh, REAL *db_ih, REAL *db_hh, REAL *dw_peep,

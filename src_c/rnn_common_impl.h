@@ -174,7 +174,7 @@ static int SFX(rnn_check)(const fl_rnn_desc *d, int *nb)
 static long SFX(fwd_work_elems)(const fl_rnn_desc *d, int nb, int train);
 static long SFX(bwd_work_elems)(const fl_rnn_desc *d, int nb);
 
-/* fastlstm.h's fl_rnn_work_bytes: the size of the pass's layout. */
+/* Defines fl_rnn_work_bytes_f32_<level> and fl_rnn_work_bytes_f64_<level> (fastlstm.h). */
 size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
 {
     int nb;

@@ -296,6 +296,7 @@ static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_
     else for (long k = 0; k < 3L * nb * U; k++) peep[k] = 0;
 }
 
+/* Defines fl_rnn_packed_bytes_f32_<level> and fl_rnn_packed_bytes_f64_<level> (fastlstm.h). */
 size_t SFX(fl_rnn_packed_bytes)(const fl_rnn_desc *d)
 {
     int nb;
@@ -303,6 +304,7 @@ size_t SFX(fl_rnn_packed_bytes)(const fl_rnn_desc *d)
     return sizeof(REAL) * SFX(packed_layout)(d, nb).total;
 }
 
+/* Defines fl_rnn_pack_f32_<level> and fl_rnn_pack_f64_<level> (fastlstm.h). */
 int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const REAL *w_hh,
                      const REAL *b_ih, const REAL *b_hh, const REAL *w_peep)
 {
@@ -427,6 +429,7 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
     }
 }
 
+/* Defines fl_rnn_forward_f32_<level> and fl_rnn_forward_f64_<level> (fastlstm.h). */
 int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                         REAL *y, long ldy, REAL *h_n, REAL *c_n,
                         REAL *cache_gates, REAL *cache_h, REAL *cache_c,
