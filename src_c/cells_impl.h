@@ -74,19 +74,32 @@ FL_INLINE void SFX(put_h)(SFX(h_dest) out, const VEC *h, int v0, int n)
     }
 }
 
+/* The gate cache's FL_CACHE_PER_UNIT values for vectors [v0, v0 + n * VL)
+ * of a block: q0 .. q3 at cg + q * U; nothing in inference (cg NULL). */
+FL_INLINE void SFX(put_cache)(REAL *cg, const VEC *q0, const VEC *q1, const VEC *q2,
+                              const VEC *q3, int v0, int n)
+{
+    if (cg) FOR_E {
+        const int v = v0 + e * VL;
+        SFX(vstore)(cg + v, q0[e]); SFX(vstore)(cg + U + v, q1[e]);
+        SFX(vstore)(cg + 2 * U + v, q2[e]); SFX(vstore)(cg + 3 * U + v, q3[e]);
+    }
+}
+
 /* Every cell's forward and backward take the same arguments, so a pass can
  * pick one with a single switch and inline it through a constant function
  * pointer. k: the call's cell_cfg; h0: the block's first unit.
  *
- * cell_forward_fn, on one row's units [0, nv) of a block, nv a multiple of VL:
- * out       h_t (nv)       OUT  (h_dest)
- * c         (nv)           OUT  c_t for cell_has_c (may alias state); else unused
+ * cell_forward_fn, on one row's vectors [v0, v0 + n * VL) of a block, n at
+ * most FL_NV (a constant once inlined: cell_forward_row runs a row):
+ * out       h_t            OUT  (h_dest)
+ * c         (U)            OUT  c_t for cell_has_c (may alias state); else unused
  * cg        (4, U)         OUT  what backward needs, FL_CACHE_PER_UNIT values a unit;
  *                               NULL in inference
  * pre       (G, U)         IN   pre-activations with both biases; for cell_x_apart,
  *                               the recurrent side with b_hh
  * px        (G, U)         IN   for cell_x_apart, the input side with b_ih; else unused
- * state     (nv)           IN   c_{t-1} for cell_has_c, else h_{t-1}
+ * state     (U)            IN   c_{t-1} for cell_has_c, else h_{t-1}
  *
  * cell_backward_fn, on one row's block of U units:
  * dgx       (G, U)         OUT  dL/d pre-activations (the input side for cell_x_apart)
@@ -101,18 +114,43 @@ FL_INLINE void SFX(put_h)(SFX(h_dest) out, const VEC *h, int v0, int n)
  */
 typedef void SFX(cell_forward_fn)(const SFX(cell_cfg) *k, int h0, SFX(h_dest) out, REAL *c,
                                   REAL *cg, const REAL *pre, const REAL *px, const REAL *state,
-                                  int nv);
+                                  int v0, int n);
 typedef void SFX(cell_backward_fn)(const SFX(cell_cfg) *k, int h0, REAL *dgx, REAL *dgh, REAL *dgp,
                                    REAL *dc, REAL *dhd, const REAL *dh, const REAL *cg,
                                    const REAL *state, const REAL *state2);
 
+/* A cell's forward on one row's units [0, nv) of a block, nv a multiple of
+ * VL: FL_NV vectors at a time, then one at a time, each call's count a
+ * constant so its vectors stay in registers. */
+FL_INLINE void SFX(cell_forward_row)(SFX(cell_forward_fn) *cell, const SFX(cell_cfg) *k, int h0,
+                                     SFX(h_dest) out, REAL *c, REAL *cg, const REAL *pre,
+                                     const REAL *px, const REAL *state, int nv)
+{
+    int v = 0;
+    for (; v + FL_NV * VL <= nv; v += FL_NV * VL) cell(k, h0, out, c, cg, pre, px, state, v, FL_NV);
+    for (; v < nv; v += VL) cell(k, h0, out, c, cg, pre, px, state, v, 1);
+}
+
 /* ------------------------------------------------------ lstm, peephole, cifg */
 
-/* lstm_cell_forward on vectors [v0, v0 + n * VL), n <= FL_NV. */
-FL_INLINE void SFX(lstm_fwd_vecs)(SFX(h_dest) out, REAL *c, REAL *cg, const REAL *pre,
-                                  const REAL *c_prev, const REAL *peep, long php, int cifg,
-                                  int hard, int relu, int v0, int n)
+/* lstm, peephole, cifg (a cell_forward_fn): i, f, o = gate(pre + peepholes),
+ * g = act(pre), f = 1 - i for cifg, c = f * c_prev + i * g, h = o * act(c).
+ * out       h_t            OUT
+ * c         (U)            OUT  c_t (may alias c_prev)
+ * cg        (4, U)         OUT  i, f, g, o after activation; NULL in inference
+ * pre       (4, U)         IN   pre-activations i, f, g, o: both projections, both biases
+ * px                            unused
+ * c_prev    (U)            IN   c_{t-1}
+ * k->peep   (3, php)       IN   peephole weights i, f, o (peephole only)
+ */
+FL_INLINE void SFX(lstm_cell_forward)(const SFX(cell_cfg) *k, int h0, SFX(h_dest) out, REAL *c,
+                                      REAL *cg, const REAL *pre, const REAL *px,
+                                      const REAL *c_prev, int v0, int n)
 {
+    (void)px;
+    const REAL *peep = k->peep ? k->peep + h0 : NULL;
+    const long php = k->php;
+    const int hard = k->hard, relu = k->relu;
     VEC cp[FL_NV], i[FL_NV], f[FL_NV], g[FL_NV], o[FL_NV], ct[FL_NV], h[FL_NV];
     FOR_E cp[e] = SFX(vload)(c_prev + v0 + e * VL);
     FOR_E {
@@ -127,7 +165,7 @@ FL_INLINE void SFX(lstm_fwd_vecs)(SFX(h_dest) out, REAL *c, REAL *cg, const REAL
         }
     }
     SFX(vgate_n)(hard, i, n);
-    if (cifg) FOR_E f[e] = 1 - i[e];
+    if (k->cell == FL_CELL_CIFG) FOR_E f[e] = 1 - i[e];
     else SFX(vgate_n)(hard, f, n);
     SFX(vact_n)(relu, g, n);
     FOR_E ct[e] = f[e] * cp[e] + i[e] * g[e];
@@ -137,35 +175,7 @@ FL_INLINE void SFX(lstm_fwd_vecs)(SFX(h_dest) out, REAL *c, REAL *cg, const REAL
     SFX(vact_n)(relu, ct, n);
     FOR_E h[e] = o[e] * ct[e];
     SFX(put_h)(out, h, v0, n);
-    if (cg) FOR_E {
-        const int v = v0 + e * VL;
-        SFX(vstore)(cg + v, i[e]); SFX(vstore)(cg + U + v, f[e]);
-        SFX(vstore)(cg + 2 * U + v, g[e]); SFX(vstore)(cg + 3 * U + v, o[e]);
-    }
-}
-
-/* lstm, peephole, cifg (a cell_forward_fn): i, f, o = gate(pre + peepholes),
- * g = act(pre), f = 1 - i for cifg, c = f * c_prev + i * g, h = o * act(c).
- * out       h_t (nv)    OUT
- * c         (nv)        OUT  c_t (may alias c_prev)
- * cg        (4, U)      OUT  i, f, g, o after activation; NULL in inference
- * pre       (4, U)      IN   pre-activations i, f, g, o: both projections, both biases
- * px                    unused
- * c_prev    (nv)        IN   c_{t-1}
- * k->peep   (3, php)    IN   peephole weights i, f, o (peephole only)
- */
-FL_INLINE void SFX(lstm_cell_forward)(const SFX(cell_cfg) *k, int h0, SFX(h_dest) out, REAL *c,
-                                      REAL *cg, const REAL *pre, const REAL *px,
-                                      const REAL *c_prev, int nv)
-{
-    (void)px;
-    const REAL *peep = k->peep ? k->peep + h0 : NULL;
-    const int cifg = k->cell == FL_CELL_CIFG, hard = k->hard, relu = k->relu;
-    int v = 0;
-    for (; v + FL_NV * VL <= nv; v += FL_NV * VL)
-        SFX(lstm_fwd_vecs)(out, c, cg, pre, c_prev, peep, k->php, cifg, hard, relu, v, FL_NV);
-    for (; v < nv; v += VL)
-        SFX(lstm_fwd_vecs)(out, c, cg, pre, c_prev, peep, k->php, cifg, hard, relu, v, 1);
+    SFX(put_cache)(cg, i, f, g, o, v0, n);
 }
 
 /* lstm, peephole, cifg backward (a cell_backward_fn), from the gate cache.
@@ -232,10 +242,21 @@ static void SFX(peephole_weights_backward)(REAL *dw_peep, const REAL *dg, const 
 
 /* ------------------------------------------------------------------- gru */
 
-/* gru_cell_forward on vectors [v0, v0 + n * VL), n <= FL_NV. */
-FL_INLINE void SFX(gru_fwd_vecs)(SFX(h_dest) out, REAL *cg, const REAL *pre, const REAL *px,
-                                 const REAL *h_prev, int hard, int relu, int v0, int n)
+/* gru, PyTorch's (a cell_forward_fn): r, z = gate(px + pre),
+ * n = act(px_n + r * pre_n), h = (1 - z) * n + z * h_prev.
+ * out       h_t            OUT
+ * c                             unused
+ * cg        (4, U)         OUT  r, z, n after activation, pre_n = W_hn h + b_hn; NULL in inference
+ * pre       (3, U)         IN   recurrent pre-activations r, z, n with b_hh
+ * px        (3, U)         IN   input pre-activations r, z, n with b_ih
+ * h_prev    (U)            IN   h_{t-1}
+ */
+FL_INLINE void SFX(gru_cell_forward)(const SFX(cell_cfg) *k, int h0, SFX(h_dest) out, REAL *c,
+                                     REAL *cg, const REAL *pre, const REAL *px,
+                                     const REAL *h_prev, int v0, int n)
 {
+    (void)h0; (void)c;
+    const int hard = k->hard, relu = k->relu;
     VEC hp[FL_NV], r[FL_NV], z[FL_NV], nn[FL_NV], hn[FL_NV], h[FL_NV];
     FOR_E hp[e] = SFX(vload)(h_prev + v0 + e * VL);
     FOR_E {
@@ -250,31 +271,7 @@ FL_INLINE void SFX(gru_fwd_vecs)(SFX(h_dest) out, REAL *cg, const REAL *pre, con
     SFX(vact_n)(relu, nn, n);
     FOR_E h[e] = (1 - z[e]) * nn[e] + z[e] * hp[e];
     SFX(put_h)(out, h, v0, n);
-    if (cg) FOR_E {
-        const int v = v0 + e * VL;
-        SFX(vstore)(cg + v, r[e]); SFX(vstore)(cg + U + v, z[e]);
-        SFX(vstore)(cg + 2 * U + v, nn[e]); SFX(vstore)(cg + 3 * U + v, hn[e]);
-    }
-}
-
-/* gru, PyTorch's (a cell_forward_fn): r, z = gate(px + pre),
- * n = act(px_n + r * pre_n), h = (1 - z) * n + z * h_prev.
- * out       h_t (nv)    OUT
- * c                     unused
- * cg        (4, U)      OUT  r, z, n after activation, pre_n = W_hn h + b_hn; NULL in inference
- * pre       (3, U)      IN   recurrent pre-activations r, z, n with b_hh
- * px        (3, U)      IN   input pre-activations r, z, n with b_ih
- * h_prev    (nv)        IN   h_{t-1}
- */
-FL_INLINE void SFX(gru_cell_forward)(const SFX(cell_cfg) *k, int h0, SFX(h_dest) out, REAL *c,
-                                     REAL *cg, const REAL *pre, const REAL *px,
-                                     const REAL *h_prev, int nv)
-{
-    (void)h0; (void)c;
-    int v = 0;
-    for (; v + FL_NV * VL <= nv; v += FL_NV * VL)
-        SFX(gru_fwd_vecs)(out, cg, pre, px, h_prev, k->hard, k->relu, v, FL_NV);
-    for (; v < nv; v += VL) SFX(gru_fwd_vecs)(out, cg, pre, px, h_prev, k->hard, k->relu, v, 1);
+    SFX(put_cache)(cg, r, z, nn, hn, v0, n);
 }
 
 /* gru backward (a cell_backward_fn), from the gate cache.

@@ -97,7 +97,7 @@ FL_INLINE void SFX(fwd_rows)(const SFX(fwd_args) *a, int t, int j, int r0, int n
         REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
         if (nu == U) {
             const SFX(h_dest) out = { hout, yrow, hpo };
-            cell(&a->cell, h0, out, cout, cg, acc, gxrow[r], st, U);
+            SFX(cell_forward_row)(cell, &a->cell, h0, out, cout, cg, acc, gxrow[r], st, U);
         } else {
             /* the last block when U does not divide H: stage the state through
              * zero-padded blocks (padding units compute finite values that are
@@ -107,7 +107,7 @@ FL_INLINE void SFX(fwd_rows)(const SFX(fwd_args) *a, int t, int j, int r0, int n
             SFX(load_blk)(st_b, st, nu);
             const int nv = cg ? U : (nu + VL - 1) / VL * VL;
             const SFX(h_dest) out = { h_b, y_b, hp_b };
-            cell(&a->cell, h0, out, c_b, cg, acc, gxrow[r], st_b, nv);
+            SFX(cell_forward_row)(cell, &a->cell, h0, out, c_b, cg, acc, gxrow[r], st_b, nv);
             for (int u = 0; u < nu; u++) {
                 hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
                 if (cout) cout[u] = c_b[u];
