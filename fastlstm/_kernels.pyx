@@ -24,7 +24,6 @@ cdef extern from "fastlstm.h" nogil:
         void *work
         size_t work_bytes
         const void *packed
-        long step_flops
         int y_batch_first
     size_t fl_rnn_packed_bytes_f32(const fl_rnn_desc *d)
     size_t fl_rnn_packed_bytes_f64(const fl_rnn_desc *d)
@@ -99,6 +98,11 @@ cdef extern from "fl_quant.h" nogil:
                         const float *c0, const int *lengths)
     int fl_qrnn_native(int qtype)
 
+cdef extern from "testing.h" nogil:
+    int fl_test_set_step_split(int mode)
+    int fl_test_step_split()
+    int fl_test_step_threads_peak()
+
 ctypedef fused real:
     float
     double
@@ -163,10 +167,9 @@ cdef fl_rnn_desc _zero_desc() noexcept nogil:
     return d
 
 
-cdef void _set_work(fl_rnn_desc *d, unsigned char[::1] work, long step_flops):
+cdef void _set_work(fl_rnn_desc *d, unsigned char[::1] work):
     d.work = &work[0] if work is not None and work.shape[0] > 0 else NULL
     d.work_bytes = work.shape[0] if work is not None else 0
-    d.step_flops = step_flops
 
 
 cdef size_t _packed_bytes(fl_rnn_desc *d, real dtype_tag) nogil:
@@ -223,6 +226,31 @@ def work_bytes(int cell, int T, int B, int I, int H, int n_threads, int pass_, b
 
 def gate_cache_cols(int H):
     return fl_gate_cache_cols(H)
+
+
+# ----- for tests only (src_c/testing.h) -------------------------------------
+THREAD_SPLITS = ("auto", "model", "blocks")
+
+
+def set_thread_split_for_tests(mode):
+    """How every later kernel call, process-wide, threads its time loops:
+    "auto" (the default) lets the cost model choose, which keeps small steps
+    on one thread; "model" runs every time loop on all n_threads, split as
+    the cost model picks (by batch rows where W_hh is small, else by unit
+    blocks); "blocks" runs it on all n_threads split by unit blocks. For the
+    thread-invariance tests; returns the mode it replaces."""
+    if mode not in THREAD_SPLITS:
+        raise ValueError(f"thread split must be one of {THREAD_SPLITS}, got {mode!r}")
+    previous = THREAD_SPLITS[fl_test_step_split()]
+    _raise(fl_test_set_step_split(THREAD_SPLITS.index(mode)))
+    return previous
+
+
+def thread_split_peak_for_tests():
+    """The most threads any time loop was planned for since the last
+    set_thread_split_for_tests call (0 if none ran): tells a test that the
+    split it forced took place."""
+    return fl_test_step_threads_peak()
 
 
 def openmp_enabled():
@@ -305,7 +333,6 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
                 cache_c,           # OUT (T+1, B, H) or None
                 work=None,         # uint8 scratch reused across calls, or None
                 packed=None,       # IN  weights from rnn_pack (same cell, I, H), or None
-                long step_flops=0,  # time-loop threading threshold (0: default)
                 bint y_batch_first=False):
     cdef int tn = cnp.NPY_DOUBLE if cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE else cnp.NPY_FLOAT
     cdef const void *p_x = _data(x, "x", tn, 3, False)
@@ -330,7 +357,6 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
         work = None                    # no scratch: C allocates its own
     d.work = _opt(work, "work", cnp.NPY_UINT8, 1, True)
     d.work_bytes = _dim(work, 0) if work is not None else 0
-    d.step_flops = step_flops
     d.T, d.B, d.I = _dim(x, 0), _dim(x, 1), _dim(x, 2)
     d.y_batch_first = y_batch_first
     d.H = _dim(w_hh, 1)
@@ -399,12 +425,11 @@ def rnn_backward(int cell, int act, int gate_act, bint reverse, int n_threads,
                  const real[:, ::1] w_hh,          # IN  (G*H, H)
                  const real[:, ::1] w_peep,        # IN  (3, H) or None
                  const int[::1] lengths,           # IN  (B) or None
-                 unsigned char[::1] work=None,     # scratch reused across calls, or None
-                 long step_flops=0):               # time-loop threading threshold (0: default)
+                 unsigned char[::1] work=None):    # scratch reused across calls, or None
     cdef fl_rnn_desc d = _zero_desc()
     d.cell, d.act, d.gate_act, d.reverse = cell, act, gate_act, reverse
     d.n_threads = fl_usable_threads(n_threads)
-    _set_work(&d, work, step_flops)
+    _set_work(&d, work)
     d.T, d.B, d.I = x.shape[0], x.shape[1], x.shape[2]
     d.H = w_hh.shape[1]
     cdef int G = 3 if cell == 3 else 4

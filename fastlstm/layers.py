@@ -31,8 +31,6 @@ _ACTIVATION = Choice(ACTIVATIONS)
 _GATE_ACTIVATION = Choice(GATE_ACTIVATIONS)
 _DTYPE = DType()
 _N_STREAMS = Int(1)
-# time-loop threading threshold passed to the kernels (0: their default)
-_STEP_FLOPS = 0
 
 
 def uniform_init(seed, hidden_size, size, dtype):
@@ -608,7 +606,7 @@ class _Recurrent:
                                      y, d * H, h_n[layer][d],
                                      None if c_n is None else c_n[layer][d], cg, ch, cc,
                                      work, None if train else packs[layer * D + d],
-                                     _STEP_FLOPS, out_bf)
+                                     out_bf)
                 per_dir.append((cg, ch, cc))
             if train:
                 cache.inputs.append(inp)
@@ -675,8 +673,7 @@ class _Recurrent:
                                       gw_ih, gw_hh, gb_ih, gb_hh, gw_peep,
                                       dcur, d * H, None if dh_n[layer] is None else dh_n[layer][d],
                                       None if dc_n[layer] is None else dc_n[layer][d],
-                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work,
-                                      _STEP_FLOPS)
+                                      cg, ch, cc, inp, w_ih, w_hh, w_peep, cache.lengths, work)
             if dinp is not None and layer > 0 and cache.masks[layer - 1] is not None:
                 dinp *= cache.masks[layer - 1]
             dcur = dinp

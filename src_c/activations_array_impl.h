@@ -7,6 +7,7 @@ FL_INLINE VEC SFX(activation_vec)(int which, VEC v)
          : which == 2 ? SFX(vhard_sigmoid)(v) : SFX(vrelu)(v);
 }
 
+/* Defines fl_activation_f32_<level> and fl_activation_f64_<level> (fastlstm.h). */
 static int SFX(fl_activation)(int which, long n, REAL *y, const REAL *x)
 {
     if (n < 0 || which < 0 || which > 3) return FL_ERR_ARG;

@@ -41,10 +41,6 @@ typedef struct {
     void *work;      /* optional caller workspace (64-byte aligned), reused across calls */
     size_t work_bytes;
     const void *packed;  /* optional forward weights packed by fl_rnn_pack (NULL: pack per call) */
-    long step_flops;     /* time-loop threads get at least this many flops of a step each;
-                            0: the default (5e4, and 2.5e5 over the loop); tests force
-                            n_threads with -1 (work split as the cost model picks) or -2
-                            (split by unit blocks) */
     int y_batch_first;   /* fl_rnn_forward's y rows: 0 time-major, row (t, b) at y + (t*B + b)*ldy;
                             1 batch-first, at y + (b*T + t)*ldy (saves the caller a transpose) */
 } fl_rnn_desc;

@@ -6,7 +6,9 @@
  * accumulators in registers only when the loop bounds are constants there. */
 #if defined(__GNUC__)
 #define FL_INLINE static inline __attribute__((always_inline))
+#define FL_NOINLINE __attribute__((noinline))
 #else
 #define FL_INLINE static inline
+#define FL_NOINLINE
 #endif
 #endif

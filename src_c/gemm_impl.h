@@ -22,7 +22,8 @@
  * B sliver (its B sliver is then reused by every A sliver of the block), so
  * both get three quarters of the L1 data cache the CPU reports (32 KiB where
  * it reports none): 272 on a 32 KiB L1 with AVX2's 16 columns, 128 on a
- * 48 KiB L1 with AVX-512's 64 (on a Zen 5 core 96 to 384 were within 5%).
+ * 48 KiB L1 with AVX-512's 64 (the time is flat around it: bench/RESULTS.md,
+ * design measurements).
  * Every C element sums its K blocks in order, so the block size changes
  * rounding between machines, never between thread counts. */
 static int SFX(gemm_kc)(void)
@@ -194,7 +195,7 @@ static void SFX(fl_gemm_few_cols)(int trans_a, int i0, int i1, int N, int K, con
         } else {
             for (int i = 0; i < m; i++) {
                 /* written on vectors: the compiler left the scalar form of this loop
-                 * scalar (dX of shape a's training step: 6% of it) */
+                 * scalar, a visible share of a narrow input's training step */
                 const REAL *a = A + (long)(i0 + i) * lda;
                 VEC sv = { 0 };
                 int k = 0;
@@ -305,6 +306,7 @@ int SFX(fl_gemm_ws)(int trans_a, int M, int N, int K, const REAL *A, long lda,
                             n_threads, work);
 }
 
+/* Defines fl_gemm_f32_<level> and fl_gemm_f64_<level> (fastlstm.h). */
 int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,
                  const REAL *B, long ldb, REAL beta, REAL *C, long ldc, int n_threads)
 {
@@ -316,6 +318,7 @@ int SFX(fl_gemm)(int trans_a, int M, int N, int K, const REAL *A, long lda,
     return st;
 }
 
+/* Defines fl_gemm_naive_f32_<level> and fl_gemm_naive_f64_<level> (fastlstm.h). */
 int SFX(fl_gemm_naive)(int trans_a, int M, int N, int K, const REAL *A, long lda,
                        const REAL *B, long ldb, REAL beta, REAL *C, long ldc)
 {

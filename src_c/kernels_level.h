@@ -14,6 +14,7 @@
 #include "internal.h"
 #include "level.h"
 #include "fl_quant.h"
+#include "testing.h"
 
 #define FL_F32
 #include "real_type.h"
@@ -21,6 +22,7 @@
 #include "vec_activations_impl.h"
 #include "gemm_impl.h"
 #include "rnn_common_impl.h"
+#include "cells_impl.h"
 #include "rnn_forward_impl.h"
 #include "rnn_backward_impl.h"
 #include "optim_impl.h"
@@ -35,6 +37,7 @@
 #include "vec_activations_impl.h"
 #include "gemm_impl.h"
 #include "rnn_common_impl.h"
+#include "cells_impl.h"
 #include "rnn_forward_impl.h"
 #include "rnn_backward_impl.h"
 #include "optim_impl.h"
@@ -42,10 +45,11 @@
 #undef U
 #undef FL_F64
 
+/* fl_gate_cache_cols_<level>: fastlstm.h's fl_gate_cache_cols, through
+ * dispatch.c; the same for both types, so the float32 kernels' layout. */
 static long FL_CAT(fl_gate_cache_cols, FL_LEVEL_SFX)(int H)
 {
-    if (H < 1) return 0;
-    return 4L * ((H + FL_UNIT_BLOCK - 1) / FL_UNIT_BLOCK) * FL_UNIT_BLOCK;
+    return H < 1 ? 0 : FL_CAT(gate_cache_cols_f32, FL_LEVEL_SFX)(H);
 }
 
 #define FL_ENTRY(name) .name = FL_CAT(name, FL_LEVEL_SFX)

@@ -8,9 +8,9 @@
  *   v  = beta2 * v + (1 - beta2) * g'^2
  *   p  = p - step_size * m / (sqrt(v) / bc2_sqrt + eps)
  * with step_size = lr / (1 - beta1^t) and bc2_sqrt = sqrt(1 - beta2^t)
- * computed by the caller. One pass reads p, g, m, v and writes p, m, v: the
- * numpy form made eleven passes (0.55 ms a step for 295k parameters against
- * this one's 0.15-0.2). Every element is independent, so the result does not
+ * computed by the caller. One pass reads p, g, m, v and writes p, m, v, where
+ * the numpy form made eleven and was the slower (bench/RESULTS.md, design
+ * measurements). Every element is independent, so the result does not
  * depend on how the buffer is split between threads.
  */
 #define FL_ADAM_PER_THREAD 65536L   /* elements: smaller buffers run on fewer threads */
@@ -36,7 +36,8 @@ static void SFX(fl_adam_block)(long n, REAL *p, const REAL *g, REAL *m, REAL *v,
     }
 }
 
-/* fl_adam_block over the whole buffer on up to n_threads threads, in
+/* Defines fl_adam_f32_<level> and fl_adam_f64_<level> (fastlstm.h).
+ * fl_adam_block over the whole buffer on up to n_threads threads, in
  * contiguous shares. FL_ERR_SIZE for n < 0 or n_threads < 1, FL_ERR_ARG for
  * a NULL buffer. */
 int SFX(fl_adam)(long n, REAL *p, const REAL *g, REAL *m, REAL *v, double step_size,

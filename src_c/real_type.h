@@ -1,7 +1,11 @@
 /* Scalar type for the templated kernels. kernels_level.h defines FL_F32 or
- * FL_F64, includes this, then the *_impl.h files; it does so twice. SFX
- * names a function for the type and the level: SFX(fl_gemm) is
- * fl_gemm_f32_avx512 in the AVX-512 float32 build. */
+ * FL_F64, includes this, then the *_impl.h files; it does so twice, once per
+ * type, in each kernels_<level>.c. Every name there goes through SFX, which
+ * appends the type and the level (FL_LEVEL_SFX): SFX(fl_gemm) is
+ * fl_gemm_f32_avx512 in the AVX-512 float32 build, fl_gemm_f64_baseline in
+ * the baseline float64 one. Each public entry point's definition carries a
+ * comment naming its concrete symbols ("Defines fl_gemm_f32_<level> and
+ * fl_gemm_f64_<level>"), so grep for a public name finds it. */
 #include <stdint.h>
 #include "level.h"
 #undef REAL

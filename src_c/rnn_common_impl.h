@@ -12,30 +12,24 @@
 #define U FL_UNIT_BLOCK
 _Static_assert(U % NRK == 0, "a unit block must hold whole column groups of the register tile");
 
-static inline int SFX(rnn_gates)(int cell) { return cell == FL_CELL_GRU ? 3 : 4; }
-
 /* Threads for a time loop split by unit blocks. Every step ends in a
- * barrier, which costs about a microsecond on an idle machine and far more
- * when another process holds a core, so a step gets one thread per
- * FL_STEP_FLOPS_PER_THREAD flops of recurrent GEMM, and the whole loop at
- * least FL_LOOP_FLOPS_PER_THREAD per thread; never more threads than work
- * items. With batch 1 and H = 128 (serving), 2 threads took 0.36 ms against
- * 0.53 on one. One streaming step at H = 256 (0.5 Mflop, 1.2 MB of weights
- * streamed from L3) took 31-35 us a call on 2 threads against 41 on one
- * (medians of 11 interleaved passes of back-to-back calls), and was no
- * slower on 2 with 0.2-5 ms idle between calls. At batch 1 the rule gives
- * H = 128 two threads from 4 steps on (2e6 had them from 31); measured the
- * same way, 4 / 8 / 16 / 30 steps took 32 / 50 / 81 / 123 us on 2 threads
- * against 36 / 71 / 108 / 182 on one. Results do not depend on the choice:
- * work is partitioned in fixed blocks. */
+ * barrier, cheap on an idle machine and far dearer when another process
+ * holds a core, so a step gets one thread per FL_STEP_FLOPS_PER_THREAD flops
+ * of recurrent GEMM, and the whole loop at least FL_LOOP_FLOPS_PER_THREAD
+ * per thread; never more threads than work items. The thresholds are low
+ * enough that batch-1 serving (H = 128 and up, and a single streaming step
+ * at H = 256) runs on two threads, where that measured faster than one, and
+ * a short sequence gets them from a few steps on (bench/RESULTS.md, design
+ * measurements). Results do not depend on the choice: work is partitioned
+ * in fixed blocks. */
 #define FL_STEP_FLOPS_PER_THREAD 50000L
 #define FL_LOOP_FLOPS_PER_THREAD 250000L
 static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
 {
+    const int forced = fl_test_step_split() != FL_SPLIT_AUTO;   /* testing.h */
     long flops = 2L * d->B * d->H * 4L * d->H;
-    long per = d->step_flops > 0 ? d->step_flops : FL_STEP_FLOPS_PER_THREAD;
-    long by_work = d->step_flops < 0 ? d->n_threads : flops / per;
-    if (d->step_flops >= 0 && by_work > flops * d->T / FL_LOOP_FLOPS_PER_THREAD)
+    long by_work = forced ? d->n_threads : flops / FL_STEP_FLOPS_PER_THREAD;
+    if (!forced && by_work > flops * d->T / FL_LOOP_FLOPS_PER_THREAD)
         by_work = flops * d->T / FL_LOOP_FLOPS_PER_THREAD;
     long nt = d->n_threads;
     if (nt > by_work) nt = by_work;
@@ -49,19 +43,20 @@ static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
  * columns of H) each step instead of its share, so the split is taken only
  * up to FL_BATCH_SPLIT_WBYTES of W_hh, and only with at least
  * FL_BATCH_FLOPS_PER_THREAD flops of the chunk's recurrence per thread (one
- * fork and join per chunk of steps). On the 2-core Zen 3 test machine the
- * split took shape c (W_hh 1 MiB, over L2) from 75 to 57 ms at 2 threads and
- * made d (4 MiB) about 8% slower, hence the bound between them. */
+ * fork and join per chunk of steps). The bound lies between a W_hh the
+ * split made faster (1 MiB, over L2) and one it made slower (4 MiB)
+ * (bench/RESULTS.md, design measurements). */
 #define FL_BATCH_SPLIT_WBYTES (2048L * 1024)
 #define FL_BATCH_FLOPS_PER_THREAD 2000000L
 static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps)
 {
+    const int split = fl_test_step_split();   /* testing.h */
     const long rg = (d->B + 5) / 6;
-    if (d->n_threads < 2 || rg < 2 || d->step_flops == -2) return 0;
+    if (d->n_threads < 2 || rg < 2 || split == FL_SPLIT_BLOCKS) return 0;
     if (wcols * d->H * (long)sizeof(REAL) > FL_BATCH_SPLIT_WBYTES) return 0;
     const long flops = 2L * steps * d->B * d->H * wcols;
     long nt = d->n_threads < rg ? d->n_threads : rg;
-    if (d->step_flops >= 0 && nt > flops / FL_BATCH_FLOPS_PER_THREAD)
+    if (split == FL_SPLIT_AUTO && nt > flops / FL_BATCH_FLOPS_PER_THREAD)
         nt = flops / FL_BATCH_FLOPS_PER_THREAD;
     return nt >= 2 ? (int)nt : 0;
 }
@@ -70,10 +65,9 @@ static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps
  * go, in tile slots [*s0, *s0 + *r1 - *r0) of the packed layout, so each
  * share starts on a fresh 6-row tile. Whole tiles per share (the earlier
  * form) left B = 32 at 18 against 14 rows on 2 threads, B = 64 at 34 against
- * 30; even shares took 0.93-0.97x the time at B = 32 (H = 50) and 0.95-1.0x
- * at B = 64 (H = 128), medians of interleaved runs. A share's last tile may
- * be partial; its spare slots stay unused, so the layout takes
- * split_slots(B, n) <= B + 5 * n slots. */
+ * 30, and the even shares were faster (bench/RESULTS.md, design
+ * measurements). A share's last tile may be partial; its spare slots stay
+ * unused, so the layout takes split_slots(B, n) <= B + 5 * n slots. */
 static inline void SFX(split_share)(int B, int u, int n, int *r0, int *r1, int *s0)
 {
     int s = 0;
@@ -122,6 +116,28 @@ static inline void SFX(length_order)(int *perm, int *start, const int *lengths, 
     for (int b = 0; b < B; b++) perm[start[T - lengths[b]]++] = b;
 }
 
+/* The batch row in tile slot p of slot_order's perm (-1: a spare slot). */
+static inline int SFX(slot_row)(const int *perm, int p) { return perm ? perm[p] : p; }
+
+/* The row in each tile slot, written into buf (slots_max + T + 1 ints), or
+ * NULL when each slot holds its own row: with lengths, longest first
+ * (length_order); with a split by batch rows into nbt shares, each share on
+ * tiles of its own (split_order). *slots: the tile slots laid out. */
+static inline const int *SFX(slot_order)(int *buf, int *slots, const int *lengths, int B, int T,
+                                         int nbt)
+{
+    *slots = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;
+    if (lengths) {
+        SFX(length_order)(buf, buf + B, lengths, B, T);
+        return buf;
+    }
+    if (nbt) {
+        SFX(split_order)(buf, B, nbt);
+        return buf;
+    }
+    return NULL;
+}
+
 /* The register tile's packed form of a (rows, K) matrix (h_t forward, dG_t
  * backward): (ceil(rows/6), K, 6), element (b, k) at pk_index(b, k, K); rows
  * past the last stay zero. */
@@ -151,6 +167,20 @@ static int SFX(rnn_check)(const fl_rnn_desc *d, int *nb)
     if ((long)n * U * 4 > INT_MAX / 4 || d->I > INT_MAX / 4) return FL_ERR_SIZE;
     *nb = n;
     return FL_OK;
+}
+
+/* Each pass's workspace in elements of REAL, from the layout written once in
+ * the pass's own file (fwd_layout, bwd_layout). */
+static long SFX(fwd_work_elems)(const fl_rnn_desc *d, int nb, int train);
+static long SFX(bwd_work_elems)(const fl_rnn_desc *d, int nb);
+
+/* Defines fl_rnn_work_bytes_f32_<level> and fl_rnn_work_bytes_f64_<level> (fastlstm.h). */
+size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
+{
+    int nb;
+    if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
+    return sizeof(REAL) * (pass == 2 ? SFX(bwd_work_elems)(d, nb)
+                                     : SFX(fwd_work_elems)(d, nb, pass == 1));
 }
 
 static int SFX(lengths_ok)(const int *lengths, int B, int T)

@@ -1,6 +1,6 @@
 /* Forward pass of one recurrent layer in one direction (include after
- * real_type.h, simd_impl.h, vec_activations_impl.h and
- * rnn_common_impl.h).
+ * real_type.h, simd_impl.h, vec_activations_impl.h, rnn_common_impl.h and
+ * cells_impl.h).
  *
  * 1. Weights packed once per parameter change (fl_rnn_pack), or per call.
  * 2. Input projection: for a narrow input (fused_x: I <= max(64, H), not
@@ -11,10 +11,10 @@
  *    bias + X (rows, I) * W_ih^T (fl_rnn_project, on the same slabs), per
  *    chunk of time steps, each chunk's steps one region.
  * 3. The time loop. Work items are (unit block j, batch rows): an item
- *    multiplies its rows of h_{t-1} by block j of W_hh, then applies the gate
- *    nonlinearities and the cell update on whole vectors while the G*U
- *    accumulators are still hot. The epilogue also writes h_t in the register
- *    tile's packed form, so the next step's tile needs no packing. Threads
+ *    multiplies its rows of h_{t-1} by block j of W_hh, then runs the cell
+ *    (cells_impl.h) on each row's G*U pre-activations while they are still
+ *    hot. h_t is also written in the register tile's packed form, so the
+ *    next step's tile needs no packing. Threads
  *    split the work one of two ways (batch_threads decides):
  *    - by batch rows, for W_hh up to 2 MiB and more than one row tile: each
  *      thread runs its own share of the rows (on tiles of its own,
@@ -31,16 +31,15 @@
 /* Does the step project the input (x_t * W_ih^T in the tile)? For inputs
  * up to FL_FUSE_MAX_I or H wide, with more than one row tile or a single
  * step (streaming): no Gx round trip through memory and one parallel region
- * for the sequence (d, I = 128 and H = 512: 0.88-0.93x the time of the
- * hoisted form in A/B runs; a 2-layer bidirectional H = 128, whose second
- * layer has I = 256, was 1.02-1.06x slower fused). A sequence of at most 6
+ * for the sequence; past the bound, a wide input was slower fused than
+ * hoisted (bench/RESULTS.md, design measurements). A sequence of at most 6
  * rows per step (serving) does better with Gx hoisted, where the
  * projection's tile runs over 6 time steps at once. gru needs the input part
  * of its candidate gate apart from the recurrent part. Both ways give
  * bitwise the same result. */
 static inline int SFX(fused_x)(const fl_rnn_desc *d)
 {
-    return d->cell != FL_CELL_GRU && (d->I <= FL_FUSE_MAX_I || d->I <= d->H)
+    return !SFX(cell_x_apart)(d->cell) && (d->I <= FL_FUSE_MAX_I || d->I <= d->H)
            && (d->B > 6 || d->T == 1);
 }
 
@@ -48,14 +47,14 @@ typedef struct {
     const fl_rnn_desc *d;
     int G, nb;
     long ghp;            /* NB*G*U: width of a Gx row */
-    long gcc;            /* NB*4*U: width of a gate-cache row */
+    long gcc;            /* gate_cache_cols(H): width of a gate-cache row */
     const REAL *gx;      /* (TC*B, ghp): Gx of time steps [gx_t0, gx_t0 + TC) */
     int gx_t0;
     const REAL *wb;      /* (NB, G*U/NRK, I + H, NRK): [W_ih; W_hh]^T slabs */
     int xk;              /* input columns the step projects: I, or 0 when Gx is hoisted */
     const REAL *bias;    /* (ghp) lstm: b_ih + b_hh; gru: b_hh */
     const REAL *bias_x;  /* (ghp) gru only: b_ih */
-    const REAL *w_peep;  /* (3, Hp) zero-padded, or NULL */
+    SFX(cell_cfg) cell;
     const REAL *x; long ldx;   /* the layer input (T, B, ldx), read when xk > 0 */
     const int *lengths;
     const int *perm;     /* the row in each tile slot, or NULL (slot = row): with lengths
@@ -66,91 +65,83 @@ typedef struct {
     REAL *cache_gates;   /* (T*B, gcc) or NULL */
 } SFX(fwd_args);
 
-/* Vectors [v0, v0 + n * VL) of fwd_epilogue_vec's row, n <= FL_NV at once. */
-FL_INLINE void SFX(fwd_epilogue_n)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
-                                   int h0, const REAL *st, REAL *hout, REAL *cout,
-                                   REAL *yrow, REAL *hpo, REAL *cg, int v0, int n)
+/* fwd_tile_cells with the cell's forward, cell (a constant once inlined). */
+FL_INLINE void SFX(fwd_rows)(const SFX(fwd_args) *a, int t, int j, int r0, int nrows,
+                             const REAL *pre, const REAL *const *gxrow, const REAL *hprev,
+                             const REAL *cprev, REAL *hcur, REAL *ccur, REAL *hpout,
+                             SFX(cell_forward_fn) *cell)
 {
     const fl_rnn_desc *d = a->d;
-    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
-    VEC s[FL_NV], h[FL_NV], q0[FL_NV], q1[FL_NV], q2[FL_NV], q3[FL_NV];   /* q: what the gate cache keeps */
-    FOR_E s[e] = SFX(vload)(st + v0 + e * VL);
-    if (d->cell == FL_CELL_GRU) {
-        /* r, z, n, and W_hn h + b_hn */
-        FOR_E {
-            const int v = v0 + e * VL;
-            q0[e] = SFX(vload)(gx + v) + SFX(vload)(acc + v);
-            q1[e] = SFX(vload)(gx + U + v) + SFX(vload)(acc + U + v);
-            q3[e] = SFX(vload)(acc + 2 * U + v);
+    const int H = d->H, B = d->B, h0 = j * U, nu = H - h0 < U ? H - h0 : U, KT = a->xk + H;
+    for (int r = 0; r < nrows; r++) {
+        const int b = SFX(slot_row)(a->perm, r0 + r);
+        const long row = (long)t * B + b;
+        const REAL *acc = pre + r * FL_MAX_GATES * U;
+        REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
+        REAL *hpo = hpout + SFX(pk_index)(r0 + r, a->xk + h0, KT);   /* stride 6 */
+        /* padding: carry the state, output 0; the gate cache row stays unwritten
+         * (backward writes zero gradients there without reading it) */
+        if (a->lengths && t >= a->lengths[b]) {
+            for (int u = 0; u < nu; u++) {
+                hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
+                hpo[6 * u] = hprev[(long)b * H + h0 + u];
+                if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
+                yrow[u] = 0;
+            }
+            continue;
         }
-        SFX(vgate_n)(hard, q0, n);
-        SFX(vgate_n)(hard, q1, n);
-        FOR_E q2[e] = SFX(vload)(gx + 2 * U + v0 + e * VL) + q0[e] * q3[e];
-        SFX(vact_n)(relu, q2, n);
-        FOR_E h[e] = (1 - q1[e]) * q2[e] + q1[e] * s[e];
-    } else {
-        /* i, f, g, o; s = c_{t-1} */
-        const REAL *pp = a->w_peep;   /* padded (3, Hp) or NULL */
-        const long php = (long)a->nb * U;
-        FOR_E {
-            const int v = v0 + e * VL;
-            q0[e] = SFX(vload)(acc + v);
-            q1[e] = SFX(vload)(acc + U + v);
-            q2[e] = SFX(vload)(acc + 2 * U + v);
-            q3[e] = SFX(vload)(acc + 3 * U + v);
-            if (pp) {
-                q0[e] += SFX(vload)(pp + h0 + v) * s[e];
-                q1[e] += SFX(vload)(pp + php + h0 + v) * s[e];
+        /* the state the cell updates: c, or h for a cell without c */
+        const REAL *st = (SFX(cell_has_c)(d->cell) ? cprev : hprev) + (long)b * H + h0;
+        REAL *cg = a->cache_gates
+                       ? a->cache_gates + row * a->gcc + (long)j * FL_CACHE_PER_UNIT * U : NULL;
+        REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
+        if (nu == U) {
+            const SFX(h_dest) out = { hout, yrow, hpo };
+            SFX(cell_forward_row)(cell, &a->cell, h0, out, cout, cg, acc, gxrow[r], st, U);
+        } else {
+            /* the last block when U does not divide H: stage the state through
+             * zero-padded blocks (padding units compute finite values that are
+             * never stored; the gate cache keeps them, backward ignores them,
+             * so without a cache only the vectors holding real units run) */
+            REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
+            SFX(load_blk)(st_b, st, nu);
+            const int nv = cg ? U : (nu + VL - 1) / VL * VL;
+            const SFX(h_dest) out = { h_b, y_b, hp_b };
+            SFX(cell_forward_row)(cell, &a->cell, h0, out, c_b, cg, acc, gxrow[r], st_b, nv);
+            for (int u = 0; u < nu; u++) {
+                hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
+                if (cout) cout[u] = c_b[u];
             }
         }
-        SFX(vgate_n)(hard, q0, n);
-        if (d->cell == FL_CELL_CIFG) FOR_E q1[e] = 1 - q0[e];
-        else SFX(vgate_n)(hard, q1, n);
-        SFX(vact_n)(relu, q2, n);
-        VEC c[FL_NV];
-        FOR_E c[e] = q1[e] * s[e] + q0[e] * q2[e];
-        if (pp) FOR_E q3[e] += SFX(vload)(pp + 2 * php + h0 + v0 + e * VL) * c[e];
-        SFX(vgate_n)(hard, q3, n);
-        FOR_E SFX(vstore)(cout + v0 + e * VL, c[e]);
-        SFX(vact_n)(relu, c, n);
-        FOR_E h[e] = q3[e] * c[e];
-    }
-    FOR_E {
-        const int v = v0 + e * VL;
-        SFX(vstore)(hout + v, h[e]);
-        SFX(vstore)(yrow + v, h[e]);
-        REAL hv[VL];
-        SFX(vstore)(hv, h[e]);
-        for (int l = 0; l < VL; l++) hpo[6 * (v + l)] = hv[l];
-        if (cg) {
-            SFX(vstore)(cg + v, q0[e]); SFX(vstore)(cg + U + v, q1[e]);
-            SFX(vstore)(cg + 2 * U + v, q2[e]); SFX(vstore)(cg + 3 * U + v, q3[e]);
-        }
     }
 }
 
-/* Gate nonlinearities and state update of one batch row on a block of U
- * units, VL units per instruction.
- * acc (G*U) IN: pre-activations (lstm: input and recurrent parts and both
- * biases; gru: recurrent part and b_hh, input part and b_ih in gx (G*U));
- * st (U) IN: c_{t-1} (lstm) or h_{t-1} (gru); hout, cout, yrow, hpo (stride
- * 6) OUT: h_t, c_t, the output row and h_t in packed form; cg (4*U) OUT: the
- * gate cache for backward, or NULL. Units [0, nv) are computed, nv a multiple
- * of VL. */
-FL_INLINE void SFX(fwd_epilogue_vec)(const SFX(fwd_args) *a, const REAL *acc, const REAL *gx,
-                                     int h0, const REAL *st, REAL *hout, REAL *cout,
-                                     REAL *yrow, REAL *hpo, REAL *cg, int nv)
+/* The cells of tile slots [r0, r0 + nrows) on unit block j at time t, from
+ * pre (6, FL_MAX_GATES * U), the tile's pre-activations, and gxrow (6), each
+ * row's input side (cell_x_apart); the rest as fl_rnn_fwd_item's arguments.
+ * The switch is the one place the forward pass tells the cells apart: each
+ * case is a copy of the rows' loop with its cell's forward inlined. Out of
+ * line, so the register tile's loops in fl_rnn_fwd_item get their registers
+ * without the cells' code around them: inlined, the cells' values that live
+ * across the tile pushed its loop counters and strides onto the stack
+ * (bench/RESULTS.md, design measurements). */
+static FL_NOINLINE void SFX(fwd_tile_cells)(const SFX(fwd_args) *a, int t, int j, int r0,
+                                            int nrows, const REAL *pre, const REAL *const *gxrow,
+                                            const REAL *hprev, const REAL *cprev, REAL *hcur,
+                                            REAL *ccur, REAL *hpout)
 {
-    int v = 0;
-    for (; v + FL_NV * VL <= nv; v += FL_NV * VL)
-        SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, FL_NV);
-    for (; v < nv; v += VL) SFX(fwd_epilogue_n)(a, acc, gx, h0, st, hout, cout, yrow, hpo, cg, v, 1);
+    switch (a->cell.cell) {
+    case FL_CELL_GRU:
+        SFX(fwd_rows)(a, t, j, r0, nrows, pre, gxrow, hprev, cprev, hcur, ccur, hpout,
+                      SFX(gru_cell_forward));
+        break;
+    default:   /* lstm, peephole, cifg */
+        SFX(fwd_rows)(a, t, j, r0, nrows, pre, gxrow, hprev, cprev, hcur, ccur, hpout,
+                      SFX(lstm_cell_forward));
+    }
 }
 
-/* The batch row in tile slot p. */
-static inline int SFX(row_of)(const SFX(fwd_args) *a, int p) { return a->perm ? a->perm[p] : p; }
-
-/* One work item at time t: tile slots [b0, b1) (rows row_of(slot)) of unit block j.
+/* One work item at time t: tile slots [b0, b1) (rows slot_row) of unit block j.
  * hprev, cprev (B, H) IN; hcur, ccur (B, H) OUT (ccur may alias cprev);
  * hpin, hpout: [x_t, h_{t-1}] IN and [x_tn, h_t] OUT in the tile's packed
  * form (pk_index, KT columns), so the next step's tile reads one contiguous
@@ -172,30 +163,32 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
     for (int r0 = b0; r0 < b1; r0 += 6) {
         const int nrows = b1 - r0 < 6 ? b1 - r0 : 6;
         /* pre (6, G*U): the block's gate pre-activations for up to 6 rows */
-        REAL pre[6][4 * U];
+        REAL pre[6][FL_MAX_GATES * U];
         const REAL *gxrow[6] = { NULL };
-        for (int r = 0; r < 6 && !xk; r++) {
-            int b = SFX(row_of)(a, r0 + r < b1 ? r0 + r : r0);   /* spare rows repeat row r0 */
+        for (int r = 0; r < nrows && !xk; r++) {
+            const int b = SFX(slot_row)(a->perm, r0 + r);
             gxrow[r] = a->gx + ((long)(t - a->gx_t0) * B + b) * a->ghp + (long)j * GU;
         }
         int live = !a->lengths;   /* rows all past their lengths only carry their state */
-        for (int r = 0; r < nrows && !live; r++) live = t < a->lengths[SFX(row_of)(a, r0 + r)];
+        for (int r = 0; r < nrows && !live; r++)
+            live = t < a->lengths[SFX(slot_row)(a->perm, r0 + r)];
         /* Gx starts from the bias (lstm: b_ih + b_hh), as a projecting step's
          * accumulators do, so a row's result is the same whichever way its
          * batch projects the input; gru keeps its input part apart (reset gate) */
-        const int add_gx = G == 4 && !xk;
+        const int add_gx = !SFX(cell_x_apart)(d->cell) && !xk;
         if (live && nrows == 1) {   /* a lone row (batch 1, or a share's last): all G*U columns */
-            VEC acc[4 * U / VL];
+            VEC acc[FL_MAX_GATES * U / VL];
             for (int v = 0; v < GU / VL; v++) {
                 VEC bv = SFX(vload)(bias + v * VL);
                 acc[v] = add_gx ? SFX(vload)(gxrow[0] + v * VL) : bv;
             }
-            const int b = SFX(row_of)(a, r0);
+            const int b = SFX(slot_row)(a->perm, r0);
             if (xk) SFX(row1_kernel)(I, a->x + ((long)t * B + b) * a->ldx, w, (long)KW * NRK, acc, GU);
             SFX(row1_kernel)(H, hprev + (long)b * H, w + (long)I * NRK, (long)KW * NRK, acc, GU);
             for (int v = 0; v < GU / VL; v++) SFX(vstore)(pre[0] + v * VL, acc[v]);
         } else if (live) {
-            VEC acc[4 * U / NRK][6][TV];
+            for (int r = nrows; r < 6; r++) gxrow[r] = gxrow[0];   /* spare rows repeat row r0 */
+            VEC acc[FL_MAX_GATES * U / NRK][6][TV];
             const int ncg = GU / NRK;
             for (int q = 0; q < ncg; q++)
                 for (int v = 0; v < TV; v++) {
@@ -212,60 +205,13 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
                 for (int r = 0; r < 6; r++)
                     for (int v = 0; v < TV; v++) SFX(vstore)(pre[r] + q * NRK + v * VL, acc[q][r][v]);
         }
-        for (int r = 0; r < nrows; r++) {
-            const int b = SFX(row_of)(a, r0 + r);
-            const long row = (long)t * B + b;
-            const REAL *acc = pre[r];
-            REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
-            REAL *hpo = hpout + SFX(pk_index)(r0 + r, xk + h0, KT);   /* stride 6 */
-            /* padding: carry the state, output 0; the gate cache row stays unwritten
-             * (backward writes zero gradients there without reading it) */
-            if (a->lengths && t >= a->lengths[b]) {
-                for (int u = 0; u < nu; u++) {
-                    hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
-                    hpo[6 * u] = hprev[(long)b * H + h0 + u];
-                    if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
-                    yrow[u] = 0;
-                }
-                continue;
-            }
-            const REAL *st = (d->cell == FL_CELL_GRU ? hprev : cprev) + (long)b * H + h0;
-            REAL *cg = a->cache_gates ? a->cache_gates + row * a->gcc + (long)j * 4 * U : NULL;
-            REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
-            if (nu == U) {
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, st, hout, cout, yrow, hpo, cg, U);
-            } else {
-                /* the last block when U does not divide H: stage the state through
-                 * zero-padded blocks (padding units compute finite values that are
-                 * never stored; the gate cache keeps them, backward ignores them,
-                 * so without a cache only the vectors holding real units run) */
-                REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
-                SFX(load_blk)(st_b, st, nu);
-                const int nv = cg ? U : (nu + VL - 1) / VL * VL;
-                SFX(fwd_epilogue_vec)(a, acc, gxrow[r], h0, st_b, h_b, c_b, y_b, hp_b, cg, nv);
-                for (int u = 0; u < nu; u++) {
-                    hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
-                    if (cout) cout[u] = c_b[u];
-                }
-            }
-        }
+        SFX(fwd_tile_cells)(a, t, j, r0, nrows, pre[0], gxrow, hprev, cprev, hcur, ccur, hpout);
         if (xk && j == 0 && tn >= 0)   /* the next step's input rows, packed */
             for (int r = 0; r < nrows; r++) {
-                const REAL *xr = a->x + ((long)tn * B + SFX(row_of)(a, r0 + r)) * a->ldx;
+                const REAL *xr = a->x + ((long)tn * B + SFX(slot_row)(a->perm, r0 + r)) * a->ldx;
                 for (int k = 0; k < xk; k++) hpout[SFX(pk_index)(r0 + r, k, KT)] = xr[k];
             }
     }
-}
-
-/* Time steps per hoisted projection: all of them when the step projects
- * the input (there is none) or an lstm trains (Gx goes straight into the
- * gate cache); otherwise enough steps for about 256 rows, so Gx stays small
- * and cache-resident. */
-static int SFX(gx_chunk)(const fl_rnn_desc *d, int train)
-{
-    if (SFX(fused_x)(d) || (train && d->cell != FL_CELL_GRU)) return d->T;
-    int tc = (256 + d->B - 1) / d->B;
-    return tc < d->T ? tc : d->T;
 }
 
 /* The hoisted input projection of one block of rows: gx (rows, ghp) =
@@ -279,7 +225,7 @@ static void SFX(fl_rnn_project)(const SFX(fwd_args) *a, const REAL *x, long ldx,
                          REAL *gx)
 {
     const int I = a->d->I, KW = I + a->d->H;
-    const REAL *bias = a->G == 4 ? a->bias : a->bias_x;
+    const REAL *bias = SFX(cell_x_apart)(a->d->cell) ? a->bias_x : a->bias;
     for (int s = 0; s < rows; s += 6)
         for (int r = 0; r < 6; r++)
             for (int k = 0; k < I; k++)
@@ -309,22 +255,37 @@ static void SFX(project_block)(const SFX(fwd_args) *a, const REAL *xc, int rows,
     SFX(fl_rnn_project)(a, xc + (long)m0 * a->ldx, a->ldx, mr, xp, gx + (long)m0 * a->ghp);
 }
 
-/* Elements of the packed forward weights: wb, bias, bias_x, peep. */
-static long SFX(packed_elems)(const fl_rnn_desc *d, int nb)
+/* The packed forward weights (fl_rnn_pack), element offsets from their start:
+ *   wb      (NB, G*U/NRK, I + H, NRK)  [W_ih; W_hh]^T slabs (pack_w_slabs)
+ *   bias    (ghp)    the bias the step's accumulators start from: b_ih + b_hh,
+ *                    or b_hh alone for cell_x_apart
+ *   bias_x  (ghp)    b_ih for cell_x_apart, else zeros
+ *   peep    (3, Hp)  peephole weights, zero-padded (zeros for other cells)
+ * Written once here: fl_rnn_packed_bytes sizes by it, pack_all and
+ * fl_rnn_forward carve by it. */
+typedef struct { long wb, bias, bias_x, peep, total; } SFX(packed_offs);
+static SFX(packed_offs) SFX(packed_layout)(const fl_rnn_desc *d, int nb)
 {
-    const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U;
-    return ((long)d->I + d->H) * ghp + 2 * ghp + 3L * nb * U;
+    const long ghp = (long)nb * SFX(cell_gates)(d->cell) * U;
+    SFX(packed_offs) o;
+    o.wb = 0;
+    o.bias = o.wb + ((long)d->I + d->H) * ghp;
+    o.bias_x = o.bias + ghp;
+    o.peep = o.bias_x + ghp;
+    o.total = o.peep + 3L * nb * U;
+    return o;
 }
 
 static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_ih,
                           const REAL *w_hh, const REAL *b_ih, const REAL *b_hh, const REAL *w_peep)
 {
-    const int G = SFX(rnn_gates)(d->cell), H = d->H, I = d->I;
+    const int G = SFX(cell_gates)(d->cell), H = d->H, I = d->I;
     const long ghp = (long)nb * G * U;
-    REAL *wb = pk, *bias = wb + ((long)I + H) * ghp, *bias_x = bias + ghp, *peep = bias_x + ghp;
+    const SFX(packed_offs) o = SFX(packed_layout)(d, nb);
+    REAL *wb = pk + o.wb, *bias = pk + o.bias, *bias_x = pk + o.bias_x, *peep = pk + o.peep;
     SFX(pack_w_slabs)(wb, w_ih, G, H, I, 0, I + H, nb);
     SFX(pack_w_slabs)(wb, w_hh, G, H, H, I, I + H, nb);
-    if (d->cell == FL_CELL_GRU) {
+    if (SFX(cell_x_apart)(d->cell)) {
         SFX(pack_bias)(bias, b_hh, NULL, G, H, nb);
         SFX(pack_bias)(bias_x, b_ih, NULL, G, H, nb);
     } else {
@@ -335,13 +296,15 @@ static void SFX(pack_all)(const fl_rnn_desc *d, int nb, REAL *pk, const REAL *w_
     else for (long k = 0; k < 3L * nb * U; k++) peep[k] = 0;
 }
 
+/* Defines fl_rnn_packed_bytes_f32_<level> and fl_rnn_packed_bytes_f64_<level> (fastlstm.h). */
 size_t SFX(fl_rnn_packed_bytes)(const fl_rnn_desc *d)
 {
     int nb;
     if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
-    return sizeof(REAL) * SFX(packed_elems)(d, nb);
+    return sizeof(REAL) * SFX(packed_layout)(d, nb).total;
 }
 
+/* Defines fl_rnn_pack_f32_<level> and fl_rnn_pack_f64_<level> (fastlstm.h). */
 int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const REAL *w_hh,
                      const REAL *b_ih, const REAL *b_hh, const REAL *w_peep)
 {
@@ -353,39 +316,55 @@ int SFX(fl_rnn_pack)(const fl_rnn_desc *d, REAL *packed, const REAL *w_ih, const
     return FL_OK;
 }
 
-/* Elements of a forward's workspace after the packed weights: state (3*B*H),
- * the packed [x, h] ping-pong, the projection's per-thread X blocks, Gx, and
- * room for the slot order and its counting sort (slots_max + T + 1 ints). */
-static long SFX(fwd_work_elems)(const fl_rnn_desc *d, long ghp, int train)
+/* How a forward runs (the input projection's form) and where its workspace
+ * regions lie, element offsets from the workspace's start:
+ *   packed  packed_layout's weights, packed per call (unused with d->packed)
+ *   hbuf    (2, B, H)  inference: h ping-pong
+ *   cbuf    (B, H)     inference: c, updated in place
+ *   hpk     (2, pk_elems(slots_max, xk + H))  the packed [x, h] ping-pong
+ *   xpk     (n_threads, PROJ_MC, I)  the hoisted projection's X blocks; none when fused
+ *   gx      (tc * B, ghp)  Gx of a chunk of steps; none when fused or gx_in_cache
+ *   ints    slots_max + T + 1 ints: the slot order and its counting sort
+ * Written once here: fl_rnn_work_bytes sizes by it, fl_rnn_forward carves by it. */
+typedef struct {
+    int fused;         /* the step projects the input (fused_x) */
+    int gx_in_cache;   /* training, hoisted, summed: Gx goes straight into the gate cache
+                          rows, which the cell then overwrites with the gates */
+    int tc;            /* time steps per hoisted projection */
+    long packed, hbuf, cbuf, hpk, xpk, gx, ints, total;
+} SFX(fwd_plan);
+
+static SFX(fwd_plan) SFX(fwd_layout)(const fl_rnn_desc *d, int nb, int train)
 {
-    const int fused = SFX(fused_x)(d), tc = SFX(gx_chunk)(d, train);
-    const int no_gx = fused || (train && d->cell != FL_CELL_GRU);
-    return 3L * d->B * d->H + 2 * SFX(pk_elems)(SFX(slots_max)(d), (fused ? d->I : 0) + d->H)
-           + (fused ? 0 : (long)d->n_threads * PROJ_MC * d->I)
-           + (no_gx ? 0 : (long)tc * d->B * ghp) + SFX(slots_max)(d) + d->T + 1;
+    const long ghp = (long)nb * SFX(cell_gates)(d->cell) * U, BH = (long)d->B * d->H;
+    const int smax = SFX(slots_max)(d);
+    SFX(fwd_plan) p;
+    p.fused = SFX(fused_x)(d);
+    p.gx_in_cache = train && !SFX(cell_x_apart)(d->cell) && !p.fused;
+    /* all steps at once when there is no Gx buffer; otherwise about 256
+     * rows a chunk, so Gx stays small and cache-resident */
+    p.tc = (256 + d->B - 1) / d->B;
+    if (p.fused || p.gx_in_cache || p.tc > d->T) p.tc = d->T;
+    p.packed = 0;
+    p.hbuf = p.packed + SFX(packed_layout)(d, nb).total;
+    p.cbuf = p.hbuf + 2 * BH;
+    p.hpk = p.cbuf + BH;
+    p.xpk = p.hpk + 2 * SFX(pk_elems)(smax, (p.fused ? d->I : 0) + d->H);
+    p.gx = p.xpk + (p.fused ? 0 : (long)d->n_threads * PROJ_MC * d->I);
+    p.ints = p.gx + (p.fused || p.gx_in_cache ? 0 : (long)p.tc * d->B * ghp);
+    p.total = p.ints + smax + d->T + 1;
+    return p;
 }
 
-size_t SFX(fl_rnn_work_bytes)(const fl_rnn_desc *d, int pass)
+static long SFX(fwd_work_elems)(const fl_rnn_desc *d, int nb, int train)
 {
-    int nb;
-    if (SFX(rnn_check)(d, &nb) != FL_OK) return 0;
-    const long G = SFX(rnn_gates)(d->cell), ghp = (long)nb * G * U, BH = (long)d->B * d->H;
-    if (pass == 2) {
-        const int gru = d->cell == FL_CELL_GRU;
-        const long TB = (long)d->T * d->B, wcols = (long)d->I + d->H;
-        return sizeof(REAL) * (TB * ghp * (gru ? 2 : 1) + (long)nb * ghp * U + ghp * d->I
-                               + 3 * BH + ghp * wcols + 2 * ghp + 3L * nb * U
-                               + 2 * SFX(pk_elems)(SFX(slots_max)(d), ghp)
-                               + SFX(fl_gemm_work_elems)(d->n_threads) + SFX(slots_max)(d)
-                               + d->T + 1);
-    }
-    return sizeof(REAL) * (SFX(packed_elems)(d, nb) + SFX(fwd_work_elems)(d, ghp, pass == 1));
+    return SFX(fwd_layout)(d, nb, train).total;
 }
 
 /* Steps [s0, s1) of the time loop, as each thread of the region runs them,
  * or the caller alone when one thread does: libgomp makes two futex system
- * calls even for a team of one (one streaming step at H = 256 took 41 us a
- * call through a region of one thread, 32 without). */
+ * calls even for a team of one, a cost a streaming step notices
+ * (bench/RESULTS.md, design measurements). */
 typedef struct {
     const SFX(fwd_args) *a;
     int s0, s1, nbt, nb, nbc, rg, train;   /* nbt: shares of a split by batch rows, or 0 */
@@ -399,7 +378,7 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
 {
     const SFX(fwd_args) *a = L->a;
     const fl_rnn_desc *d = a->d;
-    const int T = d->T, B = d->B, rev = d->reverse, gru = d->cell == FL_CELL_GRU;
+    const int T = d->T, B = d->B, rev = d->reverse, has_c = SFX(cell_has_c)(d->cell);
     const int nb = L->nb, rg = L->rg, nbc = L->nbc, nbt = L->nbt;
     const long BH = L->BH, hpn = L->hpn;
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -410,11 +389,11 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
         if (L->train) {
             long in = rev ? t + 1 : t, out = rev ? t : t + 1;
             hprev = L->cache_h + in * BH; hcur = L->cache_h + out * BH;
-            cprev = gru ? NULL : L->cache_c + in * BH;
-            ccur = gru ? NULL : L->cache_c + out * BH;
+            cprev = has_c ? L->cache_c + in * BH : NULL;
+            ccur = has_c ? L->cache_c + out * BH : NULL;
         } else {
             hprev = L->hbuf + (s & 1) * BH; hcur = L->hbuf + ((s + 1) & 1) * BH;
-            cprev = gru ? NULL : L->cbuf; ccur = gru ? NULL : L->cbuf;
+            cprev = has_c ? L->cbuf : NULL; ccur = has_c ? L->cbuf : NULL;
         }
         const int tn = s + 1 < T ? (rev ? T - 2 - s : s + 1) : -1;
         const REAL *hpin = L->hpk + (s & 1) * hpn;
@@ -450,6 +429,7 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
     }
 }
 
+/* Defines fl_rnn_forward_f32_<level> and fl_rnn_forward_f64_<level> (fastlstm.h). */
 int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                         REAL *y, long ldy, REAL *h_n, REAL *c_n,
                         REAL *cache_gates, REAL *cache_h, REAL *cache_c,
@@ -460,43 +440,33 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
 {
     int nb, st = SFX(rnn_check)(d, &nb);
     if (st != FL_OK) return st;
-    const int T = d->T, B = d->B, I = d->I, H = d->H, G = SFX(rnn_gates)(d->cell);
-    const int gru = d->cell == FL_CELL_GRU, train = cache_gates != NULL;
+    const int T = d->T, B = d->B, I = d->I, H = d->H, G = SFX(cell_gates)(d->cell);
+    const int has_c = SFX(cell_has_c)(d->cell), train = cache_gates != NULL;
     if (!y || !h_n || !x || !w_ih || !w_hh || !b_ih || !b_hh) return FL_ERR_ARG;
-    if (!gru && !c_n) return FL_ERR_ARG;
+    if (has_c && !c_n) return FL_ERR_ARG;
     if (d->cell == FL_CELL_PEEPHOLE && !w_peep) return FL_ERR_ARG;
-    if (train && (!cache_h || (!gru && !cache_c))) return FL_ERR_ARG;
+    if (train && (!cache_h || (has_c && !cache_c))) return FL_ERR_ARG;
     if (ldy < H || ldx < I) return FL_ERR_SIZE;
     if (!SFX(lengths_ok)(lengths, B, T)) return FL_ERR_SIZE;
 
     const long ghp = (long)nb * G * U, BH = (long)B * H;
-    const int TC = SFX(gx_chunk)(d, train), fused = SFX(fused_x)(d);
-    const int gx_in_cache = train && !gru && !fused, no_gx_buf = fused || gx_in_cache;
+    const SFX(fwd_plan) P = SFX(fwd_layout)(d, nb, train);
+    const int TC = P.tc, fused = P.fused;
     int owned;
-    REAL *work = fl_workspace(d->work, d->work_bytes, SFX(fl_rnn_work_bytes)(d, train), &owned);
+    REAL *work = fl_workspace(d->work, d->work_bytes, sizeof(REAL) * P.total, &owned);
     if (!work) return FL_ERR_NOMEM;
-    REAL *pk = work;
+    REAL *pk = work + P.packed;
     if (d->packed) pk = (REAL *)d->packed;        /* weights packed once by fl_rnn_pack */
     else SFX(pack_all)(d, nb, pk, w_ih, w_hh, b_ih, b_hh, w_peep);
-    REAL *wb = pk, *bias = wb + ((long)I + H) * ghp, *bias_x = bias + ghp, *peep = bias_x + ghp;
-    /* inference state: h ping-pong, c in place */
-    REAL *hbuf = work + SFX(packed_elems)(d, nb), *cbuf = hbuf + 2 * BH;
+    const SFX(packed_offs) po = SFX(packed_layout)(d, nb);
+    REAL *hbuf = work + P.hbuf, *cbuf = work + P.cbuf;
+    REAL *hpk = work + P.hpk, *xpk = work + P.xpk;
+    REAL *gx = fused ? NULL : P.gx_in_cache ? cache_gates : work + P.gx;
     const int xk = fused ? I : 0, KT = xk + H;
     const int nbt = SFX(batch_threads)(d, G * U * (long)nb, TC);
-    const int S = nbt && !lengths ? SFX(split_slots)(B, nbt) : B;   /* tile slots */
-    const long hpn = SFX(pk_elems)(S, KT);
-    REAL *hpk = cbuf + BH;                                 /* packed [x, h] ping-pong (2, hpn) */
-    REAL *xpk = hpk + 2 * hpn;                             /* projection X blocks (n_threads, PROJ_MC, I) */
-    REAL *gxbuf = xpk + (fused ? 0 : (long)d->n_threads * PROJ_MC * I);
-    REAL *gx = fused ? NULL : gx_in_cache ? cache_gates : gxbuf;
-    int *perm = NULL, *pbuf = (int *)(gxbuf + (no_gx_buf ? 0 : (long)TC * B * ghp));
-    if (lengths) {
-        perm = pbuf;
-        SFX(length_order)(perm, perm + B, lengths, B, T);
-    } else if (nbt) {
-        perm = pbuf;
-        SFX(split_order)(perm, B, nbt);
-    }
+    int S;   /* tile slots */
+    const int *perm = SFX(slot_order)((int *)(work + P.ints), &S, lengths, B, T, nbt);
+    const long hpn = SFX(pk_elems)(S, KT);   /* hpk is (2, hpn) */
 
     /* state slots: slot_init holds the initial state; step t reads slot_in, writes slot_out */
     const int rev = d->reverse;
@@ -504,11 +474,11 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     long init_off = train && rev ? (long)T * BH : 0;
     for (long k = 0; k < BH; k++) {
         hs[init_off + k] = h0 ? h0[k] : 0;
-        if (!gru) cs[init_off + k] = c0 ? c0[k] : 0;
+        if (has_c) cs[init_off + k] = c0 ? c0[k] : 0;
     }
     for (long k = 0; k < 2 * hpn; k++) hpk[k] = 0;
     for (int p = 0; p < S; p++) {
-        const int b = perm ? perm[p] : p;
+        const int b = SFX(slot_row)(perm, p);
         if (b < 0) continue;   /* a spare slot */
         const REAL *x0 = x + ((long)(rev ? T - 1 : 0) * B + b) * ldx;   /* the first step's input */
         for (int k = 0; k < xk; k++) hpk[SFX(pk_index)(p, k, KT)] = x0[k];
@@ -516,12 +486,13 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
             hpk[SFX(pk_index)(p, xk + k, KT)] = h0 ? h0[(long)b * H + k] : 0;
     }
 
-    SFX(fwd_args) a = { d, G, nb, ghp, 4L * nb * U, gx, 0, wb, xk, bias, bias_x,
-                        d->cell == FL_CELL_PEEPHOLE ? peep : NULL, x, ldx,
+    SFX(fwd_args) a = { d, G, nb, ghp, SFX(gate_cache_cols)(H), gx, 0, pk + po.wb, xk,
+                        pk + po.bias, pk + po.bias_x, SFX(cell_config)(d, pk + po.peep, nb), x, ldx,
                         lengths, perm, y, ldy, cache_gates };
     const int nbc = (B + BCHUNK - 1) / BCHUNK, rg = (B + 5) / 6;
     const long items = (long)nb * nbc;
     const int nt = nbt ? nbt : SFX(step_threads)(d, items);
+    fl_test_note_step_threads(nt);
     /* Chunks of TC steps: a chunk's input projection, hoisted (the whole
      * sequence at once when training an lstm, straight into the cache; none
      * when the step projects the input), then its steps in one region. */
@@ -558,14 +529,14 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
     if (train) {
         long last = rev ? 0 : T;
         hlast = cache_h + last * BH;
-        clast = gru ? NULL : cache_c + last * BH;
+        clast = has_c ? cache_c + last * BH : NULL;
     } else {
         hlast = hbuf + (T & 1) * BH;
         clast = cbuf;
     }
     for (long k = 0; k < BH; k++) {
         h_n[k] = hlast[k];
-        if (!gru) c_n[k] = clast[k];
+        if (has_c) c_n[k] = clast[k];
     }
     if (owned) free(work);
     return FL_OK;

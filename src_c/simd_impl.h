@@ -19,9 +19,9 @@ static inline void SFX(vstore)(REAL *p, VEC v) { memcpy(p, &v, sizeof v); }
 /* The register tile: 6 rows by TV vectors, set per level so that its
  * 6 * TV accumulators, TV weight vectors and a broadcast fill the register
  * file: 6 x 2 on AVX2's 16 registers (12 accumulators), 6 x 4 on AVX-512's
- * 32 (24). With fewer accumulators than that, AVX-512 runs at half its FMA
- * rate (Zen 5: 127 against 263 GFLOP/s for 6 x 2 and 6 x 4 zmm on a
- * 256-deep K loop in L1). */
+ * 32 (24). With fewer accumulators than that, too few FMAs are in flight to
+ * hide their latency, and AVX-512 falls far short of its FMA rate
+ * (bench/RESULTS.md, design measurements). */
 #ifndef FL_TILE_NV
 #define FL_TILE_NV 2
 #endif
@@ -32,9 +32,10 @@ static inline void SFX(vstore)(REAL *p, VEC v) { memcpy(p, &v, sizeof v); }
  * (1 to 6) and the first nv vectors (1, or TV): the register tile of the
  * GEMM, of the recurrent step (rows of h_{t-1} times a column group of
  * W_hh) and of backward's dh = dG * W_hh. A is packed: ap[k*6 + r] holds
- * row r's k-th value (one contiguous stream instead of six strided rows is
- * worth about 20% on Zen 3), so the GEMM packs A blocks and the time loops
- * keep h_t and dG_t in this form as they write them. A row's sum is the same
+ * row r's k-th value (one contiguous stream instead of six strided rows, the
+ * faster form: bench/RESULTS.md, design measurements), so the GEMM packs A
+ * blocks and the time loops keep h_t and dG_t in this form as they write
+ * them. A row's sum is the same
  * whatever R and nv are: a partial tile costs only its own rows. R and nv
  * are constants wherever rows_part calls this, so the accumulators stay in
  * registers. FL_INLINE: compiled out of line it could lose the level's
@@ -67,7 +68,8 @@ FL_INLINE void SFX(rows6p_kernel)(int K, const REAL *ap, const REAL *w, long ldw
 /* rows_rv on the first R rows (1 to 6); narrow: the first vector only (a
  * partial last unit block of at most VL units, where a column group is one
  * gate's units: H = 50 on AVX2 needs 1 vector of 2 in its last block, and
- * the full tile would spend 28% of shape a's step on padding). */
+ * the full tile would spend a large share of such a step on padding:
+ * bench/RESULTS.md, design measurements). */
 FL_INLINE void SFX(rows_part)(int R, int narrow, int K, const REAL *ap, const REAL *w, long ldw,
                               VEC acc[6][TV])
 {

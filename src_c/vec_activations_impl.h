@@ -2,8 +2,8 @@
  * simd_impl.h): branch-free sigmoid, tanh, hard sigmoid, relu and the
  * derivatives through the outputs, written with GCC's generic vector types so
  * a gate is computed on VL units per instruction whatever the compiler's
- * auto-vectoriser decides (it left much of an earlier scalar epilogue scalar:
- * a quarter to a half of a step at H = 128). No libm calls, only selects,
+ * auto-vectoriser decides (it left much of an earlier scalar epilogue scalar,
+ * a large part of a step). No libm calls, only selects,
  * FMAs and integer bit operations; comparisons give lane masks (-1 / 0) and
  * vsel blends with them.
  *
@@ -42,9 +42,8 @@ FL_INLINE VEC SFX(vsel)(VMASK m, VEC a, VEC b)
  * vector's chain (exp, divide, cell, exp, divide) is far longer than its
  * issue time, and the out-of-order window does not reach the next vector's
  * chain when the code runs one vector after another. Two at a time made the
- * LSTM step 4-6% faster at H = 50 and 128 on Zen 3 (medians of 40
- * interleaved passes); four or eight, with all gates in one pass, spill
- * registers and were no faster. */
+ * LSTM step faster; four or eight, with all gates in one pass, spill
+ * registers and were no faster (bench/RESULTS.md, design measurements). */
 #define FL_NV 2
 #define FOR_E for (int e = 0; e < n; e++)
 

@@ -8,11 +8,15 @@
   several unit blocks (H = 40: 3 blocks of 16; H = 130: 3 of 64 on avx512) and batch
   chunks (B = 37: 2 chunks of 24), and GEMMs of several tiles (T*B = 148 > 72 rows; 3*4*16 = 192 gate rows in
   the weight-gradient GEMMs).
+* The default thread count follows the CPUs a process may use and OMP_NUM_THREADS,
+  checked in child processes whose CPUs and environment the test sets.
 * Every kernel call releases the GIL: a pure-Python thread keeps running while
   another thread is inside one long kernel call.
 * A layer is safe to call from several Python threads at once (inference, and
   training forward/backward without dropout): the results equal the serial ones.
 """
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -22,11 +26,26 @@ import time
 import numpy as np
 import pytest
 
+import fastlstm
 from fastlstm import _kernels
 import helpers
 import kernel_util as ku
 
 CELLS = ("lstm", "peephole", "cifg", "gru")
+
+
+@contextlib.contextmanager
+def forced_thread_split(mode):
+    """Inside the block, every time loop runs on all of a layer's n_threads
+    (mode "model": split as the cost model picks, by batch rows where W_hh is
+    small, else by unit blocks; "blocks": by unit blocks), however small its
+    steps; the cost model is back afterwards, whatever happens inside. The
+    setting is process-wide (src_c/testing.h)."""
+    previous = _kernels.set_thread_split_for_tests(mode)
+    try:
+        yield
+    finally:
+        _kernels.set_thread_split_for_tests(previous)
 
 
 def _all_results(layer, case):
@@ -59,7 +78,7 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("split", ["model", "units"])
+@pytest.mark.parametrize("split", ["model", "blocks"])
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("cell", CELLS)
@@ -71,11 +90,20 @@ def test_bitwise_identical_for_any_thread_count(cell, dtype, config, split):
     for nt in (1, 2, 3):
         layer = ku.make_layer(cell, i, h, L, bi, dtype=dtype, params=case["params"], n_threads=nt)
         # these steps are small enough that the kernels' cost model would run them on
-        # one thread; force every thread to take part so the partitioning is exercised:
-        # -1 splits the forward time loop by batch rows here (W_hh is small), -2 by
-        # unit blocks
-        layer._step_flops = -1 if split == "model" else -2
-        results[nt] = _all_results(layer, case)
+        # one thread; force every thread to take part so the partitioning is exercised
+        # ("model" splits the forward time loop by batch rows here, W_hh being small)
+        with forced_thread_split(split):
+            results[nt] = _all_results(layer, case)
+            peak = _kernels.thread_split_peak_for_tests()
+        # the split took place: some time loop was planned for several threads,
+        # wherever there are several work items to share out (unit blocks times
+        # 24-row chunks, or for "model" more than one 6-row tile); on avx512, whose
+        # unit block is 64, H = 40 with B = 14 is one block and one chunk
+        items = -(-h // _kernels.level_layout()[1]) * -(-b // 24)
+        if nt == 1:
+            assert peak == 1
+        elif items > 1 or (split == "model" and b > 6):
+            assert peak >= 2, (nt, peak)
     for nt in (2, 3):
         assert set(results[nt]) == set(results[1])
         for k, v in results[1].items():
@@ -84,12 +112,23 @@ def test_bitwise_identical_for_any_thread_count(cell, dtype, config, split):
             np.testing.assert_array_equal(results[nt][k], v, err_msg=f"{k}, n_threads={nt}")
 
 
+def test_forced_thread_split_takes_only_its_modes():
+    """An unknown mode is refused and leaves the one in force as it was."""
+    with forced_thread_split("blocks"):
+        with pytest.raises(ValueError, match="thread split"):
+            _kernels.set_thread_split_for_tests("fast")
+        assert _kernels.set_thread_split_for_tests("blocks") == "blocks"
+    assert _kernels.set_thread_split_for_tests("auto") == "auto"
+
+
 _FEWER_THREADS_SCRIPT = """
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 import kernel_util as ku
 import test_threads as tt
+from fastlstm import _kernels
+_kernels.set_thread_split_for_tests("model")   # this process only
 for cell in tt.CELLS:
     for config in ("B37T4I7H40-L1uni", "B14T4I7H40-L1uni-init", "B37T3I5H40-L2bi-len-init"):
         b, t, i, h, L, bi, use_len, use_init = tt.CONFIGS[config]
@@ -98,7 +137,6 @@ for cell in tt.CELLS:
         out = []
         for nt in (1, 3):
             layer = ku.make_layer(cell, i, h, L, bi, dtype="float32", params=case["params"], n_threads=nt)
-            layer._step_flops = -1
             out.append(tt._all_results(layer, case))
         for k, v in out[0].items():
             np.testing.assert_array_equal(out[1][k], v, err_msg=f"{cell} {config} {k}")
@@ -120,19 +158,60 @@ def test_regions_granted_fewer_threads_than_planned():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
 
 
-def test_openmp_state_is_reported_consistently():
-    """show_config tells whether the thread tests above ran threads at all: with
-    OpenMP it reports the usable cores, without it (FASTLSTM_OPENMP=0 builds,
-    where every n_threads runs single-threaded) exactly one thread."""
-    from fastlstm._config import config
-    from fastlstm._threads import usable_cpus
-    c = config()
-    assert c["openmp"] == _kernels.openmp_enabled()
-    if c["openmp"]:
-        assert _kernels.openmp_max_threads() >= 1
-        assert c["n_threads"] == usable_cpus()
-    else:
-        assert c["n_threads"] == 1
+_RESOLVE_SCRIPT = r"""
+import json, os, sys
+cpus = json.loads(sys.argv[2])
+os.sched_setaffinity(0, cpus)          # before OpenMP starts, as a container or taskset would
+sys.path.insert(0, sys.argv[1])
+import fastlstm
+from fastlstm import _kernels
+from fastlstm._config import config
+print(json.dumps({"file": fastlstm.__file__, "config": config()["n_threads"],
+                  "layer": fastlstm.LSTM(2, 3).n_threads,
+                  "openmp": _kernels.openmp_enabled(), "omp_max": _kernels.openmp_max_threads()}))
+"""
+
+
+def _threads_in_child(cpus, env_extra):
+    """What a fresh process restricted to ``cpus``, with OMP_NUM_THREADS and the
+    like as in ``env_extra`` only, resolves the default thread count to."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    env.update(env_extra)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastlstm.__file__)))
+    r = subprocess.run([sys.executable, "-c", _RESOLVE_SCRIPT, root, json.dumps(cpus)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert os.path.samefile(out["file"], fastlstm.__file__)   # the build under test
+    return out
+
+
+_ALLOWED = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+THREAD_DEFAULTS = {
+    # name: (CPUs the child may use, its OpenMP environment, threads expected)
+    "one-cpu": (_ALLOWED[:1], {}, 1),
+    "all-cpus": (_ALLOWED, {}, len(_ALLOWED)),
+    "omp-num-threads-1": (_ALLOWED, {"OMP_NUM_THREADS": "1"}, 1),
+    "omp-num-threads-above-cpus": (_ALLOWED[:1], {"OMP_NUM_THREADS": "64"}, 1),
+    "omp-num-threads-nested-list": (_ALLOWED, {"OMP_NUM_THREADS": "2,1"}, min(2, len(_ALLOWED))),
+}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                    reason="needs os.sched_setaffinity (Linux) to choose a child's CPUs")
+@pytest.mark.parametrize("name", list(THREAD_DEFAULTS))
+def test_default_threads_follow_cpus_and_omp_num_threads(name):
+    """n_threads=None means all the cores this process may use, capped by
+    OMP_NUM_THREADS (its first entry). Checked against what the test set up in a
+    child process, not against fastlstm's own helpers: the default a layer takes,
+    what show_config reports (1 in a build without OpenMP), and, with
+    OMP_NUM_THREADS unset, OpenMP's own default for the same process."""
+    cpus, env, expected = THREAD_DEFAULTS[name]
+    out = _threads_in_child(cpus, env)
+    assert out["layer"] == expected, out
+    assert out["config"] == (expected if out["openmp"] else 1), out
+    if out["openmp"] and "OMP_NUM_THREADS" not in env:
+        assert out["omp_max"] == expected, out
 
 
 # ---------------------------------------------------------------- GIL release
