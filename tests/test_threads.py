@@ -29,9 +29,8 @@ import pytest
 import fastlstm
 from fastlstm import _kernels
 import helpers
-import kernel_util as ku
 
-CELLS = ("lstm", "peephole", "cifg", "gru")
+CELLS = helpers.CELLS
 
 
 @contextlib.contextmanager
@@ -50,8 +49,8 @@ def forced_thread_split(mode):
 
 def _all_results(layer, case):
     """Inference outputs and the full training forward/backward, as a flat dict."""
-    yi, hi, ci = ku.kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
-    y, h, c, grads, _ = ku.kernel_train(layer, case)
+    yi, hi, ci = helpers.kernel_infer(layer, case["x"], case["h0"], case["c0"], case["lengths"])
+    y, h, c, grads, _ = helpers.kernel_train(layer, case)
     out = {"infer_y": yi, "infer_h_n": hi, "y": y, "h_n": h}
     if c is not None:
         out["infer_c_n"], out["c_n"] = ci, c
@@ -84,11 +83,11 @@ CONFIGS = {
 @pytest.mark.parametrize("cell", CELLS)
 def test_bitwise_identical_for_any_thread_count(cell, dtype, config, split):
     b, t, i, h, L, bi, use_len, use_init = CONFIGS[config]
-    case = ku.make_case(cell, b, t, i, h, L, bi, use_len, use_init,
-                        ku.seed_of("threads", cell, dtype, config), dtype=np.dtype(dtype))
+    case = helpers.make_case(cell, b, t, i, h, L, bi, use_len, use_init,
+                        helpers.seed_of("threads", cell, dtype, config), dtype=np.dtype(dtype))
     results = {}
     for nt in (1, 2, 3):
-        layer = ku.make_layer(cell, i, h, L, bi, dtype=dtype, params=case["params"], n_threads=nt)
+        layer = helpers.make_layer(cell, i, h, L, bi, dtype=dtype, params=case["params"], n_threads=nt)
         # these steps are small enough that the kernels' cost model would run them on
         # one thread; force every thread to take part so the partitioning is exercised
         # ("model" splits the forward time loop by batch rows here, W_hh being small)
@@ -125,18 +124,18 @@ _FEWER_THREADS_SCRIPT = """
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-import kernel_util as ku
+import helpers
 import test_threads as tt
 from fastlstm import _kernels
 _kernels.set_thread_split_for_tests("model")   # this process only
 for cell in tt.CELLS:
     for config in ("B37T4I7H40-L1uni", "B14T4I7H40-L1uni-init", "B37T3I5H40-L2bi-len-init"):
         b, t, i, h, L, bi, use_len, use_init = tt.CONFIGS[config]
-        case = ku.make_case(cell, b, t, i, h, L, bi, use_len, use_init, ku.seed_of("few", cell, config),
+        case = helpers.make_case(cell, b, t, i, h, L, bi, use_len, use_init, helpers.seed_of("few", cell, config),
                             dtype=np.float32)
         out = []
         for nt in (1, 3):
-            layer = ku.make_layer(cell, i, h, L, bi, dtype="float32", params=case["params"], n_threads=nt)
+            layer = helpers.make_layer(cell, i, h, L, bi, dtype="float32", params=case["params"], n_threads=nt)
             out.append(tt._all_results(layer, case))
         for k, v in out[0].items():
             np.testing.assert_array_equal(out[1][k], v, err_msg=f"{cell} {config} {k}")
@@ -263,11 +262,11 @@ def _gil_released_during(call):
 def test_kernels_release_the_gil(what):
     cell = "gru" if what.startswith("gru") else "lstm"
     b, t, i, h = 32, 1000, 8, 48
-    case = ku.make_case(cell, b, t, i, h, 1, False, False, False, 1, dtype=np.float32)
-    layer = ku.make_layer(cell, i, h, dtype="float32", params=case["params"], n_threads=1)
+    case = helpers.make_case(cell, b, t, i, h, 1, False, False, False, 1, dtype=np.float32)
+    layer = helpers.make_layer(cell, i, h, dtype="float32", params=case["params"], n_threads=1)
     if what.endswith("forward"):
         def call():
-            ku.kernel_infer(layer, case["x"])
+            helpers.kernel_infer(layer, case["x"])
     else:
         y, _, cache = layer.forward(case["x"])
 
@@ -298,9 +297,9 @@ def test_concurrent_calls_equal_serial(cell):
     """4 Python threads share one layer (n_threads=2, so OpenMP teams run side by side),
     each running inference and training forward/backward on its own inputs twice; every result equals the serial one bitwise."""
     b, t, i, h, L = 9, 4, 4, 20, 2
-    base = ku.make_case(cell, b, t, i, h, L, True, True, True, ku.seed_of("conc", cell),
+    base = helpers.make_case(cell, b, t, i, h, L, True, True, True, helpers.seed_of("conc", cell),
                         dtype=np.float32)
-    layer = ku.make_layer(cell, i, h, L, True, dtype="float32", params=base["params"],
+    layer = helpers.make_layer(cell, i, h, L, True, dtype="float32", params=base["params"],
                           n_threads=2)
     rng = np.random.default_rng(0)
     cases = []
@@ -308,7 +307,7 @@ def test_concurrent_calls_equal_serial(cell):
         c = dict(base)
         c["x"] = rng.standard_normal((b, t, i)).astype(np.float32)
         c["dy"] = rng.standard_normal(base["dy"].shape).astype(np.float32)
-        c["lengths"] = ku.random_lengths(rng, b, t)
+        c["lengths"] = helpers.random_lengths(rng, b, t)
         cases.append(c)
     serial = [_all_results(layer, c) for c in cases]
     # drop any weights packed by the serial runs, so the threads also race to repack
