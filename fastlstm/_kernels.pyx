@@ -157,6 +157,21 @@ cdef inline long _dim(object a, int k) noexcept:
     return cnp.PyArray_DIMS(<cnp.ndarray>a)[k]
 
 
+cdef long _check_states_and_y(h0, c0, lengths, y, long y_off, h_n, c_n, long B, long T,
+                              long H, bint y_batch_first) except -1:
+    """Shapes of a forward's states, lengths and output (every forward takes them);
+    returns y's row stride."""
+    _need(h0 is None or (_dim(h0, 0) == B and _dim(h0, 1) == H), "h0")
+    _need(c0 is None or (_dim(c0, 0) == B and _dim(c0, 1) == H), "c0")
+    _need(lengths is None or _dim(lengths, 0) == B, "lengths")
+    cdef long ldy = _dim(y, 2)
+    _need(_dim(y, 0) == (B if y_batch_first else T) and _dim(y, 1) == (T if y_batch_first else B)
+          and 0 <= y_off and y_off + H <= ldy, "y")
+    _need(_dim(h_n, 0) == B and _dim(h_n, 1) == H, "h_n")
+    _need(c_n is None or (_dim(c_n, 0) == B and _dim(c_n, 1) == H), "c_n")
+    return ldy
+
+
 cdef bint _state_cache_ok(const real[:, :, ::1] cache, int T, int B, int H):
     return cache is None or (cache.shape[0] == T + 1 and cache.shape[1] == B and cache.shape[2] == H)
 
@@ -365,14 +380,8 @@ def rnn_forward(int cell, int act, int gate_act, bint reverse, int n_threads,
     _need(_dim(w_ih, 0) == G * H and _dim(w_ih, 1) == d.I and _dim(w_hh, 0) == G * H, "weights")
     _need(_dim(b_ih, 0) == G * H and _dim(b_hh, 0) == G * H, "biases")
     _need(w_peep is None or (_dim(w_peep, 0) == 3 and _dim(w_peep, 1) == H), "w_peep")
-    _need(h0 is None or (_dim(h0, 0) == B and _dim(h0, 1) == H), "h0")
-    _need(c0 is None or (_dim(c0, 0) == B and _dim(c0, 1) == H), "c0")
-    _need(lengths is None or _dim(lengths, 0) == B, "lengths")
-    cdef long ldy = _dim(y, 2)
-    _need(_dim(y, 0) == (B if y_batch_first else T) and _dim(y, 1) == (T if y_batch_first else B)
-          and 0 <= y_off and <long>y_off + H <= ldy, "y")
-    _need(_dim(h_n, 0) == B and _dim(h_n, 1) == H, "h_n")
-    _need(c_n is None or (_dim(c_n, 0) == B and _dim(c_n, 1) == H), "c_n")
+    cdef long ldy = _check_states_and_y(h0, c0, lengths, y, y_off, h_n, c_n, B, T, H,
+                                        y_batch_first)
     _need(cache_gates is None or (_dim(cache_gates, 0) == T and _dim(cache_gates, 1) == B
                                   and _dim(cache_gates, 2) == fl_gate_cache_cols(H)), "cache_gates")
     _need(cache_h is None or (_dim(cache_h, 0) == T + 1 and _dim(cache_h, 1) == B
@@ -659,15 +668,9 @@ def qrnn_forward(int cell, int act, int gate_act, bint reverse, int qtype,
     cdef int T = d.T, B = d.B
     _need(<size_t>_dim(packed, 0) == fl_qrnn_packed_bytes(&d, qtype)
           and (<size_t>p_pk) % 64 == 0, "packed")
-    _need(h0 is None or (_dim(h0, 0) == B and _dim(h0, 1) == H), "h0")
-    _need(c0 is None or (_dim(c0, 0) == B and _dim(c0, 1) == H), "c0")
     _need(cell == 3 or c_n is not None, "c_n")
-    _need(lengths is None or _dim(lengths, 0) == B, "lengths")
-    cdef long ldy = _dim(y, 2)
-    _need(_dim(y, 0) == (B if y_batch_first else T) and _dim(y, 1) == (T if y_batch_first else B)
-          and 0 <= y_off and <long>y_off + H <= ldy, "y")
-    _need(_dim(h_n, 0) == B and _dim(h_n, 1) == H, "h_n")
-    _need(c_n is None or (_dim(c_n, 0) == B and _dim(c_n, 1) == H), "c_n")
+    cdef long ldy = _check_states_and_y(h0, c0, lengths, y, y_off, h_n, c_n, B, T, H,
+                                        y_batch_first)
     cdef int status
     with nogil:
         status = fl_qrnn_forward(&d, qtype, p_pk, p_y + y_off, ldy, p_hn, p_cn, p_x, d.I,
