@@ -652,7 +652,7 @@ def qrnn_forward(int cell, int act, int gate_act, bint reverse, int qtype,
                  lengths,           # IN  (B) numpy.intc or None
                  y, int y_off,      # OUT (T, B, ldy) or (B, T, ldy) with y_batch_first
                  h_n, c_n,          # OUT (B, H); c_n None for gru
-                 bint y_batch_first=False):
+                 bint y_batch_first=False, int n_threads=1):
     cdef const float *p_x = <const float *>_data(x, "x", cnp.NPY_FLOAT, 3, False)
     cdef const void *p_pk = _data(packed, "packed", cnp.NPY_UINT8, 1, False)
     cdef const float *p_h0 = <const float *>_opt(h0, "h0", cnp.NPY_FLOAT, 2, False)
@@ -662,7 +662,8 @@ def qrnn_forward(int cell, int act, int gate_act, bint reverse, int qtype,
     cdef float *p_hn = <float *>_data(h_n, "h_n", cnp.NPY_FLOAT, 2, True)
     cdef float *p_cn = <float *>_opt(c_n, "c_n", cnp.NPY_FLOAT, 2, True)
     cdef fl_rnn_desc d = _zero_desc()
-    d.cell, d.act, d.gate_act, d.reverse, d.n_threads = cell, act, gate_act, reverse, 1
+    d.cell, d.act, d.gate_act, d.reverse = cell, act, gate_act, reverse
+    d.n_threads = fl_usable_threads(n_threads)
     d.T, d.B, d.I, d.H = _dim(x, 0), _dim(x, 1), _dim(x, 2), H
     d.y_batch_first = y_batch_first
     cdef int T = d.T, B = d.B

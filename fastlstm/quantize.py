@@ -127,7 +127,7 @@ class _Quantized:
                                       None if h0[layer] is None else h0[layer][d],
                                       None if c0[layer] is None else c0[layer][d], lengths,
                                       y, d * H, h_n[layer][d],
-                                      None if c_n is None else c_n[layer][d], out_bf)
+                                      None if c_n is None else c_n[layer][d], out_bf, nt)
             if last:
                 return y
             inp = y

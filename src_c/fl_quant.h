@@ -8,8 +8,11 @@
  * every level: products of two bf16 are exact in float32, so the native
  * instruction and the widening loops compute the same sums, and one numpy
  * reference describes every level.
- * int8: w = q * s, q in [-127, 127], s (G*H) per row; the input vector
- * stays float32 (weight-only quantization), products are widened to float32.
+ * int8: w = q * s, q in [-127, 127], s (G*H) per row; each step's input
+ * vectors (x_t, h_{t-1}) are quantized too, per batch row, with one scale
+ * max|a| / 127 (dynamic quantization), and the integer dot products are
+ * exact on every level (vpdpbusd, vpmaddwd or generic vectors), so the
+ * levels differ only in the float32 rounding after them.
  *
  * Same conventions as fastlstm.h: status codes, caller-allocated outputs,
  * PyTorch's weight layout, time-major x and y (or batch-first y with
@@ -21,6 +24,10 @@
 #include "fastlstm.h"
 
 enum fl_qtype { FL_Q_BF16 = 1, FL_Q_INT8 = 2 };
+
+/* Widest int8 input (I or H): the integer sums stay below 2^31
+ * (255 * 127 * K with vpdpbusd's unsigned activations). */
+#define FL_Q_INT8_MAX_K 65536
 
 /* Bytes of the packed form of one layer-direction's quantized weights (for
  * the active level; it depends on cell, I, H and qtype). 0 on a bad descriptor. */
@@ -44,8 +51,8 @@ size_t fl_qrnn_work_bytes(const fl_rnn_desc *d, int qtype);
  * x (T, B, ldx)       IN   columns [0, I)
  * h0, c0 (B, H)       IN   NULL = zeros
  * lengths (B)         IN   each in [1, T]; NULL = all T
- * One thread: the batch-1 serving case it is built for is bound by streaming
- * the weights, which one core does as well as two at these sizes. */
+ * d->n_threads threads split the batch rows (a batch of one runs on one);
+ * results are bitwise the same for any thread count. */
 int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *y, long ldy,
                     float *h_n, float *c_n, const float *x, long ldx, const float *h0,
                     const float *c0, const int *lengths);

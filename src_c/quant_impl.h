@@ -1,42 +1,73 @@
 /* Reduced-precision inference forward (fl_quant.h) for one instruction-set
- * level. Included once from kernels_level.h in the float32 block (after
- * simd_impl.h and vec_activations_impl.h, whose VEC and activations it uses).
+ * level. Included once from kernels_level.h in the float32 block, after
+ * cells_impl.h: the gates and state updates are the float32 kernels' own
+ * cell functions; only the matrix products differ.
  *
- * Layout. The G*H weight rows become columns n = g*Hp + h, Hp = H rounded
- * up to VL, so each gate's units start on a vector and the epilogue runs on
- * whole vectors; columns are padded to Np, a multiple of QCB = 8 vectors
- * (the block one pass of the matrix-vector product keeps in 8 accumulators,
- * enough independent FMA chains to cover their latency). Block j of W^T is a
- * contiguous stream:
- *   bf16: (Kp/2, QCB, 2) uint16, the two k of a pair side by side, which is
- *         the operand order of vdpbf16ps; Kp = K rounded up to even;
- *   int8: (K, QCB) int8.
- * Padding columns and the odd k row are zero. Float parts: bias_x, bias_h,
- * scale_x, scale_h (Np each), peep (3, Hp).
+ * Layout. Weight row r = g*H + h becomes column n = blk*G*U + g*U + u
+ * (h = blk*U + u, U the level's unit block), so the product's output is
+ * the cells' (G, U) blocks as they are; columns are padded to Np, a multiple
+ * of QCB = QNV vectors, the column block one pass of the product runs.
+ * Weights are grouped by P consecutive k (bf16: P = 2, a uint32 per column
+ * and pair; int8: P = 4, a uint32 per column and quad, the operand orders of
+ * vdpbf16ps and vpdpbusd). Block j of W^T is a contiguous stream of (Kq, QCB)
+ * uint32, Kq = K / P rounded up; padding columns and k are zero.
+ * Float parts: bias_x, bias_h, scale_x, scale_h (Np each), peep (3, Hp);
+ * int8 also csum_x, csum_h (Np int32): 128 * the column's weight sum, what
+ * vpdpbusd's unsigned activations (q + 128) add on top of the signed sum.
  *
- * The time loop runs each batch row on its own (matrix-vector products): the
- * case this serves is batch 1, where the weights are streamed once per step
- * whatever the blocking, and fewer weight bytes are the whole gain.
+ * int8 quantizes the activations too, once per step and row (dynamic
+ * quantization, as PyTorch's and ONNX Runtime's int8 LSTMs): q_a =
+ * rint(a * (127 / max|a|)), scale max|a| / 127. The integer sums
+ * D_n = sum_k q_a,k q_w,nk are exact on every path (|D| < 2^31 while
+ * K <= FL_Q_INT8_MAX_K), so every level computes the same D; the
+ * pre-activation is (float)D * (scale_a * s_n) + bias.
+ *
+ * Threads split the batch rows; each runs the whole sequence for its rows,
+ * with no synchronisation between steps. A row's sums do not depend on
+ * which rows share its register tile or its thread, so results are bitwise
+ * the same for any thread count. Rows are processed in panels whose
+ * accumulators fit half the L2 cache, and K in chunks whose weights fit half
+ * the L1 data cache, so a block's weights are reused by a panel's tiles.
  */
 #include <stdint.h>
-#if FL_VBYTES == 64 && FL_X86_LEVELS && !defined(FASTLSTM_WIDE_AS_AVX2)
+#if FL_X86_LEVELS && !defined(FASTLSTM_WIDE_AS_AVX2) && (FL_VBYTES == 64 || defined(__AVX2__))
 #include <immintrin.h>
-#define FL_Q_NATIVE_BF16 1
-#else
-#define FL_Q_NATIVE_BF16 0
 #endif
-#if FL_X86_LEVELS && defined(__AVX2__)
-#include <immintrin.h>
+#if FL_VBYTES == 64 && FL_X86_LEVELS && !defined(FASTLSTM_WIDE_AS_AVX2)
+#define FL_Q_NATIVE 1            /* vdpbf16ps and vpdpbusd, when the CPU has them */
+#define FL_Q_MADD 1              /* int8 without VNNI: vpmaddwd on zmm */
+#elif FL_VBYTES == 32 && FL_X86_LEVELS && defined(__AVX2__)
+#define FL_Q_NATIVE 0
+#define FL_Q_MADD 1              /* vpmaddwd on ymm */
+#else
+#define FL_Q_NATIVE 0
+#define FL_Q_MADD 0              /* generic vectors: the baseline, the wide test build */
 #endif
 
-#define QCB (8 * VL)                 /* columns per block: 8 vectors */
+#define QNV 8                        /* vectors per column block */
+#define QCB (QNV * VL)               /* columns per block */
+/* accumulator vectors a register tile may use: of 32 zmm, of 16 ymm, and of
+ * the baseline's 16 SSE2 or 32 NEON registers, two to a 32-byte vector */
+#if FL_VBYTES == 64
+#define QACC 24
+#elif defined(__AVX2__)
+#define QACC 12
+#else
+#define QACC 6
+#endif
+#define QMR 3                        /* rows per register tile */
 #define QFN(name) FL_CAT(name, FL_LEVEL_SFX)
 
-typedef int8_t SFX(qv8) __attribute__((vector_size(FL_VBYTES / 4)));   /* VL int8 */
+typedef int32_t SFX(qvi) __attribute__((vector_size(FL_VBYTES)));   /* VL int32 */
+typedef uint32_t SFX(qvu) __attribute__((vector_size(FL_VBYTES)));  /* VL uint32 */
+
+/* How a call computes its products (chosen once per call from the qtype,
+ * the level and the CPU). */
+enum { Q_BF16_WIDEN, Q_BF16_NATIVE, Q_I8_GENERIC, Q_I8_MADD, Q_I8_VNNI };
 
 typedef struct {
-    int G, Hp, Np, nblk, KpX, KpH;   /* KpX, KpH: packed k rows of W_ih, W_hh */
-    size_t off_wx, off_wh, bytes;    /* byte offsets in the packed buffer, its size */
+    int G, NB, Hp, Np, nblk, P, KqX, KqH;   /* KqX, KqH: k groups of W_ih, W_hh */
+    size_t off_csum, off_wx, off_wh, bytes; /* byte offsets in the packed buffer, its size */
 } SFX(qlayout);
 
 static size_t SFX(qalign)(size_t n) { return (n + 63) / 64 * 64; }
@@ -45,21 +76,24 @@ static int SFX(qlayout_of)(const fl_rnn_desc *d, int qtype, SFX(qlayout) *L)
 {
     if (!d || (qtype != FL_Q_BF16 && qtype != FL_Q_INT8)) return FL_ERR_ARG;
     if (d->cell < FL_CELL_LSTM || d->cell > FL_CELL_GRU) return FL_ERR_ARG;
-    if (d->I < 1 || d->H < 1 || d->I > (1 << 24) || d->H > (1 << 24)) return FL_ERR_SIZE;
-    L->G = d->cell == FL_CELL_GRU ? 3 : 4;
-    L->Hp = (d->H + VL - 1) / VL * VL;
-    L->Np = (L->G * L->Hp + QCB - 1) / QCB * QCB;
+    const int kmax = qtype == FL_Q_INT8 ? FL_Q_INT8_MAX_K : (1 << 24);
+    if (d->I < 1 || d->H < 1 || d->I > kmax || d->H > kmax) return FL_ERR_SIZE;
+    L->G = SFX(cell_gates)(d->cell);
+    L->NB = (d->H + U - 1) / U;
+    L->Hp = L->NB * U;
+    L->Np = (L->NB * L->G * U + QCB - 1) / QCB * QCB;
     L->nblk = L->Np / QCB;
-    const int bf = qtype == FL_Q_BF16;
-    L->KpX = bf ? (d->I + 1) / 2 * 2 : d->I;
-    L->KpH = bf ? (d->H + 1) / 2 * 2 : d->H;
-    const size_t esz = bf ? 2 : 1;
+    L->P = qtype == FL_Q_BF16 ? 2 : 4;
+    L->KqX = (d->I + L->P - 1) / L->P;
+    L->KqH = (d->H + L->P - 1) / L->P;
     const size_t floats = SFX(qalign)(sizeof(float) * (4L * L->Np + 3L * L->Hp));
-    const size_t wx = SFX(qalign)(esz * (size_t)L->KpX * L->Np);
-    const size_t wh = SFX(qalign)(esz * (size_t)L->KpH * L->Np);
-    L->off_wx = floats;
-    L->off_wh = floats + wx;
-    L->bytes = floats + wx + wh;
+    const size_t csum = qtype == FL_Q_INT8 ? SFX(qalign)(sizeof(int32_t) * 2L * L->Np) : 0;
+    const size_t wx = SFX(qalign)(4 * (size_t)L->KqX * L->Np);
+    const size_t wh = SFX(qalign)(4 * (size_t)L->KqH * L->Np);
+    L->off_csum = floats;
+    L->off_wx = floats + csum;
+    L->off_wh = L->off_wx + wx;
+    L->bytes = L->off_wh + wh;
     return FL_OK;
 }
 
@@ -69,30 +103,30 @@ size_t QFN(fl_qrnn_packed_bytes)(const fl_rnn_desc *d, int qtype)
     return SFX(qlayout_of)(d, qtype, &L) == FL_OK ? L.bytes : 0;
 }
 
-/* Column of canonical row r = g*H + h. */
-static inline long SFX(qcol)(long r, int H, int Hp) { return (r / H) * Hp + r % H; }
-
-/* dst: W^T blocks of one weight matrix w (G*H, K) in the layout above. */
-static void SFX(qpack_w)(void *dst, const void *w, int qtype, int G, int H, int K, int Kp,
-                         const SFX(qlayout) *L)
+/* Column of canonical weight row r = g*H + h. */
+static inline long SFX(qcol)(long r, int H, int G)
 {
-    if (qtype == FL_Q_BF16) {
-        uint16_t *o = dst;
-        const uint16_t *src = w;
-        memset(o, 0, 2 * (size_t)Kp * L->Np);
-        for (long r = 0; r < (long)G * H; r++) {
-            const long n = SFX(qcol)(r, H, L->Hp), j = n / QCB, c = n % QCB;
-            for (int k = 0; k < K; k++)
-                o[j * (long)Kp * QCB + ((long)(k / 2) * QCB + c) * 2 + k % 2] = src[r * K + k];
+    const long g = r / H, h = r % H;
+    return (h / U) * G * U + g * U + h % U;
+}
+
+/* dst: W^T blocks of one weight matrix w (G*H, K) in the layout above;
+ * csum (Np): 128 * each column's sum (int8), or NULL. */
+static void SFX(qpack_w)(uint32_t *dst, int32_t *csum, const void *w, int qtype, int H, int K,
+                         int Kq, const SFX(qlayout) *L)
+{
+    memset(dst, 0, 4 * (size_t)Kq * L->Np);
+    unsigned char *o = (unsigned char *)dst;
+    const int esz = qtype == FL_Q_BF16 ? 2 : 1;
+    for (long r = 0; r < (long)L->G * H; r++) {
+        const long n = SFX(qcol)(r, H, L->G), j = n / QCB, c = n % QCB;
+        long sum = 0;
+        for (int k = 0; k < K; k++) {
+            const unsigned char *src = (const unsigned char *)w + (r * K + k) * esz;
+            memcpy(o + ((j * Kq + k / L->P) * QCB + c) * 4 + (k % L->P) * esz, src, esz);
+            if (qtype == FL_Q_INT8) sum += ((const int8_t *)w)[r * K + k];
         }
-    } else {
-        int8_t *o = dst;
-        const int8_t *src = w;
-        memset(o, 0, (size_t)Kp * L->Np);
-        for (long r = 0; r < (long)G * H; r++) {
-            const long n = SFX(qcol)(r, H, L->Hp), j = n / QCB, c = n % QCB;
-            for (int k = 0; k < K; k++) o[j * (long)Kp * QCB + (long)k * QCB + c] = src[r * K + k];
-        }
+        if (csum) csum[n] = (int32_t)(128 * sum);
     }
 }
 
@@ -106,38 +140,321 @@ int QFN(fl_qrnn_pack)(const fl_rnn_desc *d, int qtype, void *packed, const void 
     if (!packed || !w_ih || !w_hh || !b_ih || !b_hh) return FL_ERR_ARG;
     if (qtype == FL_Q_INT8 && (!s_ih || !s_hh)) return FL_ERR_ARG;
     if (d->cell == FL_CELL_PEEPHOLE && !w_peep) return FL_ERR_ARG;
-    const int G = L.G, H = d->H, Hp = L.Hp, Np = L.Np, gru = d->cell == FL_CELL_GRU;
+    const int G = L.G, H = d->H, Hp = L.Hp, Np = L.Np, apart = SFX(cell_x_apart)(d->cell);
     float *bx = packed, *bh = bx + Np, *sx = bh + Np, *sh = sx + Np, *pp = sh + Np;
     for (long n = 0; n < 4L * Np + 3L * Hp; n++) bx[n] = 0;
     for (long r = 0; r < (long)G * H; r++) {
-        const long n = SFX(qcol)(r, H, Hp);
-        /* lstm adds both biases to the input part; gru keeps b_hh with the
-         * recurrent part, which its reset gate multiplies */
-        bx[n] = gru ? b_ih[r] : b_ih[r] + b_hh[r];
-        bh[n] = gru ? b_hh[r] : 0;
+        const long n = SFX(qcol)(r, H, G);
+        /* the cells take both biases with the recurrent part, or each with
+         * its own side where the input part is kept apart (gru) */
+        bx[n] = apart ? b_ih[r] : b_ih[r] + b_hh[r];
+        bh[n] = apart ? b_hh[r] : 0;
         sx[n] = qtype == FL_Q_INT8 ? s_ih[r] : 1;
         sh[n] = qtype == FL_Q_INT8 ? s_hh[r] : 1;
     }
     if (d->cell == FL_CELL_PEEPHOLE)
         for (int g = 0; g < 3; g++)
             for (int h = 0; h < H; h++) pp[(long)g * Hp + h] = w_peep[(long)g * H + h];
-    SFX(qpack_w)((char *)packed + L.off_wx, w_ih, qtype, G, H, d->I, L.KpX, &L);
-    SFX(qpack_w)((char *)packed + L.off_wh, w_hh, qtype, G, H, H, L.KpH, &L);
+    int32_t *csum = qtype == FL_Q_INT8 ? (int32_t *)((char *)packed + L.off_csum) : NULL;
+    SFX(qpack_w)((uint32_t *)((char *)packed + L.off_wx), csum, w_ih, qtype, H, d->I, L.KqX, &L);
+    SFX(qpack_w)((uint32_t *)((char *)packed + L.off_wh), csum ? csum + Np : NULL, w_hh, qtype,
+                 H, H, L.KqH, &L);
     return FL_OK;
 }
 
-/* Workspace: h, c (B, Hp), gx, gh (Np), the bf16 input pairs (max(KpX, KpH) / 2). */
-static size_t SFX(qwork_elems)(const fl_rnn_desc *d, const SFX(qlayout) *L)
+/* ------------------------------------------------------------ the CPU's paths */
+
+#if FL_Q_NATIVE
+static int SFX(qcpu)(const char *feature)
 {
-    const int kp = L->KpX > L->KpH ? L->KpX : L->KpH;
-    return 2 * (size_t)d->B * L->Hp + 2 * (size_t)L->Np + (size_t)kp / 2 + 1;
+    __builtin_cpu_init();
+    if (feature[0] == 'b') return __builtin_cpu_supports("avx512bf16");
+    return __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+static int SFX(qpath)(int qtype)
+{
+#if FL_Q_NATIVE
+    if (qtype == FL_Q_BF16) return SFX(qcpu)("bf16") ? Q_BF16_NATIVE : Q_BF16_WIDEN;
+    if (SFX(qcpu)("vnni")) return Q_I8_VNNI;
+#endif
+    if (qtype == FL_Q_BF16) return Q_BF16_WIDEN;
+    return FL_Q_MADD ? Q_I8_MADD : Q_I8_GENERIC;
 }
 
-size_t QFN(fl_qrnn_work_bytes)(const fl_rnn_desc *d, int qtype)
+/* Columns one accumulator vector covers: vpmaddwd keeps two partial sums a
+ * column (k pairs 0-1 and 2-3 of each quad) side by side. */
+static inline int SFX(qcols_per_acc)(int path) { return path == Q_I8_MADD ? VL / 2 : VL; }
+
+/* ---------------------------------------------------------- register tiles */
+
+/* Every tile: acc (R rows, NA vectors at acc + r * lda) = (first ? 0 : acc)
+ * + the rows' activation groups a[r][0 .. nk) times nk group rows of one
+ * block's columns, w[k * QCB + ..] (uint32), from the tile's first column.
+ * R and NA are constants where qtile calls them. Lane sums run over k in
+ * order, whatever R, NA and the K chunks: a row's result does not depend on
+ * the tile it was in. */
+
+FL_INLINE VEC SFX(qbits)(SFX(qvu) b) { VEC v; memcpy(&v, &b, sizeof v); return v; }
+FL_INLINE SFX(qvu) SFX(qload_u)(const void *p) { SFX(qvu) v; memcpy(&v, p, sizeof v); return v; }
+FL_INLINE SFX(qvi) SFX(qload_i)(const void *p) { SFX(qvi) v; memcpy(&v, p, sizeof v); return v; }
+
+/* bf16 widened to float32: the odd k goes in first, as vdpbf16ps adds it;
+ * products of two bf16 are exact, so both paths round the same sums. */
+FL_INLINE void SFX(qk_bf16)(const int R, const int NA, int first, int nk,
+                            const uint32_t *const *a, const uint32_t *w, float *acc, long lda)
 {
+    VEC c[QMR][2 * QNV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++) c[r][v] = first ? (VEC){0} : SFX(vload)(acc + r * lda + v * VL);
+    for (int k = 0; k < nk; k++) {
+        const uint32_t *wk = w + (long)k * QCB;
+        float a0[QMR], a1[QMR];
+        for (int r = 0; r < R; r++) {
+            const uint32_t p = a[r][k], plo = p << 16, phi = p & 0xffff0000u;
+            memcpy(&a0[r], &plo, 4);
+            memcpy(&a1[r], &phi, 4);
+        }
+        for (int v = 0; v < NA; v++) {
+            const SFX(qvu) b = SFX(qload_u)(wk + v * VL);
+            const VEC hi = SFX(qbits)(b & 0xffff0000u), lo = SFX(qbits)(b << 16);
+            for (int r = 0; r < R; r++) {
+                c[r][v] += a1[r] * hi;
+                c[r][v] += a0[r] * lo;
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++) SFX(vstore)(acc + r * lda + v * VL, c[r][v]);
+}
+
+/* int8 on generic vectors: each int32 lane holds a column's quad; shifting
+ * a byte to the top and back sign-extends it. */
+FL_INLINE void SFX(qk_i8)(const int R, const int NA, int first, int nk,
+                          const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+{
+    SFX(qvi) c[QMR][2 * QNV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++)
+            c[r][v] = first ? (SFX(qvi)){0} : SFX(qload_i)(acc + r * lda + v * VL);
+    for (int k = 0; k < nk; k++) {
+        const uint32_t *wk = w + (long)k * QCB;
+        int32_t q[QMR][4];
+        for (int r = 0; r < R; r++)
+            for (int e = 0; e < 4; e++) q[r][e] = (int8_t)(a[r][k] >> (8 * e));
+        for (int v = 0; v < NA; v++) {
+            const SFX(qvu) b = SFX(qload_u)(wk + v * VL);
+            for (int e = 0; e < 4; e++) {
+                const SFX(qvi) we = (SFX(qvi))(b << (24 - 8 * e)) >> 24;
+                for (int r = 0; r < R; r++) c[r][v] += q[r][e] * we;
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++) memcpy(acc + r * lda + v * VL, &c[r][v], sizeof c[r][v]);
+}
+
+#if FL_Q_MADD
+#if FL_VBYTES == 64
+typedef __m512i SFX(qreg);
+#define QMADD_LOAD(p) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p)))
+#define QMADD_A(q) _mm512_set1_epi64(_mm_cvtsi128_si64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(q))))
+#define QMADD(c, w, a) _mm512_add_epi32(c, _mm512_madd_epi16(w, a))
+#else
+typedef __m256i SFX(qreg);
+#define QMADD_LOAD(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
+#define QMADD_A(q) _mm256_set1_epi64x(_mm_cvtsi128_si64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(q))))
+#define QMADD(c, w, a) _mm256_add_epi32(c, _mm256_madd_epi16(w, a))
+#endif
+/* int8 with vpmaddwd: a vector's VL / 2 columns' quads widened to int16,
+ * times the row's quad repeated; lanes hold partial sums of k pairs. */
+FL_INLINE void SFX(qk_madd)(const int R, const int NA, int first, int nk,
+                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+{
+    SFX(qreg) c[QMR][2 * QNV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++) {
+            memset(&c[r][v], 0, sizeof c[r][v]);
+            if (!first) memcpy(&c[r][v], acc + r * lda + v * VL, sizeof c[r][v]);
+        }
+    for (int k = 0; k < nk; k++) {
+        const uint32_t *wk = w + (long)k * QCB;
+        SFX(qreg) q[QMR];
+        for (int r = 0; r < R; r++) q[r] = QMADD_A((int)a[r][k]);
+        for (int v = 0; v < NA; v++) {
+            const SFX(qreg) wv = QMADD_LOAD(wk + v * (VL / 2));
+            for (int r = 0; r < R; r++) c[r][v] = QMADD(c[r][v], wv, q[r]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++) memcpy(acc + r * lda + v * VL, &c[r][v], sizeof c[r][v]);
+}
+#undef QMADD_LOAD
+#undef QMADD_A
+#undef QMADD
+#endif
+
+#if FL_Q_NATIVE
+__attribute__((target("avx512bf16")))
+FL_INLINE void SFX(qk_bf16_native)(const int R, const int NA, int first, int nk,
+                                   const uint32_t *const *a, const uint32_t *w, float *acc,
+                                   long lda)
+{
+    __m512 c[QMR][QNV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++)
+            c[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + r * lda + v * 16);
+    for (int k = 0; k < nk; k++) {
+        const uint32_t *wk = w + (long)k * QCB;
+        __m512bh q[QMR];
+        for (int r = 0; r < R; r++) q[r] = (__m512bh)_mm512_set1_epi32((int)a[r][k]);
+        for (int v = 0; v < NA; v++) {
+            const __m512bh wv = (__m512bh)_mm512_loadu_si512(wk + v * 16);
+            for (int r = 0; r < R; r++) c[r][v] = _mm512_dpbf16_ps(c[r][v], q[r], wv);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++) _mm512_storeu_ps(acc + r * lda + v * 16, c[r][v]);
+}
+
+/* Activations unsigned (q + 128): the caller subtracts csum. */
+__attribute__((target("avx512vnni")))
+FL_INLINE void SFX(qk_vnni)(const int R, const int NA, int first, int nk,
+                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+{
+    __m512i c[QMR][QNV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++)
+            c[r][v] = first ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + r * lda + v * 16);
+    for (int k = 0; k < nk; k++) {
+        const uint32_t *wk = w + (long)k * QCB;
+        __m512i q[QMR];
+        for (int r = 0; r < R; r++) q[r] = _mm512_set1_epi32((int)a[r][k]);
+        for (int v = 0; v < NA; v++) {
+            const __m512i wv = _mm512_loadu_si512(wk + v * 16);
+            for (int r = 0; r < R; r++) c[r][v] = _mm512_dpbusd_epi32(c[r][v], q[r], wv);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++) _mm512_storeu_si512(acc + r * lda + v * 16, c[r][v]);
+}
+#endif
+
+#define QPOW2(x) ((x) >= 16 ? 16 : (x) >= 8 ? 8 : (x) >= 4 ? 4 : (x) >= 2 ? 2 : 1)
+
+/* One path's tile on R rows (1 to QMR) of a block's k chunk: the block's
+ * QCB columns in passes of NA accumulators, as many as the register file
+ * holds for R rows. acc: (R, lda) of the block's accumulators, float or
+ * int32 by path (the vpmaddwd path's twice as wide). */
+#define QTILE_PASSES(KERNEL, T_, NB_, R_)                                             \
+    do {                                                                            \
+        const int na_ = QPOW2(QACC / (R_) < (NB_) ? QACC / (R_) : (NB_));            \
+        for (int v0_ = 0; v0_ < (NB_); v0_ += na_)                                    \
+            KERNEL(R_, na_, first, nk, a, w + v0_ * (QCB / (NB_)), (T_ *)acc + v0_ * VL, lda); \
+    } while (0)
+#define QTILE_ROWS(KERNEL, T_, NB_)                                  \
+    switch (R) {                                                      \
+    case 1: QTILE_PASSES(KERNEL, T_, NB_, 1); break;                  \
+    case 2: QTILE_PASSES(KERNEL, T_, NB_, 2); break;                  \
+    default: QTILE_PASSES(KERNEL, T_, NB_, 3); break;                 \
+    }
+
+#if FL_Q_NATIVE
+/* Out of line with the instructions' targets, which the kernels inline into. */
+__attribute__((target("avx512bf16"))) static FL_NOINLINE void
+SFX(qtile_bf16_native)(int R, int first, int nk, const uint32_t *const *a, const uint32_t *w, void *acc,
+                       long lda)
+{
+    QTILE_ROWS(SFX(qk_bf16_native), float, QNV);
+}
+__attribute__((target("avx512vnni"))) static FL_NOINLINE void
+SFX(qtile_vnni)(int R, int first, int nk, const uint32_t *const *a, const uint32_t *w, void *acc, long lda)
+{
+    QTILE_ROWS(SFX(qk_vnni), int32_t, QNV);
+}
+#endif
+
+static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uint32_t *const *a,
+                                   const uint32_t *w, void *acc, long lda)
+{
+    switch (path) {
+#if FL_Q_NATIVE
+    case Q_BF16_NATIVE: SFX(qtile_bf16_native)(R, first, nk, a, w, acc, lda); break;
+    case Q_I8_VNNI: SFX(qtile_vnni)(R, first, nk, a, w, acc, lda); break;
+#endif
+#if FL_Q_MADD
+    case Q_I8_MADD: QTILE_ROWS(SFX(qk_madd), int32_t, 2 * QNV); break;
+#endif
+    case Q_BF16_WIDEN: QTILE_ROWS(SFX(qk_bf16), float, QNV); break;
+    default: QTILE_ROWS(SFX(qk_i8), int32_t, QNV); break;
+    }
+}
+#undef QTILE_PASSES
+#undef QTILE_ROWS
+#undef QPOW2
+
+/* ------------------------------------------------------- the forward pass */
+
+/* How many rows a panel holds and k groups a chunk: accumulators of both
+ * sides for a panel in half the L2 cache, a chunk of a block's weights in
+ * half the L1 data cache (32 KiB and 512 KiB where the CPU reports none). */
+static void SFX(qblocking)(long acc_row_bytes, int *panel_rows, int *chunk_groups)
+{
+    /* read once: in a virtual machine each sysconf here is a trapped cpuid */
+    static long l1, l2;
+    if (!__atomic_load_n(&l2, __ATOMIC_RELAXED)) {
+        long c1 = 0, c2 = 0;
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+        c1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+#endif
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        c2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        __atomic_store_n(&l1, c1 > 0 ? c1 : 32768, __ATOMIC_RELAXED);
+        __atomic_store_n(&l2, c2 > 0 ? c2 : 524288, __ATOMIC_RELAXED);
+    }
+    const long mp = __atomic_load_n(&l2, __ATOMIC_RELAXED) / 2 / (2 * acc_row_bytes) / QMR * QMR;
+    const long kc = __atomic_load_n(&l1, __ATOMIC_RELAXED) / 2 / (4L * QCB);
+    *panel_rows = mp < QMR ? QMR : mp > 240 ? 240 : (int)mp;
+    *chunk_groups = kc < 16 ? 16 : (int)kc;
+}
+
+/* What one call shares with its threads. */
+typedef struct {
+    const fl_rnn_desc *d;
     SFX(qlayout) L;
-    if (SFX(qlayout_of)(d, qtype, &L) != FL_OK || d->B < 1) return 0;
-    return sizeof(float) * SFX(qwork_elems)(d, &L);
+    int path, nt, panel, chunk;
+    long accw;                 /* accumulator columns a row (Np, or 2 Np for vpmaddwd) */
+    const float *bx, *bh, *sx, *sh;
+    const int32_t *csx, *csh;  /* NULL unless vpdpbusd */
+    const uint32_t *wx, *wh;
+    SFX(cell_cfg) cfg;
+    float *hs, *cs;            /* (B, Hp) states */
+    char *scratch;             /* per thread: thread_bytes */
+    size_t thread_bytes;
+    float *y; long ldy;
+    const float *x; long ldx;
+    const int *lengths;
+} SFX(qcall);
+
+/* Per thread: activation groups of x and h and their scales for up to
+ * `rows` rows, a panel's accumulators of both sides, pre-activations and
+ * spare outputs of one row. */
+typedef struct { size_t ax, ah, sa, acc, pre, spare, total; } SFX(qthread_offs);
+
+static SFX(qthread_offs) SFX(qthread_layout)(const SFX(qlayout) *L, int rows, int panel,
+                                             long accw)
+{
+    SFX(qthread_offs) o;
+    o.ax = 0;
+    o.ah = o.ax + SFX(qalign)(4 * (size_t)rows * L->KqX);
+    o.sa = o.ah + SFX(qalign)(4 * (size_t)rows * L->KqH);
+    o.acc = o.sa + SFX(qalign)(sizeof(float) * 2 * (size_t)rows);
+    o.pre = o.acc + SFX(qalign)(4 * 2 * (size_t)panel * accw);
+    o.spare = o.pre + SFX(qalign)(sizeof(float) * 2 * (size_t)L->Np);
+    o.total = o.spare + SFX(qalign)(sizeof(float) * 7 * (size_t)U);
+    return o;
 }
 
 /* float32 -> bf16 bits, rounded to nearest even (inputs are finite). */
@@ -148,237 +465,258 @@ static inline uint32_t SFX(to_bf16)(float f)
     return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 
-/* ab (Kp/2): a (K) rounded to bf16 in pairs, element k in the low half of
- * pair k/2 for even k; a zero pads an odd K. */
-static void SFX(qpairs)(uint32_t *ab, const float *a, int K)
+/* int8 code of a * inv: rint, clamped to [-127, 127] (NaN: 0, not UB). */
+static inline uint32_t SFX(q8)(float a, float inv, uint32_t bias)
 {
-    for (int k = 0; k + 1 < K; k += 2) ab[k / 2] = SFX(to_bf16)(a[k]) | SFX(to_bf16)(a[k + 1]) << 16;
-    if (K % 2) ab[K / 2] = SFX(to_bf16)(a[K - 1]);
+    float v = rintf(a * inv);
+    v = v > 127 ? 127 : v < -127 ? -127 : v == v ? v : 0;
+    return ((uint32_t)(int32_t)v + bias) & 0xffu;
 }
 
-FL_INLINE VEC SFX(qbits)(VBITS b) { VEC v; memcpy(&v, &b, sizeof v); return v; }
-
-/* out (QCB) = ab (Kp/2 bf16 pairs) times one block w (Kp/2, QCB, 2), widening
- * each bf16 to float32. The odd k goes in first, as vdpbf16ps adds it: the
- * products are exact, so both paths round the same sums the same way. */
-static void SFX(qblock_bf16)(int Kh, const uint32_t *ab, const uint16_t *w, float *out)
+/* ag (Kq) = a (K) in the path's groups: bf16 pairs (element k in the low
+ * half of pair k/2 for even k), or int8 quads of q_a, element k in byte
+ * k % 4 (plus 128 for vpdpbusd's unsigned operand); *scale: the int8
+ * activation scale (1 for bf16). Padding is q_a = 0. Loops over whole
+ * groups, then the tail, so the compiler vectorizes them. */
+static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int Kq, int path)
 {
-    VEC c[8];
-    for (int v = 0; v < 8; v++) c[v] = (VEC){0};
-    for (int kp = 0; kp < Kh; kp++) {
-        const uint32_t p = ab[kp];
-        const uint32_t plo = p << 16, phi = p & 0xffff0000u;
-        float a0, a1;
-        memcpy(&a0, &plo, 4);
-        memcpy(&a1, &phi, 4);
-        const uint16_t *wk = w + (long)kp * QCB * 2;
-        _Pragma("GCC unroll 8")
-        for (int v = 0; v < 8; v++) {
-            VBITS b;
-            memcpy(&b, wk + v * VL * 2, sizeof b);
-            c[v] += a1 * SFX(qbits)(b & 0xffff0000u);
-            c[v] += a0 * SFX(qbits)(b << 16);
-        }
+    if (path == Q_BF16_WIDEN || path == Q_BF16_NATIVE) {
+        const int full = K / 2;
+        for (int g = 0; g < full; g++)
+            ag[g] = SFX(to_bf16)(a[2 * g]) | SFX(to_bf16)(a[2 * g + 1]) << 16;
+        if (full < Kq) ag[full] = SFX(to_bf16)(a[K - 1]);
+        *scale = 1;
+        return;
     }
-    for (int v = 0; v < 8; v++) SFX(vstore)(out + v * VL, c[v]);
-}
-
-#if FL_Q_NATIVE_BF16
-/* qblock_bf16 with vdpbf16ps (AVX512_BF16), 16 columns per instruction. */
-__attribute__((target("avx512bf16")))
-static void SFX(qblock_bf16_native)(int Kh, const uint32_t *ab, const uint16_t *w, float *out)
-{
-    __m512 c[8];
-    for (int v = 0; v < 8; v++) c[v] = _mm512_setzero_ps();
-    for (int kp = 0; kp < Kh; kp++) {
-        const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[kp]);
-        const uint16_t *wk = w + (long)kp * QCB * 2;
-        _Pragma("GCC unroll 8")
-        for (int v = 0; v < 8; v++)
-            c[v] = _mm512_dpbf16_ps(c[v], a, (__m512bh)_mm512_loadu_si512(wk + v * 32));
+    VEC m = (VEC){0};
+    int k = 0;
+    for (; k + VL <= K; k += VL) {
+        const VEC v = SFX(vload)(a + k);
+        const VEC av = SFX(vsel)(v < 0, -v, v);
+        m = SFX(vsel)(av > m, av, m);
     }
-    for (int v = 0; v < 8; v++) _mm512_storeu_ps(out + v * 16, c[v]);
-}
-
-static int SFX(qhas_bf16)(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16");
-}
-#endif
-
-/* c + x * (VL int8 at p, as floats). GCC turns __builtin_convertvector
- * from int8 into one scalar conversion per lane, so the x86 levels use the
- * sign-extending load (vpmovsxbd) and an explicit FMA. */
-FL_INLINE VEC SFX(qfma8)(VEC c, float x, const int8_t *p)
-{
-#if FL_X86_LEVELS && defined(__AVX512F__) && FL_VBYTES == 64
-    __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
-    __m512 cc;
-    memcpy(&cc, &c, sizeof cc);
-    cc = _mm512_fmadd_ps(_mm512_set1_ps(x), w, cc);
-    memcpy(&c, &cc, sizeof c);
-    return c;
-#elif FL_X86_LEVELS && defined(__AVX2__) && defined(__FMA__) && FL_VBYTES == 32
-    __m256 w = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
-    __m256 cc;
-    memcpy(&cc, &c, sizeof cc);
-    cc = _mm256_fmadd_ps(_mm256_set1_ps(x), w, cc);
-    memcpy(&c, &cc, sizeof c);
-    return c;
-#else
-    SFX(qv8) q;
-    memcpy(&q, p, sizeof q);
-    return c + x * __builtin_convertvector(q, VEC);
-#endif
-}
-
-/* out (QCB) = a (K, float32) times one block w (K, QCB) of int8, widened. */
-static void SFX(qblock_i8)(int K, const float *a, const int8_t *w, float *out)
-{
-    VEC c[8];
-    for (int v = 0; v < 8; v++) c[v] = (VEC){0};
-    for (int k = 0; k < K; k++) {
-        const float x = a[k];
-        const int8_t *wk = w + (long)k * QCB;
-        _Pragma("GCC unroll 8")
-        for (int v = 0; v < 8; v++) c[v] = SFX(qfma8)(c[v], x, wk + v * VL);
+    float amax = 0;
+    for (int l = 0; l < VL; l++) amax = m[l] > amax ? m[l] : amax;
+    for (; k < K; k++) amax = fabsf(a[k]) > amax ? fabsf(a[k]) : amax;
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    const uint32_t bias = path == Q_I8_VNNI ? 128u : 0u;
+    const int full = K / 4;
+    for (int g = 0; g < full; g++)
+        ag[g] = SFX(q8)(a[4 * g], inv, bias) | SFX(q8)(a[4 * g + 1], inv, bias) << 8
+                | SFX(q8)(a[4 * g + 2], inv, bias) << 16 | SFX(q8)(a[4 * g + 3], inv, bias) << 24;
+    if (full < Kq) {
+        uint32_t word = 0;
+        for (int e = 0; e < 4; e++)
+            word |= (4 * full + e < K ? SFX(q8)(a[4 * full + e], inv, bias) : bias) << (8 * e);
+        ag[full] = word;
     }
-    for (int v = 0; v < 8; v++) SFX(vstore)(out + v * VL, c[v]);
+    *scale = amax / 127.0f;
 }
 
-/* out (Np) = scale * (a (K) times W^T) + bias over every block of w.
- * ab: a's bf16 pairs (bf16) or NULL (int8, which reads a). */
-static void SFX(qmatvec)(const SFX(qlayout) *L, int qtype, int native, int K, int Kp,
-                         const void *w, const float *a, const uint32_t *ab,
-                         const float *scale, const float *bias, float *out)
+/* One side's products for a panel's rows: acc (rows, accw) = the rows'
+ * groups ag (rows, Kq) times W^T, block by block, K chunk by chunk, the
+ * panel's tiles in each. */
+static void SFX(qproduct)(const SFX(qcall) *q, const uint32_t *w, int Kq, const uint32_t *ag,
+                          int rows, void *acc)
 {
-    for (int j = 0; j < L->nblk; j++) {
-        float *o = out + (long)j * QCB;
-        if (qtype == FL_Q_BF16) {
-            const uint16_t *wj = (const uint16_t *)w + (long)j * Kp * QCB;
-#if FL_Q_NATIVE_BF16
-            if (native) SFX(qblock_bf16_native)(Kp / 2, ab, wj, o);
-            else
-#endif
-            SFX(qblock_bf16)(Kp / 2, ab, wj, o);
-            (void)native;
-            for (int v = 0; v < QCB; v += VL)
-                SFX(vstore)(o + v, SFX(vload)(o + v) + SFX(vload)(bias + (long)j * QCB + v));
-        } else {
-            SFX(qblock_i8)(K, a, (const int8_t *)w + (long)j * K * QCB, o);
-            for (int v = 0; v < QCB; v += VL)
-                SFX(vstore)(o + v, SFX(vload)(o + v) * SFX(vload)(scale + (long)j * QCB + v)
-                                   + SFX(vload)(bias + (long)j * QCB + v));
+    const long accw = q->accw, ablk = accw / q->L.nblk;   /* accumulator columns a block */
+    for (int j = 0; j < q->L.nblk; j++) {
+        const uint32_t *wj = w + (long)j * Kq * QCB;
+        for (int k0 = 0; k0 < Kq; k0 += q->chunk) {
+            const int nk = Kq - k0 < q->chunk ? Kq - k0 : q->chunk;
+            for (int r0 = 0; r0 < rows; r0 += QMR) {
+                const int R = rows - r0 < QMR ? rows - r0 : QMR;
+                const uint32_t *a[QMR];
+                for (int r = 0; r < R; r++) a[r] = ag + (long)(r0 + r) * Kq + k0;
+                SFX(qtile)(q->path, R, k0 == 0, nk, a, wj + (long)k0 * QCB,
+                           (int32_t *)acc + (long)r0 * accw + j * ablk, accw);
+            }
         }
     }
 }
 
-/* Gates and state update of one row on all Hp units, VL at a time, as the
- * float32 kernels' epilogue computes them. gx, gh (Np) IN: the input and
- * recurrent pre-activations with their biases; hs, cs (Hp) IN/OUT: the row's
- * state (cs NULL for gru); pp (3, Hp) peepholes or NULL. Padding units see
- * zero pre-activations and stay finite; nothing reads them. */
-static void SFX(qepilogue)(const fl_rnn_desc *d, int Hp, const float *gx, const float *gh,
-                           const float *pp, float *hs, float *cs)
+/* Side's sums, scaled: bf16 as they are; int8 (float)D * (scale_a * s_n),
+ * D exact (vpdpbusd: minus csum; vpmaddwd: its two partials added). */
+FL_INLINE float SFX(qsum)(int path, const void *acc, const float *s, const int32_t *csum,
+                          float sa, int n)
 {
-    const int hard = d->gate_act == FL_GATE_HARD_SIGMOID, relu = d->act == FL_ACT_RELU;
-    for (int u = 0; u < Hp; u += VL) {
-        if (d->cell == FL_CELL_GRU) {
-            const VEC r = SFX(vgate)(hard, SFX(vload)(gx + u) + SFX(vload)(gh + u));
-            const VEC z = SFX(vgate)(hard, SFX(vload)(gx + Hp + u) + SFX(vload)(gh + Hp + u));
-            const VEC n = SFX(vact)(relu, SFX(vload)(gx + 2 * Hp + u) + r * SFX(vload)(gh + 2 * Hp + u));
-            SFX(vstore)(hs + u, (1 - z) * n + z * SFX(vload)(hs + u));
-            continue;
-        }
-        const VEC c = SFX(vload)(cs + u);
-        VEC zi = SFX(vload)(gx + u) + SFX(vload)(gh + u);
-        VEC zf = SFX(vload)(gx + Hp + u) + SFX(vload)(gh + Hp + u);
-        const VEC zg = SFX(vload)(gx + 2 * Hp + u) + SFX(vload)(gh + 2 * Hp + u);
-        VEC zo = SFX(vload)(gx + 3 * Hp + u) + SFX(vload)(gh + 3 * Hp + u);
-        if (pp) {
-            zi += SFX(vload)(pp + u) * c;
-            zf += SFX(vload)(pp + Hp + u) * c;
-        }
-        const VEC i = SFX(vgate)(hard, zi);
-        const VEC f = d->cell == FL_CELL_CIFG ? 1 - i : SFX(vgate)(hard, zf);
-        const VEC cn = f * c + i * SFX(vact)(relu, zg);
-        if (pp) zo += SFX(vload)(pp + 2 * Hp + u) * cn;
-        SFX(vstore)(cs + u, cn);
-        SFX(vstore)(hs + u, SFX(vgate)(hard, zo) * SFX(vact)(relu, cn));
+    const int32_t *D = acc;
+    switch (path) {
+    case Q_BF16_WIDEN: case Q_BF16_NATIVE: return ((const float *)acc)[n];
+    case Q_I8_MADD: return (float)(D[2 * n] + D[2 * n + 1]) * (sa * s[n]);
+    case Q_I8_VNNI: return (float)(D[n] - csum[n]) * (sa * s[n]);
+    default: return (float)D[n] * (sa * s[n]);
     }
+}
+
+/* One row's pre-activations from both sides' accumulators ax, ah: pre (Np)
+ * with both biases, or for cell_x_apart pre the recurrent side with b_hh and
+ * px the input side with b_ih (the cells' arguments). One loop per path, so
+ * each vectorizes. */
+static void SFX(qpre)(const SFX(qcall) *q, const void *ax, const void *ah, float sax, float sah,
+                      float *pre, float *px)
+{
+    const int Np = q->L.Np, apart = SFX(cell_x_apart)(q->d->cell);
+#define QPRE_LOOP(PATH)                                                           \
+    for (int n = 0; n < Np; n++) {                                                \
+        const float zx = SFX(qsum)(PATH, ax, q->sx, q->csx, sax, n) + q->bx[n];     \
+        const float zh = SFX(qsum)(PATH, ah, q->sh, q->csh, sah, n);                \
+        if (apart) { px[n] = zx; pre[n] = zh + q->bh[n]; }                        \
+        else pre[n] = zx + zh;                                                    \
+    }
+    switch (q->path) {
+    case Q_BF16_WIDEN: case Q_BF16_NATIVE: QPRE_LOOP(Q_BF16_NATIVE); break;
+    case Q_I8_MADD: QPRE_LOOP(Q_I8_MADD); break;
+    case Q_I8_VNNI: QPRE_LOOP(Q_I8_VNNI); break;
+    default: QPRE_LOOP(Q_I8_GENERIC); break;
+    }
+#undef QPRE_LOOP
+}
+
+/* Rows [r0, r1) of the batch, every step (one thread's share). */
+static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
+{
+    const fl_rnn_desc *d = q->d;
+    const SFX(qlayout) *L = &q->L;
+    const int T = d->T, B = d->B, I = d->I, H = d->H, Hp = L->Hp, Np = L->Np;
+    const int has_c = SFX(cell_has_c)(d->cell), rows = r1 - r0;
+    const SFX(qthread_offs) o = SFX(qthread_layout)(L, rows, q->panel, q->accw);
+    char *base = q->scratch + (size_t)tid * q->thread_bytes;
+    uint32_t *ax = (uint32_t *)(base + o.ax), *ah = (uint32_t *)(base + o.ah);
+    float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
+    void *accx = base + o.acc, *acch = (char *)accx + 4 * (size_t)q->panel * q->accw;
+    float *spare = (float *)(base + o.spare);   /* the cells' packed h copy: unused here */
+    for (int s = 0; s < T; s++) {
+        const int t = d->reverse ? T - 1 - s : s;
+        for (int r = 0; r < rows; r++) {
+            const int b = r0 + r;
+            SFX(qgroups)(ax + (long)r * L->KqX, &sa[2 * r], q->x + ((long)t * B + b) * q->ldx,
+                         I, L->KqX, q->path);
+            SFX(qgroups)(ah + (long)r * L->KqH, &sa[2 * r + 1], q->hs + (long)b * Hp, H,
+                         L->KqH, q->path);
+        }
+        for (int p0 = 0; p0 < rows; p0 += q->panel) {
+            const int np = rows - p0 < q->panel ? rows - p0 : q->panel;
+            SFX(qproduct)(q, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx);
+            SFX(qproduct)(q, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch);
+            for (int r = p0; r < p0 + np; r++) {
+                const int b = r0 + r;
+                float *yrow = q->y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * q->ldy;
+                if (q->lengths && t >= q->lengths[b]) {   /* past the end: carry the state, output 0 */
+                    for (int u = 0; u < H; u++) yrow[u] = 0;
+                    continue;
+                }
+                const char *rx = (char *)accx + 4 * (size_t)(r - p0) * q->accw;
+                const char *rh = (char *)acch + 4 * (size_t)(r - p0) * q->accw;
+                SFX(qpre)(q, rx, rh, sa[2 * r], sa[2 * r + 1], pre, px);
+                float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
+                for (int j = 0; j < L->NB; j++) {
+                    const long g0 = (long)j * L->G * U;
+                    const SFX(h_dest) out = { hb + j * U, hb + j * U, spare };
+                    if (d->cell == FL_CELL_GRU)
+                        SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
+                                              NULL, pre + g0, px + g0, hb + j * U, U);
+                    else
+                        SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
+                                              cb + j * U, NULL, pre + g0, NULL, cb + j * U, U);
+                }
+                memcpy(yrow, hb, sizeof(float) * H);
+            }
+        }
+    }
+}
+
+/* Shared part, then the threads' scratch: fl_qrnn_work_bytes. */
+static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t *bytes)
+{
+    int st = SFX(qlayout_of)(d, qtype, &q->L);
+    if (st != FL_OK) return st;
+    if (d->T < 1 || d->B < 1 || d->n_threads < 1) return FL_ERR_SIZE;
+    q->d = d;
+    q->path = SFX(qpath)(qtype);
+    q->nt = d->n_threads < d->B ? d->n_threads : d->B;
+    q->accw = (long)q->L.Np * (q->path == Q_I8_MADD ? 2 : 1);
+    SFX(qblocking)(4 * q->accw, &q->panel, &q->chunk);
+    const int rows = (d->B + q->nt - 1) / q->nt;
+    if (q->panel > rows) q->panel = (rows + QMR - 1) / QMR * QMR;
+    q->thread_bytes = SFX(qthread_layout)(&q->L, rows, q->panel, q->accw).total;
+    *bytes = SFX(qalign)(sizeof(float) * 2 * (size_t)d->B * q->L.Hp) + q->nt * q->thread_bytes;
+    return FL_OK;
+}
+
+size_t QFN(fl_qrnn_work_bytes)(const fl_rnn_desc *d, int qtype)
+{
+    SFX(qcall) q;
+    size_t bytes;
+    return SFX(qcall_of)(d, qtype, &q, &bytes) == FL_OK ? bytes : 0;
 }
 
 int QFN(fl_qrnn_forward)(const fl_rnn_desc *d, int qtype, const void *packed, float *y, long ldy,
                          float *h_n, float *c_n, const float *x, long ldx, const float *h0,
                          const float *c0, const int *lengths)
 {
-    SFX(qlayout) L;
-    int st = SFX(qlayout_of)(d, qtype, &L);
+    SFX(qcall) q;
+    size_t bytes;
+    int st = SFX(qcall_of)(d, qtype, &q, &bytes);
     if (st != FL_OK) return st;
-    const int T = d->T, B = d->B, I = d->I, H = d->H, Hp = L.Hp, Np = L.Np;
-    const int gru = d->cell == FL_CELL_GRU;
-    if (T < 1 || B < 1) return FL_ERR_SIZE;
-    if (!packed || !y || !h_n || !x || (!gru && !c_n)) return FL_ERR_ARG;
-    if (ldy < H || ldx < I) return FL_ERR_SIZE;
+    const int B = d->B, H = d->H, Hp = q.L.Hp, Np = q.L.Np, has_c = SFX(cell_has_c)(d->cell);
+    if (!packed || !y || !h_n || !x || (has_c && !c_n)) return FL_ERR_ARG;
+    if (ldy < H || ldx < d->I) return FL_ERR_SIZE;
     if (lengths)
         for (int b = 0; b < B; b++)
-            if (lengths[b] < 1 || lengths[b] > T) return FL_ERR_SIZE;
+            if (lengths[b] < 1 || lengths[b] > d->T) return FL_ERR_SIZE;
     int owned;
-    float *work = fl_workspace(d->work, d->work_bytes, sizeof(float) * SFX(qwork_elems)(d, &L),
-                               &owned);
+    char *work = fl_workspace(d->work, d->work_bytes, bytes, &owned);
     if (!work) return FL_ERR_NOMEM;
-    float *hs = work, *cs = hs + (long)B * Hp, *gx = cs + (long)B * Hp, *gh = gx + Np;
-    uint32_t *ab = (uint32_t *)(gh + Np);
-    const float *bx = packed, *bh = bx + Np, *sx = bh + Np, *sh = sx + Np, *pp = sh + Np;
-    const void *wx = (const char *)packed + L.off_wx, *wh = (const char *)packed + L.off_wh;
-    int native = 0;
-#if FL_Q_NATIVE_BF16
-    native = qtype == FL_Q_BF16 && SFX(qhas_bf16)();
-#endif
-    for (long b = 0; b < B; b++)
-        for (int u = 0; u < Hp; u++) {
-            hs[b * Hp + u] = u < H && h0 ? h0[b * H + u] : 0;
-            cs[b * Hp + u] = u < H && c0 && !gru ? c0[b * H + u] : 0;
-        }
-    const int bf = qtype == FL_Q_BF16;
-    for (int s = 0; s < T; s++) {
-        const int t = d->reverse ? T - 1 - s : s;
-        for (int b = 0; b < B; b++) {
-            float *yrow = y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * ldy;
-            if (lengths && t >= lengths[b]) {   /* past the end: carry the state, output 0 */
-                for (int u = 0; u < H; u++) yrow[u] = 0;
-                continue;
-            }
-            const float *xr = x + ((long)t * B + b) * ldx;
-            float *hb = hs + (long)b * Hp, *cb = cs + (long)b * Hp;
-            if (bf) SFX(qpairs)(ab, xr, I);
-            SFX(qmatvec)(&L, qtype, native, I, L.KpX, wx, xr, ab, sx, bx, gx);
-            if (bf) SFX(qpairs)(ab, hb, H);
-            SFX(qmatvec)(&L, qtype, native, H, L.KpH, wh, hb, ab, sh, bh, gh);
-            SFX(qepilogue)(d, Hp, gx, gh, d->cell == FL_CELL_PEEPHOLE ? pp : NULL, hb,
-                           gru ? NULL : cb);
-            for (int u = 0; u < H; u++) yrow[u] = hb[u];
-        }
+    const float *pk = packed;
+    q.bx = pk; q.bh = pk + Np; q.sx = pk + 2L * Np; q.sh = pk + 3L * Np;
+    const int32_t *csum = (const int32_t *)((const char *)packed + q.L.off_csum);
+    q.csx = q.path == Q_I8_VNNI ? csum : NULL;
+    q.csh = q.path == Q_I8_VNNI ? csum + Np : NULL;
+    q.wx = (const uint32_t *)((const char *)packed + q.L.off_wx);
+    q.wh = (const uint32_t *)((const char *)packed + q.L.off_wh);
+    q.cfg = SFX(cell_config)(d, pk + 4L * Np, q.L.NB);
+    q.hs = (float *)work;
+    q.cs = q.hs + (long)B * Hp;
+    q.scratch = work + SFX(qalign)(sizeof(float) * 2 * (size_t)B * Hp);
+    q.y = y; q.ldy = ldy; q.x = x; q.ldx = ldx; q.lengths = lengths;
+    /* the states' padding units start at zero (no masked loads from a NULL
+     * h0 or c0: their fault suppression costs microcode assists) */
+    memset(q.hs, 0, sizeof(float) * 2 * (size_t)B * Hp);
+    for (long b = 0; b < B; b++) {
+        if (h0) memcpy(q.hs + b * Hp, h0 + b * H, sizeof(float) * H);
+        if (c0 && has_c) memcpy(q.cs + b * Hp, c0 + b * H, sizeof(float) * H);
     }
-    for (long b = 0; b < B; b++)
-        for (int u = 0; u < H; u++) {
-            h_n[b * H + u] = hs[b * Hp + u];
-            if (!gru) c_n[b * H + u] = cs[b * Hp + u];
+    if (q.nt > 1) {
+        #pragma omp parallel num_threads(q.nt)
+        {
+            const int tid = omp_get_thread_num(), n = omp_get_num_threads();
+            /* fewer threads than asked (OMP_THREAD_LIMIT): each runs several shares */
+            for (int share = tid; share < q.nt; share += n)
+                SFX(qrows)(&q, share, (int)((long)B * share / q.nt),
+                           (int)((long)B * (share + 1) / q.nt));
         }
+    } else {
+        SFX(qrows)(&q, 0, 0, B);
+    }
+    for (long b = 0; b < B; b++) {
+        memcpy(h_n + b * H, q.hs + b * Hp, sizeof(float) * H);
+        if (has_c) memcpy(c_n + b * H, q.cs + b * Hp, sizeof(float) * H);
+    }
     if (owned) free(work);
     return FL_OK;
 }
 
 int QFN(fl_qrnn_native)(int qtype)
 {
-#if FL_Q_NATIVE_BF16
-    if (qtype == FL_Q_BF16) return SFX(qhas_bf16)();
-#endif
-    (void)qtype;
-    return 0;
+    const int path = SFX(qpath)(qtype);
+    return path == Q_BF16_NATIVE || path == Q_I8_VNNI;
 }
 
+#undef QNV
 #undef QCB
+#undef QACC
+#undef QMR
 #undef QFN
-#undef FL_Q_NATIVE_BF16
+#undef FL_Q_NATIVE
+#undef FL_Q_MADD

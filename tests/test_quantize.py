@@ -42,9 +42,20 @@ def _gate(name, z):
     return 1 / (1 + np.exp(-z))
 
 
+def _int8_rows(a):
+    """Each row of a quantized as the int8 kernels quantize a step's inputs
+    (in float32, as they do): q = rint(a * (127 / max|a|)), scale max|a| / 127;
+    the values q * scale in float64."""
+    a = np.asarray(a, np.float32)
+    amax = np.abs(a).max(axis=1, keepdims=True)
+    inv = np.where(amax > 0, np.float32(127) / np.where(amax > 0, amax, 1), 0).astype(np.float32)
+    q = np.clip(np.rint(a * inv), -127, 127)
+    return q.astype(np.float64) * (amax / np.float32(127)).astype(np.float64)
+
+
 def ref_step(cell, dtype, x, h, c, wi, wh, b_ih, b_hh, peep, act="tanh", gate="sigmoid"):
     """One step in float64 of the quantized computation; wi, wh dequantized."""
-    rnd = _bf16 if dtype == "bfloat16" else (lambda a: np.asarray(a, np.float64))
+    rnd = _bf16 if dtype == "bfloat16" else _int8_rows
     gx = rnd(x) @ wi.T + b_ih
     gh = rnd(h) @ wh.T + b_hh
     H = h.shape[1]
@@ -133,11 +144,11 @@ def test_one_step_matches_reference(cell, cls, dtype, act, gate):
         np.testing.assert_allclose(c_n[0], c_ref, rtol=0, atol=2e-5)
 
 
-# sequences: int8 keeps float32 inputs, so only float32 roundoff accumulates
-# (atol 2e-4 over 2 layers x 9 steps); bfloat16 also allows an input that
-# rounds to the neighbouring bfloat16 (a jump of up to 2^-7 |h_k| in one input,
-# times |w| <= 1/sqrt(H), in one pre-activation): atol 2e-3
-SEQ_ATOL = {"int8": 2e-4, "bfloat16": 2e-3}
+# sequences: a float32 input can round to the neighbouring bfloat16 or int8
+# step where the float64 one does not (a jump of up to 2^-7 |h_k|, or of
+# max|h| / 127, in one input, times |w| <= 1/sqrt(H), in one pre-activation):
+# atol 2e-3
+SEQ_ATOL = {"int8": 2e-3, "bfloat16": 2e-3}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -173,14 +184,18 @@ def test_streaming_equals_whole_sequence(cell, cls, dtype):
 # ----- accuracy against the float32 model -----------------------------------
 
 def _pre_activation_bound(dtype, layer, q, x, h, c):
-    """Per-row bound on |dz| from the weight quantization (module docstring)."""
+    """Per-row bound on |dz| from the quantization (module docstring)."""
     w_ih, w_hh, _, _, _ = (None if v is None else v.astype(np.float64)
                            for v in layer._layer_views[0, 0])
     if dtype == "bfloat16":
         return (2.0 ** -7 + 2.0 ** -16) * (np.abs(x) @ np.abs(w_ih).T + np.abs(h) @ np.abs(w_hh).T)
-    si = np.abs(w_ih).max(1) / 127
-    sh = np.abs(w_hh).max(1) / 127
-    return si / 2 * np.abs(x).sum(1, keepdims=True) + sh / 2 * np.abs(h).sum(1, keepdims=True)
+    bound = 0
+    for a, w in ((x, w_ih), (h, w_hh)):
+        s = np.abs(w).max(1) / 127                         # per weight row
+        sa = np.abs(a).max(1, keepdims=True) / 127         # per input row
+        bound = bound + (s / 2 * np.abs(a).sum(1, keepdims=True) + sa / 2 * np.abs(w).sum(1)
+                         + a.shape[1] * s * sa / 4)
+    return bound
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -209,7 +224,7 @@ def test_one_lstm_step_within_derived_bound(dtype):
 # Tolerances stated in README ("Reduced precision") for the benchmark shapes
 # with PyTorch's default initialisation and standard normal inputs: observed
 # values are about a quarter to a half of these.
-SHAPE_TOL = {"bfloat16": (4e-3, 5e-4), "int8": (8e-3, 1e-3)}   # (max, mean) abs deviation
+SHAPE_TOL = {"bfloat16": (4e-3, 5e-4), "int8": (1e-2, 2.5e-3)}   # (max, mean) abs deviation
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
