@@ -426,13 +426,14 @@ class _LSTMBase(TrainingMixin, EstimatorBase):
         ``include_optimizer=True`` also stores the optimizer state and the
         random streams, so ``partial_fit`` after loading continues exactly as
         it would have without the round trip (a larger file: Adam keeps two
-        values per parameter)."""
+        values per parameter).
+
+        A quantized model (``quantize()``) is stored with its recurrent weights
+        as it computes with them (int8 with row scales, or bfloat16), so its
+        file is smaller and loads as the same quantized model; it has no
+        optimizer state, and the file needs fastlstm >= 0.2.0 (the C API
+        refuses it)."""
         self._check_fitted()
-        dtype = getattr(self._network, "quant_dtype", None)
-        if dtype:
-            raise NotImplementedError(
-                f"saving a {dtype} model is not supported yet (pickle works): save the "
-                "float32 model and call quantize() after loading it")
         return io.save(self, path, include_optimizer)
 
     # the keys _extra_fitted writes

@@ -5,7 +5,12 @@ File layout (a zip archive of ``.npy`` members, as ``numpy.savez`` writes)::
     format_version.npy   int64 scalar, FORMAT_VERSION
     config.npy           uint8 1-D array: UTF-8 JSON (see below)
     params.npy           the network's flat parameter buffer (float32/float64),
-                         laid out as NetworkSpec.param_shapes()
+                         laid out as NetworkSpec.param_shapes(); of a quantized
+                         model, without its recurrent weight matrices
+    quant_weights.npy    quantized models only (fitted ``quant_dtype``): every
+                         W_ih and W_hh as stored (int8, or bfloat16 bit
+                         patterns as uint16), one after the other
+    quant_scales.npy     int8 models only: their float32 row scales
     ...                  estimator-specific arrays (classes, scaler, history)
 
 The JSON config holds ``format`` ("fastlstm-model"), ``format_version``,
@@ -28,7 +33,8 @@ Loading is written for files from untrusted sources:
   JSON (no NaN/Infinity) within a size limit;
 * every value is then checked (types, ranges; the architecture the params
   give must be the stored one) before anything is built, and the
-  parameters must be finite.
+  parameters must be finite (a quantized model's: int8 values in
+  [-127, 127], scales >= 0, and finite once dequantized).
 
 Anything wrong raises ``ValueError`` (a missing file raises the usual
 ``FileNotFoundError``). The estimators module depends on this one, never
@@ -52,7 +58,8 @@ import numpy as np
 from . import _kernels
 from ._validation import is_int, is_real
 from .network import Network
-from .spec import NetworkSpec
+from .quantize import QUANT_DTYPES, dequantize, quantize_stored
+from .spec import NetworkSpec, direction_suffix
 
 __all__ = ["save", "read_model", "FORMAT_VERSION", "ModelFileWarning"]
 
@@ -64,7 +71,8 @@ MAX_CONFIG_BYTES = 1 << 20  # 1 MiB of JSON
 MAX_TOTAL_BYTES = 1 << 32  # 4 GiB of arrays
 DEFLATE_MAX_RATIO = 1032   # deflate's largest expansion (258-byte matches in 2 bits)
 
-_ALLOWED_DTYPES = {"float32", "float64", "int64", "int32", "uint8", "bool"}
+# (int8 and uint16: a quantized model's weights and bfloat16 bit patterns)
+_ALLOWED_DTYPES = {"float32", "float64", "int64", "int32", "uint8", "bool", "int8", "uint16"}
 _UNICODE_RE = re.compile(r"^<U([1-9][0-9]{0,3})$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -397,6 +405,9 @@ _VERSIONED_FEATURES = (
     ("fitted", "n_past_covariates", 0, "0.2.0"),
     ("fitted", "n_future_covariates", 0, "0.2.0"),
     ("fitted", "quantiles", None, "0.2.0"),
+    # quantized recurrent weights (estimator.quantize): an older reader has
+    # neither their arrays nor their kernels
+    ("fitted", "quant_dtype", None, "0.2.0"),
 )
 _FIRST_VERSION = "0.1.0"
 
@@ -484,8 +495,14 @@ def _payload(est, include_optimizer=False):
         fitted["input_scaled"] = True
     config = {"estimator": type(est).__name__, "params": params, "fitted": fitted,
               "network": est._network.spec.to_json(), "fastlstm_version": __version__}
+    quant = getattr(est._network, "quant_dtype", None)
+    if quant:
+        if include_optimizer:
+            raise ValueError(f"this model is quantized ({quant}) and does not train: it has "
+                             "no optimizer state to save; save it without include_optimizer")
+        fitted["quant_dtype"] = quant
     config["min_reader_version"] = _min_reader_version(config)
-    arrays = {"params": est._network.params.copy()}
+    arrays = _quantized_arrays(est._network) if quant else {"params": est._network.params.copy()}
     arrays.update(est._extra_arrays())
     if scaled:
         arrays.update(input_mean=est.input_mean_, input_scale=est.input_scale_)
@@ -578,6 +595,127 @@ def _training_array_names(config):
     return {f"optimizer_{k}" for k in _OPTIMIZER_ARRAYS.get(training.get("optimizer"), ())}
 
 
+# ---------------------------------------------------------------- quantized models
+# A quantized model (estimator.quantize) computes with its recurrent weight
+# matrices in their stored form, so the file keeps that form and not also a
+# float copy: "quant_weights" holds every W_ih and W_hh, flattened one after
+# the other in flat-buffer order, as int8 values or bfloat16 bit patterns
+# (uint16); "quant_scales" (int8 only) their float32 row scales in the same
+# order; "params" every other parameter, in flat-buffer order. Loading
+# rebuilds the float params the in-memory model holds (the dequantized
+# weights) from them.
+
+# how fastlstm.quantize.quantize_weights stores each form's weights
+_QUANT_STORAGE = {"int8": "int8", "bfloat16": "uint16"}
+_QUANT_ARRAYS = ("quant_weights", "quant_scales")
+
+
+def _quant_matrices(spec):
+    """[((layer, direction), 0 for W_ih or 1 for W_hh, name, offset in the flat
+    buffer, shape)] of the matrices a quantized network stores, in file order
+    (sizes only: a hostile config's architecture costs nothing here)."""
+    offsets, off = {}, 0
+    for name, shape in spec.param_shapes():
+        offsets[name] = off, shape
+        off += math.prod(shape)
+    matrices = []
+    for layer in range(len(spec.hidden_sizes)):
+        for d in range(spec.num_directions):
+            for which, kind in enumerate(("ih", "hh")):
+                name = f"weight_{kind}_{direction_suffix(layer, d)}"
+                matrices.append(((layer, d), which, name) + offsets[name])
+    return matrices
+
+
+def _kept(spec, matrices):
+    """A mask of the flat buffer's values that a quantized file's params hold."""
+    kept = np.ones(spec.param_count(), bool)
+    for _, _, _, at, shape in matrices:
+        kept[at:at + math.prod(shape)] = False
+    return kept
+
+
+def _quant_dtype_of(config):
+    """The fitted quant_dtype of a config: None (a float model) or one of QUANT_DTYPES."""
+    fitted = config.get("fitted")
+    quant = fitted.get("quant_dtype") if isinstance(fitted, dict) else None
+    if quant is not None and not (isinstance(quant, str) and quant in QUANT_DTYPES):
+        raise ValueError(f"fitted quant_dtype must be null or one of {list(QUANT_DTYPES)}, "
+                         f"got {quant!r}")
+    return quant
+
+
+def _network_arrays(spec, quant):
+    """{name: (dtype, shape)} of the arrays holding the parameters of a network
+    with quantized weights of ``quant`` (None: a float network)."""
+    n = spec.param_count()
+    if quant is None:
+        return {"params": (spec.dtype, (n,))}
+    matrices = _quant_matrices(spec)
+    n_weights = sum(math.prod(shape) for *_, shape in matrices)
+    arrays = {"params": (spec.dtype, (n - n_weights,)),
+              "quant_weights": (_QUANT_STORAGE[quant], (n_weights,))}
+    if quant == "int8":
+        arrays["quant_scales"] = ("float32", (sum(shape[0] for *_, shape in matrices),))
+    return arrays
+
+
+def _quantized_arrays(net):
+    """The arrays of a quantized network: params without the quantized
+    matrices, and the matrices as the model holds them."""
+    matrices = _quant_matrices(net.spec)
+    weights, scales = [], []
+    for key, which, _, _, _ in matrices:
+        stored = net.recurrent._qweights[key]     # (w_ih, w_hh, s_ih, s_hh)
+        weights.append(stored[which].ravel())
+        scales.append(stored[which + 2])
+    arrays = {"params": net.params[_kept(net.spec, matrices)],
+              "quant_weights": np.concatenate(weights)}
+    if net.quant_dtype == "int8":
+        arrays["quant_scales"] = np.concatenate(scales)
+    return arrays
+
+
+def _dequantized(name, w, s):
+    """The float32 weights of one stored matrix, checked: int8 values in
+    [-127, 127] with scales >= 0 (the container refused NaN and infinity in
+    them), and, like float params, finite weights (no bfloat16 infinity or
+    NaN, no scale that overflows)."""
+    if s is not None:
+        if (w == -128).any():
+            raise ValueError(f"array 'quant_weights': {name} holds -128; int8 weights are "
+                             "in [-127, 127]")
+        if (s < 0).any():
+            raise ValueError(f"array 'quant_scales': {name} has negative scales")
+    with np.errstate(over="ignore"):       # an overflow is refused just below
+        values = dequantize(w, s)
+    if not _kernels.all_finite(values):
+        raise ValueError(f"array 'quant_weights': {name} holds bfloat16 infinity or NaN"
+                         if s is None else
+                         f"array 'quant_scales': {name}'s scales overflow float32")
+    return values
+
+
+def _quantized_params(spec, arrays):
+    """(flat float params, quantized weights as QuantizedLSTM/GRU._qweights
+    holds them) of a checked quantized file's arrays."""
+    matrices = _quant_matrices(spec)
+    flat = np.empty(spec.param_count(), np.dtype(spec.dtype))
+    flat[_kept(spec, matrices)] = arrays["params"]
+    stored, scales = arrays["quant_weights"], arrays.get("quant_scales")
+    qweights = {}
+    w_at = s_at = 0
+    for key, which, name, at, shape in matrices:
+        n = math.prod(shape)
+        w = stored[w_at:w_at + n].reshape(shape)
+        s = None if scales is None else scales[s_at:s_at + shape[0]]
+        w_at, s_at = w_at + n, s_at + shape[0]
+        flat[at:at + n] = _dequantized(name, w, s).ravel()
+        entry = qweights.setdefault(key, [None] * 4)
+        entry[which], entry[which + 2] = w, s
+    return flat, {key: tuple(entry) for key, entry in qweights.items()}
+
+
 # ---------------------------------------------------------------- reading the schema
 
 def _spec_of(config, unknown=None):
@@ -599,15 +737,28 @@ def _spec_of(config, unknown=None):
 
 
 def _check_declared_arrays(config):
-    """Before any array is read: the params array the config declares must be
-    exactly what its architecture holds (a hostile config costs nothing)."""
+    """Before any array is read: the parameter arrays the config declares must
+    be exactly what its architecture holds (a hostile config costs nothing)."""
     _check_reader_version(config)
     spec = _spec_of(config, [])
-    declared = config["arrays"].get("params")
-    n = spec.param_count()
-    if declared is None or declared["shape"] != [n] or declared["dtype"] != spec.dtype:
-        raise ValueError(f"the config declares params as {declared}, but the architecture "
-                         f"in the config has {n} {spec.dtype} values")
+    quant = _quant_dtype_of(config)
+    want = _network_arrays(spec, quant)
+    for name in _QUANT_ARRAYS:
+        if name in config["arrays"] and name not in want:
+            raise ValueError(f"array {name!r} does not belong in a model file whose fitted "
+                             f"quant_dtype is {quant!r}")
+    for name, (dtype, shape) in want.items():
+        declared = config["arrays"].get(name)
+        if declared is None or declared["shape"] != list(shape) or declared["dtype"] != dtype:
+            raise ValueError(f"the config declares {name} as {declared}, but the architecture "
+                             f"in the config has {shape[0]} {dtype} values for it"
+                             + (f" (a quantized {quant} model)" if quant else ""))
+    # (a float file's params are within the bound on its arrays; the float
+    # model a quantized file's smaller arrays stand for must be too)
+    model_bytes = spec.param_count() * np.dtype(spec.dtype).itemsize
+    if model_bytes > MAX_TOTAL_BYTES:
+        raise ValueError(f"model file declares a model of {model_bytes} bytes of parameters; "
+                         f"at most {MAX_TOTAL_BYTES} allowed")
 
 
 def _finite_list(value, max_len=None):
@@ -658,13 +809,19 @@ def _build(cls, config, arrays):
     spec = _spec_of(config, unknown)
     fitted = config["fitted"]
     unknown += [f"fitted.{k}" for k in sorted(set(fitted) - set(_COMMON_FITTED)
-                                              - {"input_scaled", "validation_loss_curve_"}
+                                              - {"input_scaled", "validation_loss_curve_",
+                                                 "quant_dtype"}
                                               - set(est._extra_fitted_keys))]
     scaled = fitted.get("input_scaled", False)
     if scaled not in (True, False) or scaled != bool(p.get("scale_inputs", False)):
         raise ValueError(f"fitted input_scaled={scaled!r} does not match the params' "
                          f"scale_inputs={p.get('scale_inputs')!r}")
-    expected = {"params"} | set(est._extra_array_names(fitted))
+    quant = _quant_dtype_of(config)
+    if quant and "training" in config:
+        raise ValueError(f"model file holds a training state, but its model is quantized "
+                         f"({quant}) and does not train")
+    network_arrays = _network_arrays(spec, quant)
+    expected = set(network_arrays) | set(est._extra_array_names(fitted))
     if scaled:
         expected |= {"input_mean", "input_scale"}
     optional = _training_array_names(config)
@@ -683,11 +840,18 @@ def _build(cls, config, arrays):
         raise ValueError(f"the network spec in the model file does not match its params and "
                          f"fitted values in {', '.join(diff)}")
     est._check_extra_fitted(fitted, spec, arrays)
-    flat = arrays["params"]
-    if flat.shape != (spec.param_count(),) or flat.dtype != np.dtype(spec.dtype):
-        raise ValueError(f"params must be a 1-D {spec.dtype} array of {spec.param_count()} "
-                         f"values, got {flat.dtype} of shape {flat.shape}")
+    for name, (dtype, shape) in network_arrays.items():
+        a = arrays[name]
+        if a.shape != shape or a.dtype != np.dtype(dtype):
+            raise ValueError(f"{name} must be a 1-D {dtype} array of {shape[0]} values, got "
+                             f"{a.dtype} of shape {a.shape}")
+    if quant:
+        flat, qweights = _quantized_params(spec, arrays)
+    else:
+        flat = arrays["params"]
     est._network = Network.from_params(spec, flat, n_threads=p["n_threads"], copy=False)
+    if quant:
+        quantize_stored(est._network, quant, qweights)
     for key in _COMMON_FITTED:
         setattr(est, key, fitted[key])
     if "validation_loss_curve_" in fitted:

@@ -46,6 +46,9 @@ def fitted_models():
         ("forecaster_recursive_cifg.npz",
          LSTMForecaster(window=3, horizon=2, strategy="recursive", difference=True,
                         hidden_sizes=(2,), cell="cifg", **TINY).fit(series2)),
+        # int8 weights and row scales in members of their own (quant_weights, quant_scales)
+        ("regressor_int8_stacked.npz",
+         LSTMRegressor(hidden_sizes=(3, 2), **TINY).fit(X, y).quantize("int8")),
     ]
 
 

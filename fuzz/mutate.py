@@ -52,6 +52,7 @@ INTERESTING_JSON_VALUES = [
     True, False, None,
     "", "0", "1", "nan", "inf", "-inf", "1e999", "x" * 1000,
     "float16", "float32", "float64", "int64", "uint8", "bool", "<U5", "<U9999", "object", "|O",
+    "int8", "uint16", "bfloat16",
     "lstm", "gru", "peephole", "cifg", "relu", "tanh", "sigmoid", "hard_sigmoid",
     "LSTMRegressor", "LSTMClassifier", "LSTMForecaster", "fastlstm-model",
     "direct", "recursive", "mse", "mae", "huber", "adam", "sgd",
@@ -629,7 +630,7 @@ def mutate_array_spec(rng, members, seeds):
     else:
         old = entry.get("dtype")
         entry["dtype"] = rng.choice(["float16", "float32", "float64", "int64", "int32",
-                                     "uint8", "bool", "<U1", "<U4000", "<U9999", "<U0",
+                                     "uint8", "int8", "uint16", "bool", "<U1", "<U4000", "<U9999", "<U0",
                                      "object", "|O", "S5", "V8", ">f8", "complex128", 5, None])
         note = f"arrays/{name}/dtype: {short(old)} -> {short(entry['dtype'])}"
     target = find_member(members, name + ".npy")

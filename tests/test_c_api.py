@@ -660,6 +660,19 @@ def test_models_needing_a_newer_reader_are_refused_naming_versions(predict, lib,
     assert "FL_ERR_UNSUPPORTED" in stderr and "needs fastlstm >= 0.2.0" in stderr, stderr
 
 
+@pytest.mark.parametrize("dtype", fastlstm.quantize.QUANT_DTYPES)
+def test_quantized_models_are_refused_naming_quantization(predict, dtype, tmp_path):
+    # int8 and bfloat16 weights have no runner in the C library: the file
+    # (min_reader_version 0.2.0, members of dtypes it does not read) is refused
+    # as unsupported, and the message says why
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4, 2))
+    est = fastlstm.LSTMRegressor(hidden_sizes=(3,), epochs=1, random_state=0,
+                                 n_threads=1).fit(X, X[:, -1, 0])
+    stderr = _refused(predict, est.quantize(dtype).save(tmp_path / "q.npz"))
+    assert "FL_ERR_UNSUPPORTED" in stderr and f"quantized model ({dtype}" in stderr, stderr
+
+
 # ---------------------------------------------------------------- the Python side
 
 

@@ -329,8 +329,6 @@ def test_estimator_quantize(regressor, dtype):
         q.to_onnx()
     with pytest.raises(NotImplementedError, match="does not export"):
         q.to_torch()
-    with pytest.raises(NotImplementedError, match="not supported yet"):
-        q.save("unused.npz")
     with pytest.raises(TypeError, match="inference only"):
         q.partial_fit(X, reg.predict(X))
 

@@ -89,7 +89,8 @@ typedef struct fl_model fl_model;
  *   FL_ERR_FORMAT       anything the Python loader (fastlstm.load) refuses,
  *                       and also: duplicate JSON keys, lone surrogates in
  *                       JSON strings, Fortran-ordered arrays, dtype aliases
- *   FL_ERR_UNSUPPORTED  a newer format_version or min_reader_version; an
+ *   FL_ERR_UNSUPPORTED  a newer format_version or min_reader_version; a
+ *                       quantized model (estimator.quantize()); an
  *                       LSTMForecaster file (its predict() unscales and
  *                       undifferences a history in Python); a deflated
  *                       member (save() writes STORED members: re-save the

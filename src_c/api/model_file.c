@@ -2,9 +2,11 @@
  *
  * The checks follow io.py's read_payload / _build, in a cheap-first order:
  *   1. the container (npz.c): members, sizes, names; format_version == 1;
- *   2. the config: strict JSON (json.c), its "arrays" table against the
- *      members, the estimator, min_reader_version, the network spec, and
- *      the params array it declares against the spec's parameter count;
+ *   2. the config: strict JSON (json.c); a quantized model and
+ *      min_reader_version (before the "arrays" table, whose dtypes a newer
+ *      file may take from beyond this reader's); the "arrays" table against
+ *      the members, the estimator, the network spec, and the params array
+ *      it declares against the spec's parameter count;
  *   3. the estimator's entries: params (the architecture arguments) against
  *      the network, fitted values, the regressor's outputs or the
  *      classifier's classes;
@@ -108,6 +110,21 @@ static int check_reader_version(const fl_json *j, const fl_json_node *root, char
         }
     }
     return FL_OK;
+}
+
+/* A quantized model (io.py: fitted "quant_dtype", since 0.2.0) computes with
+ * int8 or bfloat16 weights that this library has no runner for: refused by
+ * name, ahead of the version check that would refuse it too. */
+static int check_not_quantized(const fl_json *j, const fl_json_node *root, char *err, size_t errlen)
+{
+    const fl_json_node *f = fl_json_get(j, root, "fitted");
+    const fl_json_node *q = f && f->type == FL_J_OBJ ? fl_json_get(j, f, "quant_dtype") : NULL;
+    if (!q || is_null(q)) return FL_OK;
+    return fl_fail(FL_ERR_UNSUPPORTED, err, errlen,
+                   "this model file holds a quantized model (%.*s weights), which the C API "
+                   "does not run: save the float32 model it was quantized from for it",
+                   q->type == FL_J_STR ? (int)(q->slen > 20 ? 20 : q->slen) : 7,
+                   q->type == FL_J_STR ? q->s : "unknown");
 }
 
 /* ---------------------------------------------------------------- the network spec */
@@ -495,9 +512,11 @@ static int load_source(const fl_src *s, fl_model **out, char *err, size_t errlen
         st = BAD("config format_version does not match the file's format_version");
         goto done;
     }
+    if ((st = check_not_quantized(&j, root, err, errlen)) != FL_OK) goto done;
+    if ((st = check_reader_version(&j, root, err, errlen)) != FL_OK) goto done;
     if ((st = read_arrays_table(&j, root, &z, decl, err, errlen)) != FL_OK) goto done;
 
-    /* the estimator, the reader version, the architecture and its params array */
+    /* the estimator, the architecture and its params array */
     fl_arch a;
     double dropout = 0;
     memset(&a, 0, sizeof(a));
@@ -515,7 +534,6 @@ static int load_source(const fl_src *s, fl_model **out, char *err, size_t errlen
         st = BAD("unknown estimator in model file");
         goto done;
     }
-    if ((st = check_reader_version(&j, root, err, errlen)) != FL_OK) goto done;
     if ((st = read_spec(&j, fl_json_get(&j, root, "network"), &a, &dropout, err, errlen)) != FL_OK)
         goto done;
     const uint64_t n_params = fl_arch_param_count(&a);
