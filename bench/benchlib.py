@@ -22,6 +22,16 @@ What is timed (what users call):
   ``Sequential([Input((T, I)), LSTM(H, return_sequences=True)])`` (the whole
   sequence, like the y we return; Keras does not return the states here).
   Training: ``train_on_batch`` on LSTM(H) -> Dense(1), Adam, MSE.
+
+Reduced precision (inference only; ``make(..., precision=...)``):
+
+* fastlstm: ``layer.quantize("bfloat16" | "int8")(x)``.
+* PyTorch bfloat16: the nn.LSTM and x ``.to(torch.bfloat16)``.
+* PyTorch int8: ``torch.ao.quantization.quantize_dynamic`` of the nn.LSTM with
+  ``dtype=torch.qint8`` (int8 weights, activations quantized per call).
+* ONNX Runtime int8: ``onnxruntime.quantization.quantize_dynamic`` of the same
+  float32 graph as above with ``op_types_to_quantize=["LSTM"]``, which makes
+  the LSTM node a com.microsoft ``DynamicQuantizeLSTM``.
 """
 import contextlib
 import gc
@@ -49,6 +59,18 @@ FRAMEWORKS = ("fastlstm", "torch", "onnxruntime", "keras")
 PEERS = FRAMEWORKS[1:]
 MODES = ("infer", "train")
 TRAIN_FRAMEWORKS = ("fastlstm", "torch", "keras")      # ORT is inference only
+PRECISIONS = ("float32", "bfloat16", "int8")
+# who has each reduced precision (inference only): Keras has no int8 LSTM, ORT's
+# CPU LSTM no bfloat16
+REDUCED_FRAMEWORKS = {"bfloat16": ("fastlstm", "torch"),
+                      "int8": ("fastlstm", "torch", "onnxruntime")}
+
+
+def timed_frameworks(mode, precision="float32"):
+    """The frameworks that can run ``mode`` at ``precision``."""
+    if precision != "float32":
+        return REDUCED_FRAMEWORKS[precision] if mode == "infer" else ()
+    return TRAIN_FRAMEWORKS if mode == "train" else FRAMEWORKS
 
 
 # ---------------------------------------------------------------------------- shapes
@@ -263,11 +285,13 @@ def fastlstm_train_label():
     return "LSTMRegressor(...).partial_fit(X, y) on one batch"
 
 
-def make_fastlstm_infer(case, w, x, lengths, nt):
+def make_fastlstm_infer(case, w, x, lengths, nt, precision="float32"):
     import fastlstm
     layer = fastlstm.LSTM(case.I, case.H, num_layers=case.num_layers,
                           bidirectional=case.bidirectional, dtype="float32", n_threads=nt)
     layer.load_state_dict(w)
+    if precision != "float32":
+        layer = layer.quantize(precision)
     if lengths is None:
         fn = lambda: layer(x)                              # noqa: E731
     else:
@@ -298,11 +322,27 @@ def _torch_lstm(case, w=None):
     return m
 
 
-def make_torch_infer(case, w, x, lengths, nt):
+def _torch_quantize_int8(m):
+    """PyTorch's dynamic int8 form of an nn.LSTM (raises if torch left it float)."""
+    import torch
+    # quantize_dynamic swaps the children of the module it is given, never the
+    # module itself: a bare nn.LSTM would come back unchanged, still float32
+    q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(m), {torch.nn.LSTM},
+                                               dtype=torch.qint8)[0]
+    if not isinstance(q, torch.ao.nn.quantized.dynamic.LSTM):
+        raise RuntimeError(f"quantize_dynamic left the LSTM as {type(q).__name__}")
+    return q
+
+
+def make_torch_infer(case, w, x, lengths, nt, precision="float32"):
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     m = _torch_lstm(case, w).eval()
     xt = torch.from_numpy(x)
+    if precision == "bfloat16":
+        m, xt = m.to(torch.bfloat16), xt.to(torch.bfloat16)
+    elif precision == "int8":
+        m = _torch_quantize_int8(m)
     if lengths is None:
         def fn():
             with torch.inference_mode():
@@ -318,7 +358,7 @@ def make_torch_infer(case, w, x, lengths, nt):
                 return y, (h, c)
 
     def output():
-        return fn()[0].numpy()
+        return fn()[0].float().numpy()                      # bfloat16 has no numpy dtype
     return fn, output
 
 
@@ -416,8 +456,29 @@ def make_ort_session(model_bytes, nt):
     return ort.InferenceSession(model_bytes, sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def make_ort_infer(case, w, x, lengths, nt):
-    sess = make_ort_session(build_onnx_lstm(case, w), nt)
+def quantize_onnx_lstm(model_bytes):
+    """ONNX Runtime's dynamic int8 form of a model's LSTM nodes: DynamicQuantizeLSTM
+    (int8 weights, activations quantized per call). Raises if an LSTM stays float."""
+    import tempfile
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory() as tmp:            # quantize_dynamic writes a file
+        src, dst = os.path.join(tmp, "float32.onnx"), os.path.join(tmp, "int8.onnx")
+        with open(src, "wb") as f:
+            f.write(model_bytes)
+        quantize_dynamic(src, dst, op_types_to_quantize=["LSTM"], weight_type=QuantType.QInt8)
+        model = onnx.load(dst)
+    ops = [n.op_type for n in model.graph.node]
+    if "LSTM" in ops or "DynamicQuantizeLSTM" not in ops:
+        raise RuntimeError(f"onnxruntime's quantize_dynamic left the LSTM float (nodes {ops})")
+    return model.SerializeToString()
+
+
+def make_ort_infer(case, w, x, lengths, nt, precision="float32"):
+    model = build_onnx_lstm(case, w)
+    if precision == "int8":
+        model = quantize_onnx_lstm(model)
+    sess = make_ort_session(model, nt)
     feeds = {"X": np.ascontiguousarray(x.transpose(1, 0, 2))}      # time-major, outside timing
     if lengths is not None:
         feeds["seq_lens"] = lengths.astype(np.int32)
@@ -491,9 +552,13 @@ def make_gemv_bound(case):
     return lambda: np.dot(W, v, out=out)
 
 
-def make(fw, mode, case, nt, seed=0):
+def make(fw, mode, case, nt, seed=0, precision="float32"):
     """Timed callable (and, for inference, an output getter giving (B, T, D*H) numpy)."""
     x, target, lengths = case.data(seed)
+    if fw not in timed_frameworks(mode, precision):
+        raise ValueError(f"{fw} does not run {mode} at {precision}")
+    if precision != "float32":
+        return MAKERS[(fw, mode)](case, case.weights(), x, lengths, nt, precision=precision)
     if mode == "infer":
         return MAKERS[(fw, mode)](case, case.weights(), x, lengths, nt)
     return MAKERS[(fw, mode)](case, x, target, lengths, nt), None
@@ -526,6 +591,16 @@ def check_outputs(case, outs, ref="torch", tol=1e-4):
                 f"shape {case.name}: {fw} inference output differs from {ref} by {dv:.3g} "
                 f"(> {tol}); the comparison is broken")
     return diffs
+
+
+def torch_lstm_ops(fn):
+    """Names of the aten operators with rnn or lstm in them that one call of fn runs:
+    aten::mkldnn_rnn_layer is oneDNN's RNN primitive, aten::quantized_lstm the
+    dynamic int8 LSTM; aten::lstm alone is ATen's own loop of GEMMs."""
+    from torch.autograd.profiler import profile
+    with profile() as prof:
+        fn()
+    return sorted({e.name for e in prof.function_events if "rnn" in e.name or "lstm" in e.name})
 
 
 # ---------------------------------------------------------------------------- timing

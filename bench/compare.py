@@ -4,6 +4,7 @@
     python bench/compare.py --all                       # 1 and 2 threads (one subprocess each)
     python bench/compare.py --all --markdown bench/RESULTS.md --plot bench/results.png
     python bench/compare.py --quick --shapes a,e,f      # a fast smoke run
+    python bench/compare.py --threads 1 --modes infer --shapes e,f --precision float32,bfloat16,int8
 
 For every shape, inference and training step are timed with the frameworks'
 repetitions INTERLEAVED (pass 1: fastlstm, torch, ort, keras; pass 2 rotated;
@@ -26,6 +27,14 @@ GFLOP/s counts forward FLOPs T*(2*B*I*4H + 2*B*H*4H) per layer and direction
 "% peak" is against the best numpy (OpenBLAS) float32 2048^3 GEMM measured in
 the same run at the same thread count. "x torch" is torch's median time
 divided by fastlstm's: above 1 means fastlstm is faster.
+
+--precision adds reduced-precision inference to the same interleaved passes:
+bfloat16 (fastlstm ``layer.quantize("bfloat16")``, PyTorch's nn.LSTM in
+bfloat16) and int8 (fastlstm ``layer.quantize("int8")``, PyTorch's and ONNX
+Runtime's dynamic int8 LSTMs; see benchlib). float32 is always timed: it is
+the reference of the ratios and of the output check, which requires every
+reduced form within --qtol of PyTorch's float32 output (and not equal to it:
+an unquantized peer would pass unnoticed otherwise).
 """
 import argparse
 import datetime
@@ -43,6 +52,15 @@ sys.path.insert(0, HERE)
 import benchlib as bl  # noqa: E402
 
 SHORT = {"fastlstm": "fastlstm", "torch": "torch", "onnxruntime": "ORT", "keras": "Keras"}
+
+
+def label(name, precision):
+    """name (a framework, a mode) with the precision appended when it is reduced."""
+    return name if precision == "float32" else f"{name} {precision}"
+
+
+def precision_of(r):
+    return r.get("precision", "float32")        # JSON of runs before --precision existed
 
 
 def log(msg):
@@ -67,6 +85,7 @@ def run_one(args, nt):
     bl.fix_threads(nt, active)
     res = {"threads": nt, "frameworks": active, "skipped": skipped,
            "fastlstm_train": bl.fastlstm_train_label(), "results": [], "checks": {},
+           "qchecks": {}, "torch_ops": {},
            "settings": {"reps": args.reps, "min_pass_s": args.min_pass, "gap_s": args.gap_ms / 1e3,
                         "warmup": args.warmup}}
     meter = bl.LoadMeter()
@@ -79,42 +98,65 @@ def run_one(args, nt):
 
     for case in args.cases:
         for mode in args.modes:
-            entries, getters = {}, {}
-            for fw in active:
-                if mode == "train" and fw not in bl.TRAIN_FRAMEWORKS:
-                    continue
-                try:
-                    entries[fw], getters[fw] = bl.make(fw, mode, case, nt)
-                except Exception as e:
-                    msg = f"{fw} {mode} on shape {case.name} failed to build: {type(e).__name__}: {e}"
-                    log("   " + msg)
-                    res["skipped"].append(msg)
+            precisions = args.precisions if mode == "infer" else ["float32"]
+            entries, getters, what = {}, {}, {}
+            for prec in precisions:
+                for fw in active:
+                    if fw not in bl.timed_frameworks(mode, prec):
+                        continue
+                    key = label(fw, prec)
+                    try:
+                        entries[key], getters[key] = bl.make(fw, mode, case, nt, precision=prec)
+                        what[key] = (fw, prec)
+                    except Exception as e:
+                        msg = (f"{key} {mode} on shape {case.name} failed to build: "
+                               f"{type(e).__name__}: {e}")
+                        log("   " + msg)
+                        res["skipped"].append(msg)
             if mode == "infer" and case.T == 1 and case.B == 1 and case.num_layers == 1 \
                     and not case.bidirectional:
                 entries[bl.GEMV] = bl.make_gemv_bound(case)
+                what[bl.GEMV] = (bl.GEMV, "float32")
+            if len(precisions) > 1 and "torch" in active:
+                record_torch_ops(res["torch_ops"], entries, what)
             if mode == "infer" and not args.no_check:
-                outs = {fw: get() for fw, get in getters.items()}
-                diffs = bl.check_outputs(case, outs, tol=args.tol)     # raises if broken
+                outs = {key: get() for key, get in getters.items()}
+                f32 = {key: y for key, y in outs.items() if what[key][1] == "float32"}
+                diffs = bl.check_outputs(case, f32, tol=args.tol)     # raises if broken
                 res["checks"][case.name] = diffs
                 log(f"-- shape {case.name}: inference outputs agree with torch: "
                     + ", ".join(f"{fw} {d:.1e}" for fw, d in diffs.items()))
+                reduced = {key: y for key, y in outs.items() if key not in f32}
+                if reduced:
+                    res["qchecks"][case.name] = check_reduced(case, f32, reduced, args.qtol)
             log(f"-- shape {case.name} ({case.dims()}) {mode}: timing "
                 f"{', '.join(entries)} interleaved, {args.reps} passes")
             times = bl.interleaved(entries, args.reps, args.min_pass, args.gap_ms / 1e3,
                                    args.warmup, log=log if args.verbose else None)
             flops = case.flops(mode)
-            rows = {}
-            for fw, t in times.items():
+            by_prec = {}
+            for key, t in times.items():
+                fw, prec = what[key]
                 s = bl.summarize(t)
                 s["gflops"] = flops / (s["ms_median"] * 1e-3) / 1e9
-                s["pct_peak"] = None if not peak else 100.0 * s["gflops"] / peak
-                rows[fw] = s
-            base = rows.get("fastlstm")
-            for fw, s in rows.items():
-                s["fastlstm_speedup"] = None if base is None else s["ms_median"] / base["ms_median"]
-                res["results"].append(dict(shape=case.name, dims=case.dims(), mode=mode,
-                                           framework=fw, gflop=flops / 1e9, threads=nt, **s))
-            print(case_text(case, mode, rows), flush=True)
+                # the peak is a float32 GEMM's: no yardstick for bfloat16 or int8
+                s["pct_peak"] = None if not peak or prec != "float32" else \
+                    100.0 * s["gflops"] / peak
+                by_prec.setdefault(prec, {})[fw] = s
+            for prec, rows in by_prec.items():
+                base = rows.get("fastlstm")
+                for fw, s in rows.items():
+                    s["fastlstm_speedup"] = None if base is None else \
+                        s["ms_median"] / base["ms_median"]
+                    if prec != "float32":
+                        # the float32 times of the same passes over this one (above 1: faster)
+                        for ref in ("fastlstm", "onnxruntime"):
+                            r32 = by_prec["float32"].get(ref)
+                            s[f"x_{ref}_float32"] = r32 and r32["ms_median"] / s["ms_median"]
+                    res["results"].append(dict(shape=case.name, dims=case.dims(), mode=mode,
+                                               framework=fw, precision=prec, gflop=flops / 1e9,
+                                               threads=nt, **s))
+                print(case_text(case, mode, rows, prec), flush=True)
     res["load"] = meter.stop()
     oc = res["load"].get("other_cores")
     if oc is not None:
@@ -124,6 +166,30 @@ def run_one(args, nt):
             msg += " -- WARNING: timings are unreliable; rerun on an idle machine"
         log(msg)
     return res
+
+
+def record_torch_ops(ops, entries, what):
+    """Add to ops[precision] the LSTM operators each torch entry ran (is it oneDNN?)."""
+    for key, fn in entries.items():
+        fw, prec = what[key]
+        if fw == "torch":
+            for name in bl.torch_lstm_ops(fn):
+                if name not in ops.setdefault(prec, []):
+                    ops[prec].append(name)
+
+
+def check_reduced(case, f32, reduced, tol):
+    """Max abs diffs of the reduced-precision outputs from PyTorch's float32 (fastlstm's
+    without torch). Raises when one is over tol, or 0: it did not run reduced."""
+    ref = "torch" if "torch" in f32 else "fastlstm"
+    diffs = bl.check_outputs(case, {ref: f32[ref], **reduced}, ref=ref, tol=tol)
+    log(f"-- shape {case.name}: reduced-precision outputs against {ref} float32: "
+        + ", ".join(f"{key} {d:.1e}" for key, d in diffs.items()))
+    same = [key for key, d in diffs.items() if d == 0.0]
+    if same:
+        raise AssertionError(f"shape {case.name}: {', '.join(same)} equal {ref} float32 "
+                             "exactly: not run in reduced precision")
+    return diffs
 
 
 def gemm_text(g):
@@ -139,13 +205,16 @@ def gemm_text(g):
             f"fastlstm gemm {one(g['fastlstm'])}")
 
 
-def case_text(case, mode, rows):
-    lines = [f"shape {case.name} ({case.dims()}, {case.desc}) {mode}, "
+def case_text(case, mode, rows, precision="float32"):
+    lines = [f"shape {case.name} ({case.dims()}, {case.desc}) {label(mode, precision)}, "
              f"{case.flops(mode) / 1e9:.3f} GFLOP per call:"]
     for fw, s in rows.items():
         pct = "" if s["pct_peak"] is None else f" {s['pct_peak']:5.1f}% peak"
         ratio = "" if fw == "fastlstm" or s["fastlstm_speedup"] is None else \
             f"  fastlstm x{s['fastlstm_speedup']:.2f}"
+        if fw == "fastlstm" and precision != "float32":
+            ratio = "".join(f"  x{s[f'x_{ref}_float32']:.2f} {ref} float32"
+                            for ref in ("fastlstm", "onnxruntime") if s[f"x_{ref}_float32"])
         lines.append(f"  {fw:12s} {s['ms_median']:10.3f} ms median {s['ms_min']:10.3f} min "
                      f"{s['gflops']:8.2f} GFLOP/s{pct}{ratio}")
     return "\n".join(lines)
@@ -158,7 +227,8 @@ def passthrough(args):
            "--min-pass", str(args.min_pass), "--gap-ms", str(args.gap_ms),
            "--warmup", str(args.warmup), "--modes", ",".join(args.modes),
            "--frameworks", ",".join(args.frameworks), "--gemm-size", str(args.gemm_size),
-           "--gemm-reps", str(args.gemm_reps), "--tol", str(args.tol)]
+           "--gemm-reps", str(args.gemm_reps), "--tol", str(args.tol),
+           "--precision", ",".join(args.precisions), "--qtol", str(args.qtol)]
     if args.no_check:
         out.append("--no-check")
     if args.verbose:
@@ -186,6 +256,12 @@ def run_all(args):
 
 def _fmt(v, spec=".2f", none="–"):
     return none if v is None else format(v, spec)
+
+
+def _table_head(head):
+    """A markdown table's first two lines: two text columns, then numbers."""
+    return ["| " + " | ".join(head) + " |",
+            "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
 
 
 def _ms(v):
@@ -298,15 +374,16 @@ def markdown(doc):
         nt = run["threads"]
         fws = run["frameworks"]
         peers = [f for f in fws if f != "fastlstm"]
+        results = [r for r in run["results"] if precision_of(r) == "float32"]
         L += [f"## {nt} thread{'s' if nt > 1 else ''}", ""]
         head = ["shape", "mode", "GFLOP"] + [f"{SHORT[f]} ms" for f in fws] + \
             [f"x {SHORT[p]}" for p in peers] + ["fastlstm GFLOP/s", "% peak"]
-        L += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+        L += _table_head(head)
         by = {}
-        for r in run["results"]:
+        for r in results:
             by.setdefault((r["shape"], r["mode"]), {})[r["framework"]] = r
         order = []
-        for r in run["results"]:
+        for r in results:
             if (r["shape"], r["mode"]) not in order:
                 order.append((r["shape"], r["mode"]))
         for shape, mode in order:
@@ -328,12 +405,13 @@ def markdown(doc):
                       f"fastlstm {fl['ms_median'] * 1e3:.1f} us = "
                       f"{fl['ms_median'] / gv['ms_median']:.2f}x it (the issue's bound: 1.5x)."]
         L += ["", "Shapes: " + "; ".join(f"{c.name} = {c.dims()} ({c.desc})" for c in bl.CASES.values()
-                                         if any(r["shape"] == c.name for r in run["results"])) + ".",
+                                         if any(r["shape"] == c.name for r in results)) + ".",
               ""]
+        L += reduced_markdown(run)
         L += ["<details><summary>all figures (median / min ms, GFLOP/s, % peak)</summary>", "",
               "| shape | mode | framework | median ms | min ms | GFLOP/s | % peak | x (peer/fastlstm) |",
               "|---|---|---|---:|---:|---:|---:|---:|"]
-        for r in run["results"]:
+        for r in results:
             L.append(f"| {r['shape']} | {r['mode']} | {r['framework']} | {_ms(r['ms_median'])} | "
                      f"{_ms(r['ms_min'])} | {_fmt(r['gflops'], '.2f')} | {_fmt(r['pct_peak'], '.1f')} | "
                      f"{'' if r['framework'] == 'fastlstm' else _fmt(r['fastlstm_speedup']) + 'x'} |")
@@ -361,6 +439,47 @@ def markdown(doc):
     return "\n".join(L) + "\n"
 
 
+def reduced_markdown(run):
+    """The run's "Reduced precision" subsection: per shape and precision, fastlstm's
+    time, its peers' at that precision, and the ratios; nothing for a float32-only run."""
+    qrows = [r for r in run["results"] if precision_of(r) != "float32"]
+    if not qrows:
+        return []
+    peers = [f for f in bl.PEERS if any(r["framework"] == f for r in qrows)]
+    head = (["shape", "precision", "fastlstm ms"] + [f"{SHORT[p]} ms" for p in peers]
+            + [f"x {SHORT[p]}" for p in peers] + ["x fastlstm float32", "x ORT float32"])
+    L = ["### Reduced precision (inference)", ""] + _table_head(head)
+    by = {}
+    for r in qrows:
+        by.setdefault((r["shape"], r["precision"]), {})[r["framework"]] = r
+    for (shape, prec), rows in by.items():
+        fl = rows.get("fastlstm", {})
+        cells = [shape, prec, _ms(fl.get("ms_median"))]
+        cells += [_ms(rows[p]["ms_median"]) if p in rows else "–" for p in peers]
+        cells += [_fmt(rows[p]["fastlstm_speedup"]) + "x" if p in rows and fl else "–"
+                  for p in peers]
+        cells += [_fmt(fl.get(f"x_{ref}_float32")) + "x" if fl.get(f"x_{ref}_float32") else "–"
+                  for ref in ("fastlstm", "onnxruntime")]
+        L.append("| " + " | ".join(cells) + " |")
+    L += ["", "fastlstm: `layer.quantize(precision)`; torch bfloat16: the nn.LSTM and x "
+          "`.to(torch.bfloat16)`; torch int8: `torch.ao.quantization.quantize_dynamic(..., "
+          "{nn.LSTM}, dtype=torch.qint8)`; ORT int8: `onnxruntime.quantization.quantize_dynamic"
+          "(..., op_types_to_quantize=[\"LSTM\"])` of the float32 ONNX graph above (its LSTM "
+          "becomes a `DynamicQuantizeLSTM`). Timed in the same interleaved passes as the float32 "
+          "table. **x peer** = peer time / fastlstm time at the same precision; **x fastlstm "
+          "float32**, **x ORT float32** = their float32 time / fastlstm's reduced-precision time "
+          "(above 1: the reduced form is faster)."]
+    if run.get("torch_ops"):
+        L += ["", "PyTorch's LSTM ran as (profiler; `aten::mkldnn_rnn_layer` is oneDNN's RNN "
+              "primitive): " + "; ".join(f"{p} `{', '.join(ops)}`"
+                                          for p, ops in run["torch_ops"].items()) + "."]
+    if run.get("qchecks"):
+        L += ["", "Reduced-precision output max abs diff vs PyTorch float32: " + "; ".join(
+            f"{s}: " + ", ".join(f"{k} {d:.1e}" for k, d in dd.items())
+            for s, dd in run["qchecks"].items()) + "."]
+    return L + [""]
+
+
 def plot(doc, path):
     try:
         import matplotlib
@@ -370,7 +489,8 @@ def plot(doc, path):
     except ImportError:
         log("matplotlib is not installed: no chart (pip install matplotlib)")
         return False
-    runs = doc["runs"]
+    runs = [dict(run, results=[r for r in run["results"] if precision_of(r) == "float32"])
+            for run in doc["runs"]]
     modes = [m for m in bl.MODES if any(r["mode"] == m for run in runs for r in run["results"])]
     fig, axes = plt.subplots(len(modes), len(runs), figsize=(5.8 * len(runs), 3.8 * len(modes)),
                              squeeze=False)
@@ -457,6 +577,11 @@ def parse(argv):
                     help="skip import-time / RSS measurements")
     ap.add_argument("--no-check", action="store_true", help="skip the output agreement check")
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--precision", default="float32",
+                    help="inference precisions, comma list from float32,bfloat16,int8 "
+                         "(default float32; float32 is always timed, as the reference)")
+    ap.add_argument("--qtol", type=float, default=5e-2,
+                    help="max abs diff of bfloat16 and int8 outputs from float32")
     ap.add_argument("--gemm-size", type=int, default=2048)
     ap.add_argument("--gemm-reps", type=int, default=None)
     ap.add_argument("--from-json", metavar="PATH",
@@ -473,6 +598,10 @@ def parse(argv):
         ap.error(f"--frameworks must be from {bl.FRAMEWORKS}")
     if "fastlstm" not in a.frameworks:
         a.frameworks.insert(0, "fastlstm")
+    a.precisions = [p for p in a.precision.split(",") if p]
+    if any(p not in bl.PRECISIONS for p in a.precisions):
+        ap.error(f"--precision must be from {bl.PRECISIONS}")
+    a.precisions = [p for p in bl.PRECISIONS if p == "float32" or p in a.precisions]
     q = a.quick
     a.reps = a.reps or (3 if q else 7)
     a.min_pass = a.min_pass if a.min_pass is not None else (0.03 if q else 0.2)

@@ -10,12 +10,21 @@ RESULTS.md, use ``python bench/compare.py``.
 
 extra_info of each benchmark: GFLOP per call, GFLOP/s at the median, threads,
 and what the fastlstm training step is (LSTMRegressor.partial_fit).
+
+The smoke tests of compare.py at the end time nothing worth reading; run them
+without --benchmark-only (which skips them): ``pytest bench/test_bench.py -k compare``.
 """
+import json
+import os
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 
 import benchlib as bl
+import compare
 
 _, PEERS, BUDGET = bl.suite_settings()
 
@@ -63,3 +72,41 @@ def test_lstm(benchmark, shape, mode, fw, n_threads):
         return
     med = benchmark.stats.stats.median
     benchmark.extra_info["gflops"] = case.flops(mode) / med / 1e9 if med else None
+
+
+def test_compare_reduced_precision_quick(tmp_path):
+    """--precision on shape f: every reduced form is built, checked and timed next to
+    float32, and the report gets its "Reduced precision" table."""
+    for fw in ("torch", "onnxruntime"):
+        msg = bl.skip_message(fw)
+        if msg:
+            pytest.skip(msg)
+    out, md = tmp_path / "run.json", tmp_path / "run.md"
+    # a subprocess: compare.py pins every framework's threads for the whole process
+    subprocess.run([sys.executable, os.path.join(bl.HERE, "compare.py"), "--quick",
+                    "--threads", "1", "--modes", "infer", "--shapes", "f",
+                    "--precision", "float32,bfloat16,int8",
+                    "--frameworks", "fastlstm,torch,onnxruntime", "--no-footprint",
+                    "--gemm-size", "128", "--json", str(out), "--markdown", str(md)],
+                   check=True, timeout=300)
+    run = json.loads(out.read_text())["runs"][0]
+    timed = {(r["framework"], r["precision"]) for r in run["results"]}
+    assert timed >= {("fastlstm", "float32"), ("torch", "float32"), ("onnxruntime", "float32"),
+                     ("fastlstm", "bfloat16"), ("torch", "bfloat16"), ("fastlstm", "int8"),
+                     ("torch", "int8"), ("onnxruntime", "int8")}, run["skipped"]
+    assert set(run["qchecks"]["f"]) == {"fastlstm bfloat16", "torch bfloat16", "fastlstm int8",
+                                        "torch int8", "onnxruntime int8"}
+    text = md.read_text()
+    assert "### Reduced precision (inference)" in text
+    assert "| f | int8 |" in text and "| f | bfloat16 |" in text
+
+
+def test_check_reduced_refuses_a_float32_peer():
+    """A "quantized" peer whose output equals float32's exactly was never quantized
+    (as quantize_dynamic does to a bare nn.LSTM): the check must fail."""
+    case = bl.CASES["f"]
+    y = np.random.default_rng(0).standard_normal((case.B, case.T, case.H)).astype(np.float32)
+    with pytest.raises(AssertionError, match="not run in reduced precision"):
+        compare.check_reduced(case, {"torch": y}, {"torch int8": y.copy()}, tol=5e-2)
+    with pytest.raises(AssertionError, match="differs"):
+        compare.check_reduced(case, {"torch": y}, {"torch int8": y + 0.1}, tol=5e-2)
