@@ -89,6 +89,7 @@ cdef extern from "fastlstm.h" nogil:
     int fl_level_vector_bytes()
 
 cdef extern from "fl_quant.h" nogil:
+    int FL_Q_INT8_MAX_K
     size_t fl_qrnn_packed_bytes(const fl_rnn_desc *d, int qtype)
     int fl_qrnn_pack(const fl_rnn_desc *d, int qtype, void *packed, const void *w_ih,
                      const void *w_hh, const float *s_ih, const float *s_hh, const float *b_ih,
@@ -598,6 +599,7 @@ def sum_squares(const real[::1] x):
 
 # ----- reduced-precision inference (src_c/fl_quant.h) ------------------------
 QTYPES = {"bfloat16": 1, "int8": 2}
+INT8_MAX_WIDTH = FL_Q_INT8_MAX_K    # widest input or hidden size int8 takes
 
 
 def qpacked_bytes(int cell, int I, int H, int qtype):

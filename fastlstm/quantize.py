@@ -11,7 +11,10 @@ core, so storing the weights in fewer bytes lowers that floor. Two forms:
 ``"int8"``
     Each weight row (one gate unit's row of W_ih or W_hh) stored as int8
     q in [-127, 127] with one float32 scale s = max|w_row| / 127, w ~ q * s.
-    The input vector stays float32 (weight-only quantization).
+    Each step's inputs (x_t, h_{t-1}) are quantized per batch row as well,
+    q_a = rint(a * 127 / max|a|) with scale s_a = max|a| / 127 (dynamic
+    quantization), so the dot products are exact integer sums on every
+    level. Input and hidden sizes up to 65536 (the sums stay below 2^31).
 
 Biases, peepholes, the state and the gate math stay float32. The quantized
 objects run inference only (``__call__``, ``step``, ``predict``); their
@@ -22,7 +25,9 @@ gate row n at a step is bounded by
     bfloat16: |dz_n| <= (2^-7 + 2^-16) * sum_k |w_nk| |a_k|   (weights and
               inputs each within 2^-8 relative, bfloat16 keeping 8 significant
               bits: (1 + 2^-8)^2 - 1),
-    int8:     |dz_n| <= (s_n / 2) * sum_k |a_k|     (each weight within s_n/2),
+    int8:     |dz_n| <= (s_n / 2) sum_k |a_k| + (s_a / 2) sum_k |w_nk|
+              + K s_n s_a / 4   (each weight within s_n / 2 and each input
+              within s_a / 2 of its int8 value),
 summed over the input and recurrent parts (a = x_t, then h_{t-1}). The
 gates' slopes are at most 1/4 (sigmoid) and 1 (tanh), so one step moves h
 and c by at most a few times max_n |dz_n|; the deviation of outputs over
@@ -178,6 +183,11 @@ def quantize_layer(layer, dtype):
         layer.quantize(dtype)
     cls = QuantizedGRU if isinstance(layer, GRU) else QuantizedLSTM
     assert isinstance(layer, (LSTM, GRU))
+    widest = max(layer.input_size, *(layer.num_directions * h for h in layer.hidden_sizes))
+    if dtype == "int8" and widest > _kernels.INT8_MAX_WIDTH:
+        raise ValueError(f"dtype='int8' takes input and hidden sizes up to "
+                         f"{_kernels.INT8_MAX_WIDTH} (its integer dot products must stay "
+                         f"below 2^31); this layer has {widest}: use 'bfloat16'")
     qweights = {}
     for key, (w_ih, w_hh, _, _, _) in layer._layer_views.items():
         wi, si = quantize_weights(w_ih, dtype)

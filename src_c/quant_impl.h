@@ -396,9 +396,11 @@ static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uin
 
 /* ------------------------------------------------------- the forward pass */
 
-/* How many rows a panel holds and k groups a chunk: accumulators of both
- * sides for a panel in half the L2 cache, a chunk of a block's weights in
- * half the L1 data cache (32 KiB and 512 KiB where the CPU reports none). */
+/* How many rows a panel holds and k groups a chunk: a panel's accumulators
+ * (acc_row_bytes a row) in half the L2 cache, a chunk of a block's weights
+ * in three quarters of the L1 data cache (32 KiB and 512 KiB where the CPU
+ * reports none). At shapes c and d, panels of 15 to 240 rows and chunks of
+ * 48 to 256 groups were within 5% of each other (bench/RESULTS.md). */
 static void SFX(qblocking)(long acc_row_bytes, int *panel_rows, int *chunk_groups)
 {
     /* read once: in a virtual machine each sysconf here is a trapped cpuid */
@@ -414,8 +416,8 @@ static void SFX(qblocking)(long acc_row_bytes, int *panel_rows, int *chunk_group
         __atomic_store_n(&l1, c1 > 0 ? c1 : 32768, __ATOMIC_RELAXED);
         __atomic_store_n(&l2, c2 > 0 ? c2 : 524288, __ATOMIC_RELAXED);
     }
-    const long mp = __atomic_load_n(&l2, __ATOMIC_RELAXED) / 2 / (2 * acc_row_bytes) / QMR * QMR;
-    const long kc = __atomic_load_n(&l1, __ATOMIC_RELAXED) / 2 / (4L * QCB);
+    const long mp = __atomic_load_n(&l2, __ATOMIC_RELAXED) / 2 / acc_row_bytes / QMR * QMR;
+    const long kc = __atomic_load_n(&l1, __ATOMIC_RELAXED) * 3 / 4 / (4L * QCB);
     *panel_rows = mp < QMR ? QMR : mp > 240 ? 240 : (int)mp;
     *chunk_groups = kc < 16 ? 16 : (int)kc;
 }
@@ -425,6 +427,8 @@ typedef struct {
     const fl_rnn_desc *d;
     SFX(qlayout) L;
     int path, nt, panel, chunk;
+    int sides;                 /* accumulator sets a row: 1 where both products sum into
+                                  one (bf16 without cell_x_apart), else 2 */
     long accw;                 /* accumulator columns a row (Np, or 2 Np for vpmaddwd) */
     const float *bx, *bh, *sx, *sh;
     const int32_t *csx, *csh;  /* NULL unless vpdpbusd */
@@ -444,14 +448,14 @@ typedef struct {
 typedef struct { size_t ax, ah, sa, acc, pre, spare, total; } SFX(qthread_offs);
 
 static SFX(qthread_offs) SFX(qthread_layout)(const SFX(qlayout) *L, int rows, int panel,
-                                             long accw)
+                                             long accw, int sides)
 {
     SFX(qthread_offs) o;
     o.ax = 0;
     o.ah = o.ax + SFX(qalign)(4 * (size_t)rows * L->KqX);
     o.sa = o.ah + SFX(qalign)(4 * (size_t)rows * L->KqH);
     o.acc = o.sa + SFX(qalign)(sizeof(float) * 2 * (size_t)rows);
-    o.pre = o.acc + SFX(qalign)(4 * 2 * (size_t)panel * accw);
+    o.pre = o.acc + SFX(qalign)(4 * (size_t)sides * panel * accw);
     o.spare = o.pre + SFX(qalign)(sizeof(float) * 2 * (size_t)L->Np);
     o.total = o.spare + SFX(qalign)(sizeof(float) * 7 * (size_t)U);
     return o;
@@ -513,11 +517,11 @@ static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int 
     *scale = amax / 127.0f;
 }
 
-/* One side's products for a panel's rows: acc (rows, accw) = the rows'
- * groups ag (rows, Kq) times W^T, block by block, K chunk by chunk, the
- * panel's tiles in each. */
+/* One side's products for a panel's rows: acc (rows, accw) = (add ? acc : 0)
+ * + the rows' groups ag (rows, Kq) times W^T, block by block, K chunk by
+ * chunk, the panel's tiles in each. */
 static void SFX(qproduct)(const SFX(qcall) *q, const uint32_t *w, int Kq, const uint32_t *ag,
-                          int rows, void *acc)
+                          int rows, void *acc, int add)
 {
     const long accw = q->accw, ablk = accw / q->L.nblk;   /* accumulator columns a block */
     for (int j = 0; j < q->L.nblk; j++) {
@@ -528,7 +532,7 @@ static void SFX(qproduct)(const SFX(qcall) *q, const uint32_t *w, int Kq, const 
                 const int R = rows - r0 < QMR ? rows - r0 : QMR;
                 const uint32_t *a[QMR];
                 for (int r = 0; r < R; r++) a[r] = ag + (long)(r0 + r) * Kq + k0;
-                SFX(qtile)(q->path, R, k0 == 0, nk, a, wj + (long)k0 * QCB,
+                SFX(qtile)(q->path, R, k0 == 0 && !add, nk, a, wj + (long)k0 * QCB,
                            (int32_t *)acc + (long)r0 * accw + j * ablk, accw);
             }
         }
@@ -551,12 +555,16 @@ FL_INLINE float SFX(qsum)(int path, const void *acc, const float *s, const int32
 
 /* One row's pre-activations from both sides' accumulators ax, ah: pre (Np)
  * with both biases, or for cell_x_apart pre the recurrent side with b_hh and
- * px the input side with b_ih (the cells' arguments). One loop per path, so
- * each vectorizes. */
+ * px the input side with b_ih (the cells' arguments); ah NULL: ax holds both
+ * sides' sums. One loop per path, so each vectorizes. */
 static void SFX(qpre)(const SFX(qcall) *q, const void *ax, const void *ah, float sax, float sah,
                       float *pre, float *px)
 {
     const int Np = q->L.Np, apart = SFX(cell_x_apart)(q->d->cell);
+    if (!ah) {
+        for (int n = 0; n < Np; n++) pre[n] = ((const float *)ax)[n] + q->bx[n];
+        return;
+    }
 #define QPRE_LOOP(PATH)                                                           \
     for (int n = 0; n < Np; n++) {                                                \
         const float zx = SFX(qsum)(PATH, ax, q->sx, q->csx, sax, n) + q->bx[n];     \
@@ -580,11 +588,12 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
     const SFX(qlayout) *L = &q->L;
     const int T = d->T, B = d->B, I = d->I, H = d->H, Hp = L->Hp, Np = L->Np;
     const int has_c = SFX(cell_has_c)(d->cell), rows = r1 - r0;
-    const SFX(qthread_offs) o = SFX(qthread_layout)(L, rows, q->panel, q->accw);
+    const SFX(qthread_offs) o = SFX(qthread_layout)(L, rows, q->panel, q->accw, q->sides);
     char *base = q->scratch + (size_t)tid * q->thread_bytes;
     uint32_t *ax = (uint32_t *)(base + o.ax), *ah = (uint32_t *)(base + o.ah);
     float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
-    void *accx = base + o.acc, *acch = (char *)accx + 4 * (size_t)q->panel * q->accw;
+    void *accx = base + o.acc;
+    void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
     float *spare = (float *)(base + o.spare);   /* the cells' packed h copy: unused here */
     for (int s = 0; s < T; s++) {
         const int t = d->reverse ? T - 1 - s : s;
@@ -597,8 +606,8 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
         }
         for (int p0 = 0; p0 < rows; p0 += q->panel) {
             const int np = rows - p0 < q->panel ? rows - p0 : q->panel;
-            SFX(qproduct)(q, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx);
-            SFX(qproduct)(q, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch);
+            SFX(qproduct)(q, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx, 0);
+            SFX(qproduct)(q, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : accx, !acch);
             for (int r = p0; r < p0 + np; r++) {
                 const int b = r0 + r;
                 float *yrow = q->y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * q->ldy;
@@ -607,7 +616,7 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
                     continue;
                 }
                 const char *rx = (char *)accx + 4 * (size_t)(r - p0) * q->accw;
-                const char *rh = (char *)acch + 4 * (size_t)(r - p0) * q->accw;
+                const char *rh = acch ? (char *)acch + 4 * (size_t)(r - p0) * q->accw : NULL;
                 SFX(qpre)(q, rx, rh, sa[2 * r], sa[2 * r + 1], pre, px);
                 float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
                 for (int j = 0; j < L->NB; j++) {
@@ -636,10 +645,12 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
     q->path = SFX(qpath)(qtype);
     q->nt = d->n_threads < d->B ? d->n_threads : d->B;
     q->accw = (long)q->L.Np * (q->path == Q_I8_MADD ? 2 : 1);
-    SFX(qblocking)(4 * q->accw, &q->panel, &q->chunk);
+    q->sides = (q->path == Q_BF16_WIDEN || q->path == Q_BF16_NATIVE)
+               && !SFX(cell_x_apart)(d->cell) ? 1 : 2;
+    SFX(qblocking)(4 * q->accw * q->sides, &q->panel, &q->chunk);
     const int rows = (d->B + q->nt - 1) / q->nt;
     if (q->panel > rows) q->panel = (rows + QMR - 1) / QMR * QMR;
-    q->thread_bytes = SFX(qthread_layout)(&q->L, rows, q->panel, q->accw).total;
+    q->thread_bytes = SFX(qthread_layout)(&q->L, rows, q->panel, q->accw, q->sides).total;
     *bytes = SFX(qalign)(sizeof(float) * 2 * (size_t)d->B * q->L.Hp) + q->nt * q->thread_bytes;
     return FL_OK;
 }

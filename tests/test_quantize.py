@@ -181,6 +181,42 @@ def test_streaming_equals_whole_sequence(cell, cls, dtype):
     np.testing.assert_array_equal(np.stack(steps, 1), y)   # same kernel, same sums
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,cls", CELLS)
+def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype):
+    # threads split the batch rows and a row's sums do not depend on its
+    # register tile: any thread count, and any batch the row is part of, gives
+    # the same bits (B = 11: tiles of 3 rows with a remainder, uneven shares)
+    q = _layer(cls, cell, bidirectional=True).quantize(dtype)
+    x = _x(11, 6, 13)
+    lengths = np.array([6, 2, 5, 6, 1, 3, 6, 4, 6, 2, 5])
+    want = q(x, lengths=lengths)[0]
+    for nt in (2, 3, 7):
+        q.n_threads = nt
+        np.testing.assert_array_equal(q(x, lengths=lengths)[0], want)
+    q.n_threads = 1
+    for rows in ([4], [0, 5, 9], list(range(10))):
+        np.testing.assert_array_equal(q(x[rows], lengths=lengths[rows])[0], want[rows])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_level_path_matches_reference_on_wide_layers(dtype):
+    # H = 200 spans several column blocks and unit blocks on every level; I = 70
+    # has a partial k group; B = 8 fills panels of 3-row tiles with a remainder
+    layer = fastlstm.LSTM(70, 200, random_state=5)
+    q = layer.quantize(dtype)
+    x = _x(8, 3, 70)
+    y_ref, h_ref, c_ref = ref_stack(q, x)
+    y, (h_n, c_n) = q(x)
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=SEQ_ATOL[dtype])
+    np.testing.assert_allclose(c_n, c_ref, rtol=0, atol=SEQ_ATOL[dtype])
+
+
+def test_int8_refuses_inputs_wider_than_its_integer_sums_allow():
+    with pytest.raises(ValueError, match="65536"):
+        fastlstm.LSTM(65537, 1).quantize("int8")
+
+
 # ----- accuracy against the float32 model -----------------------------------
 
 def _pre_activation_bound(dtype, layer, q, x, h, c):
