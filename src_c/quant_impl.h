@@ -18,8 +18,9 @@
  * int8 quantizes the activations too, once per step and row (dynamic
  * quantization, as PyTorch's and ONNX Runtime's int8 LSTMs): q_a =
  * rint(a * (127 / max|a|)), scale max|a| / 127. The integer sums
- * D_n = sum_k q_a,k q_w,nk are exact on every path (|D| < 2^31 while
- * K <= FL_Q_INT8_MAX_K), so every level computes the same D; the
+ * D_n = sum_k q_a,k q_w,nk are exact on every path (vpdpbusd, vpmaddwd,
+ * vpmaddubsw, generic vectors; |D| < 2^31 while K <= FL_Q_INT8_MAX_K), so
+ * every level computes the same D; the
  * pre-activation is (float)D * (scale_a * s_n) + bias.
  *
  * Threads split the batch rows; each runs the whole sequence for its rows,
@@ -36,12 +37,15 @@
 #if FL_VBYTES == 64 && FL_X86_LEVELS && !defined(FASTLSTM_WIDE_AS_AVX2)
 #define FL_Q_NATIVE 1            /* vdpbf16ps and vpdpbusd, when the CPU has them */
 #define FL_Q_MADD 1              /* int8 without VNNI: vpmaddwd on zmm */
+#define FL_Q_SIGN 0
 #elif FL_VBYTES == 32 && FL_X86_LEVELS && defined(__AVX2__)
 #define FL_Q_NATIVE 0
-#define FL_Q_MADD 1              /* vpmaddwd on ymm */
+#define FL_Q_MADD 0
+#define FL_Q_SIGN 1              /* int8: vpsignb + vpmaddubsw on ymm */
 #else
 #define FL_Q_NATIVE 0
 #define FL_Q_MADD 0              /* generic vectors: the baseline, the wide test build */
+#define FL_Q_SIGN 0
 #endif
 
 #define QNV 8                        /* vectors per column block */
@@ -63,7 +67,7 @@ typedef uint32_t SFX(qvu) __attribute__((vector_size(FL_VBYTES)));  /* VL uint32
 
 /* How a call computes its products (chosen once per call from the qtype,
  * the level and the CPU). */
-enum { Q_BF16_WIDEN, Q_BF16_NATIVE, Q_I8_GENERIC, Q_I8_MADD, Q_I8_VNNI };
+enum { Q_BF16_WIDEN, Q_BF16_NATIVE, Q_I8_GENERIC, Q_I8_MADD, Q_I8_SIGN, Q_I8_VNNI };
 
 typedef struct {
     int G, NB, Hp, Np, nblk, P, KqX, KqH;   /* KqX, KqH: k groups of W_ih, W_hh */
@@ -180,12 +184,8 @@ static int SFX(qpath)(int qtype)
     if (SFX(qcpu)("vnni")) return Q_I8_VNNI;
 #endif
     if (qtype == FL_Q_BF16) return Q_BF16_WIDEN;
-    return FL_Q_MADD ? Q_I8_MADD : Q_I8_GENERIC;
+    return FL_Q_MADD ? Q_I8_MADD : FL_Q_SIGN ? Q_I8_SIGN : Q_I8_GENERIC;
 }
-
-/* Columns one accumulator vector covers: vpmaddwd keeps two partial sums a
- * column (k pairs 0-1 and 2-3 of each quad) side by side. */
-static inline int SFX(qcols_per_acc)(int path) { return path == Q_I8_MADD ? VL / 2 : VL; }
 
 /* ---------------------------------------------------------- register tiles */
 
@@ -255,18 +255,46 @@ FL_INLINE void SFX(qk_i8)(const int R, const int NA, int first, int nk,
         for (int v = 0; v < NA; v++) memcpy(acc + r * lda + v * VL, &c[r][v], sizeof c[r][v]);
 }
 
+#if FL_Q_SIGN
+/* int8 on AVX2: vpmaddubsw multiplies unsigned by signed bytes, so each
+ * row's |q_a| meets the weights with q_a's sign moved onto them (vpsignb);
+ * pairs of products stay within int16 (2 * 127 * 127), and vpmaddwd by ones
+ * sums a column's quad into its int32 lane. */
+FL_INLINE void SFX(qk_sign)(const int R, const int NA, int first, int nk,
+                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+{
+    __m256i c[QMR][QNV];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++)
+            c[r][v] = first ? _mm256_setzero_si256()
+                            : _mm256_loadu_si256((const __m256i *)(acc + r * lda + v * 8));
+    for (int k = 0; k < nk; k++) {
+        const uint32_t *wk = w + (long)k * QCB;
+        __m256i q[QMR], qabs[QMR];
+        for (int r = 0; r < R; r++) {
+            q[r] = _mm256_set1_epi32((int)a[r][k]);
+            qabs[r] = _mm256_abs_epi8(q[r]);
+        }
+        for (int v = 0; v < NA; v++) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(wk + v * 8));
+            for (int r = 0; r < R; r++) {
+                const __m256i p = _mm256_maddubs_epi16(qabs[r], _mm256_sign_epi8(wv, q[r]));
+                c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(p, ones));
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++)
+            _mm256_storeu_si256((__m256i *)(acc + r * lda + v * 8), c[r][v]);
+}
+#endif
+
 #if FL_Q_MADD
-#if FL_VBYTES == 64
 typedef __m512i SFX(qreg);
 #define QMADD_LOAD(p) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p)))
 #define QMADD_A(q) _mm512_set1_epi64(_mm_cvtsi128_si64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(q))))
 #define QMADD(c, w, a) _mm512_add_epi32(c, _mm512_madd_epi16(w, a))
-#else
-typedef __m256i SFX(qreg);
-#define QMADD_LOAD(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
-#define QMADD_A(q) _mm256_set1_epi64x(_mm_cvtsi128_si64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(q))))
-#define QMADD(c, w, a) _mm256_add_epi32(c, _mm256_madd_epi16(w, a))
-#endif
 /* int8 with vpmaddwd: a vector's VL / 2 columns' quads widened to int16,
  * times the row's quad repeated; lanes hold partial sums of k pairs. */
 FL_INLINE void SFX(qk_madd)(const int R, const int NA, int first, int nk,
@@ -347,18 +375,19 @@ FL_INLINE void SFX(qk_vnni)(const int R, const int NA, int first, int nk,
  * QCB columns in passes of NA accumulators, as many as the register file
  * holds for R rows. acc: (R, lda) of the block's accumulators, float or
  * int32 by path (the vpmaddwd path's twice as wide). */
-#define QTILE_PASSES(KERNEL, T_, NB_, R_)                                             \
+#define QTILE_PASSES(KERNEL, T_, NB_, R_, ACC_)                                       \
     do {                                                                            \
-        const int na_ = QPOW2(QACC / (R_) < (NB_) ? QACC / (R_) : (NB_));            \
+        const int na_ = QPOW2((ACC_) / (R_) < (NB_) ? (ACC_) / (R_) : (NB_));        \
         for (int v0_ = 0; v0_ < (NB_); v0_ += na_)                                    \
             KERNEL(R_, na_, first, nk, a, w + v0_ * (QCB / (NB_)), (T_ *)acc + v0_ * VL, lda); \
     } while (0)
-#define QTILE_ROWS(KERNEL, T_, NB_)                                  \
+#define QTILE_ROWS_ACC(KERNEL, T_, NB_, ACC_)                         \
     switch (R) {                                                      \
-    case 1: QTILE_PASSES(KERNEL, T_, NB_, 1); break;                  \
-    case 2: QTILE_PASSES(KERNEL, T_, NB_, 2); break;                  \
-    default: QTILE_PASSES(KERNEL, T_, NB_, 3); break;                 \
+    case 1: QTILE_PASSES(KERNEL, T_, NB_, 1, ACC_); break;            \
+    case 2: QTILE_PASSES(KERNEL, T_, NB_, 2, ACC_); break;            \
+    default: QTILE_PASSES(KERNEL, T_, NB_, 3, ACC_); break;           \
     }
+#define QTILE_ROWS(KERNEL, T_, NB_) QTILE_ROWS_ACC(KERNEL, T_, NB_, QACC)
 
 #if FL_Q_NATIVE
 /* Out of line with the instructions' targets, which the kernels inline into. */
@@ -386,12 +415,17 @@ static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uin
 #if FL_Q_MADD
     case Q_I8_MADD: QTILE_ROWS(SFX(qk_madd), int32_t, 2 * QNV); break;
 #endif
+#if FL_Q_SIGN
+    /* 8 accumulators: each row also holds its quad and |quad| in registers */
+    case Q_I8_SIGN: QTILE_ROWS_ACC(SFX(qk_sign), int32_t, QNV, 8); break;
+#endif
     case Q_BF16_WIDEN: QTILE_ROWS(SFX(qk_bf16), float, QNV); break;
     default: QTILE_ROWS(SFX(qk_i8), int32_t, QNV); break;
     }
 }
 #undef QTILE_PASSES
 #undef QTILE_ROWS
+#undef QTILE_ROWS_ACC
 #undef QPOW2
 
 /* ------------------------------------------------------- the forward pass */
@@ -731,3 +765,4 @@ int QFN(fl_qrnn_native)(int qtype)
 #undef QFN
 #undef FL_Q_NATIVE
 #undef FL_Q_MADD
+#undef FL_Q_SIGN
