@@ -57,8 +57,9 @@ int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *
                     float *h_n, float *c_n, const float *x, long ldx, const float *h0,
                     const float *c0, const int *lengths);
 
-/* 1 if the active level computes qtype's dot products with a native
- * instruction on this CPU (bf16: AVX512_BF16 vdpbf16ps), 0 if it widens the
- * weights to float32 and uses FMAs. */
+/* 1 if the active level computes qtype's dot products with the
+ * instruction made for them on this CPU (bf16: AVX512_BF16 vdpbf16ps; int8:
+ * AVX512_VNNI vpdpbusd), 0 if it uses general instructions (bf16 widened to
+ * float32 FMAs; int8 vpmaddwd, vpmaddubsw or generic integer vectors). */
 int fl_qrnn_native(int qtype);
 #endif

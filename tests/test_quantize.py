@@ -2,8 +2,8 @@
 
 Three kinds of check:
 - the kernel against a float64 numpy reference of the *quantized* computation
-  (dequantized weights; for bfloat16 also the dot products' input rounded to
-  bfloat16): one step from given states must match within float32 rounding
+  (dequantized weights; the dot products' input rounded to bfloat16, or
+  quantized to int8 per row, as the kernels do): one step from given states must match within float32 rounding
   and the kernels' activation error (atol 2e-5), whole sequences within a
   looser atol (below), because over many steps a float32 h can land on the
   other side of a bfloat16 rounding boundary than the float64 one;
