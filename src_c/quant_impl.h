@@ -31,7 +31,8 @@
  * the L1 data cache, so a block's weights are reused by a panel's tiles.
  */
 #include <stdint.h>
-#if FL_X86_LEVELS && !defined(FASTLSTM_WIDE_AS_AVX2) && (FL_VBYTES == 64 || defined(__AVX2__))
+#if (FL_VBYTES == 64 && FL_X86_LEVELS && !defined(FASTLSTM_WIDE_AS_AVX2)) \
+    || (FL_VBYTES == 32 && FL_X86_LEVELS && defined(__AVX2__))
 #include <immintrin.h>
 #endif
 #if FL_VBYTES == 64 && FL_X86_LEVELS && !defined(FASTLSTM_WIDE_AS_AVX2)
