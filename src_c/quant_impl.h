@@ -161,6 +161,7 @@ int QFN(fl_qrnn_pack)(const fl_rnn_desc *d, int qtype, void *packed, const void 
         for (int g = 0; g < 3; g++)
             for (int h = 0; h < H; h++) pp[(long)g * Hp + h] = w_peep[(long)g * H + h];
     int32_t *csum = qtype == FL_Q_INT8 ? (int32_t *)((char *)packed + L.off_csum) : NULL;
+    if (csum) memset(csum, 0, sizeof(int32_t) * 2 * (size_t)Np);   /* padding columns too */
     SFX(qpack_w)((uint32_t *)((char *)packed + L.off_wx), csum, w_ih, qtype, H, d->I, L.KqX, &L);
     SFX(qpack_w)((uint32_t *)((char *)packed + L.off_wh), csum ? csum + Np : NULL, w_hh, qtype,
                  H, H, L.KqH, &L);
