@@ -36,6 +36,71 @@ FL_INLINE VEC SFX(vsel)(VMASK m, VEC a, VEC b)
     return out;
 }
 
+/* max(lo, x) and min(hi, x), lane by lane, returning x where it is NaN.
+ * Generic vectors have no min or max: a compare and vsel is three dependent
+ * instructions on AVX-512 (compare to a mask, two masked xors), one vmaxps
+ * or vminps here, so the x86 levels use the instruction (its operand order
+ * passes a NaN in x through, as vsel(x < lo, lo, x) does) and the rest the
+ * select; the results are the same bitwise. */
+#if FL_X86_LEVELS && FL_VBYTES == 64 && defined(__AVX512F__)
+#include <immintrin.h>
+#ifdef FL_F32
+#define FL_VMAX _mm512_max_ps
+#define FL_VMIN _mm512_min_ps
+#else
+#define FL_VMAX _mm512_max_pd
+#define FL_VMIN _mm512_min_pd
+#endif
+#elif FL_X86_LEVELS && FL_VBYTES == 32 && defined(__AVX__)
+#include <immintrin.h>
+#ifdef FL_F32
+#define FL_VMAX _mm256_max_ps
+#define FL_VMIN _mm256_min_ps
+#else
+#define FL_VMAX _mm256_max_pd
+#define FL_VMIN _mm256_min_pd
+#endif
+#endif
+FL_INLINE VEC SFX(vmax_lo)(VEC lo, VEC x)
+{
+#ifdef FL_VMAX
+    return FL_VMAX(lo, x);   /* lo > x ? lo : x */
+#else
+    return SFX(vsel)(x < lo, lo, x);
+#endif
+}
+FL_INLINE VEC SFX(vmin_hi)(VEC hi, VEC x)
+{
+#ifdef FL_VMIN
+    return FL_VMIN(hi, x);   /* hi < x ? hi : x */
+#else
+    return SFX(vsel)(x > hi, hi, x);
+#endif
+}
+#undef FL_VMAX
+#undef FL_VMIN
+
+/* |x| and the sign bit of x, through the bits (one and-not, one and) */
+FL_INLINE VEC SFX(vsignbit)(VEC x)
+{
+    VBITS b;
+    memcpy(&b, &x, sizeof b);
+    b &= (UREAL)1 << (8 * sizeof(REAL) - 1);
+    VEC out;
+    memcpy(&out, &b, sizeof out);
+    return out;
+}
+FL_INLINE VEC SFX(vxorbits)(VEC x, VEC y)
+{
+    VBITS a, b;
+    memcpy(&a, &x, sizeof a);
+    memcpy(&b, &y, sizeof b);
+    a ^= b;
+    VEC out;
+    memcpy(&out, &a, sizeof out);
+    return out;
+}
+
 /* The n-vector functions (n <= FL_NV, a constant after inlining) compute n
  * independent vectors statement by statement, so the n dependency chains
  * interleave in the instruction stream and the core overlaps them: one
@@ -51,8 +116,8 @@ FL_INLINE void SFX(vexp_n)(VEC *x, int n)   /* x = exp(x), in place */
 {
     const VEC lo = SFX(vsplat)(FL_EXP_LO), hi = SFX(vsplat)(FL_EXP_HI);
     VEC kf[FL_NV], r[FL_NV];
-    FOR_E x[e] = SFX(vsel)(x[e] < lo, lo, x[e]);
-    FOR_E x[e] = SFX(vsel)(x[e] > hi, hi, x[e]);
+    FOR_E x[e] = SFX(vmax_lo)(lo, x[e]);
+    FOR_E x[e] = SFX(vmin_hi)(hi, x[e]);
     FOR_E kf[e] = x[e] * RC(1.44269504088896340736) + FL_ROUND_MAGIC;
 #ifdef FL_F32
     /* one fused step with ln 2 rounded to float: |k| <= 127, so r is off by at
@@ -113,13 +178,15 @@ FL_INLINE void SFX(vsigmoid_n)(VEC *x, int n)
 
 FL_INLINE void SFX(vtanh_n)(VEC *x, int n)
 {
-    VMASK neg[FL_NV];
-    VEC t[FL_NV];
-    FOR_E neg[e] = x[e] < 0;
-    FOR_E t[e] = RC(-2.0) * SFX(vsel)(neg[e], -x[e], x[e]);
+    /* tanh(|x|) from exp(-2|x|) <= 1 (no overflow, no cancellation), given
+     * x's sign; sign bits instead of compare and select keep it off the
+     * chain's critical path */
+    VEC s[FL_NV], t[FL_NV];
+    FOR_E s[e] = SFX(vsignbit)(x[e]);
+    FOR_E t[e] = RC(-2.0) * SFX(vxorbits)(x[e], s[e]);
     SFX(vexp_n)(t, n);
     FOR_E t[e] = (RC(1.0) - t[e]) / (RC(1.0) + t[e]);
-    FOR_E x[e] = SFX(vsel)(neg[e], -t[e], t[e]);
+    FOR_E x[e] = SFX(vxorbits)(t[e], s[e]);
 }
 
 FL_INLINE VEC SFX(vexp)(VEC x) { SFX(vexp_n)(&x, 1); return x; }
