@@ -57,20 +57,16 @@ static inline SFX(cell_cfg) SFX(cell_config)(const fl_rnn_desc *d, const REAL *p
     return k;
 }
 
-/* Where a forward writes h_t: the state row h, the output row y and the
- * register tile's packed copy hp (stride 6, so the next step's tile reads it
- * unpacked), each from the block's first unit. */
-typedef struct { REAL *h, *y, *hp; } SFX(h_dest);
+/* Where a forward writes h_t, each from the block's first unit: the state
+ * row h and the output row y (NULL: none, as when y is h). */
+typedef struct { REAL *h, *y; } SFX(h_dest);
 
 FL_INLINE void SFX(put_h)(SFX(h_dest) out, const VEC *h, int v0, int n)
 {
     FOR_E {
         const int v = v0 + e * VL;
         SFX(vstore)(out.h + v, h[e]);
-        SFX(vstore)(out.y + v, h[e]);
-        REAL hv[VL];
-        SFX(vstore)(hv, h[e]);
-        for (int l = 0; l < VL; l++) out.hp[6 * (v + l)] = hv[l];
+        if (out.y) SFX(vstore)(out.y + v, h[e]);
     }
 }
 

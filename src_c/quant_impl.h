@@ -479,9 +479,8 @@ typedef struct {
 } SFX(qcall);
 
 /* Per thread: activation groups of x and h and their scales for up to
- * `rows` rows, a panel's accumulators of both sides, pre-activations and
- * spare outputs of one row. */
-typedef struct { size_t ax, ah, sa, acc, pre, spare, total; } SFX(qthread_offs);
+ * `rows` rows, a panel's accumulators of both sides and pre-activations. */
+typedef struct { size_t ax, ah, sa, acc, pre, total; } SFX(qthread_offs);
 
 static SFX(qthread_offs) SFX(qthread_layout)(const SFX(qlayout) *L, int rows, int panel,
                                              long accw, int sides)
@@ -492,8 +491,7 @@ static SFX(qthread_offs) SFX(qthread_layout)(const SFX(qlayout) *L, int rows, in
     o.sa = o.ah + SFX(qalign)(4 * (size_t)rows * L->KqH);
     o.acc = o.sa + SFX(qalign)(sizeof(float) * 2 * (size_t)rows);
     o.pre = o.acc + SFX(qalign)(4 * (size_t)sides * panel * accw);
-    o.spare = o.pre + SFX(qalign)(sizeof(float) * 2 * (size_t)L->Np);
-    o.total = o.spare + SFX(qalign)(sizeof(float) * 7 * (size_t)U);
+    o.total = o.pre + SFX(qalign)(sizeof(float) * 2 * (size_t)L->Np);
     return o;
 }
 
@@ -630,7 +628,6 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
     float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
     void *accx = base + o.acc;
     void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
-    float *spare = (float *)(base + o.spare);   /* the cells' packed h copy: unused here */
     for (int s = 0; s < T; s++) {
         const int t = d->reverse ? T - 1 - s : s;
         for (int r = 0; r < rows; r++) {
@@ -657,7 +654,7 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
                 float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
                 for (int j = 0; j < L->NB; j++) {
                     const long g0 = (long)j * L->G * U;
-                    const SFX(h_dest) out = { hb + j * U, hb + j * U, spare };
+                    const SFX(h_dest) out = { hb + j * U, NULL };
                     if (d->cell == FL_CELL_GRU)
                         SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
                                               NULL, pre + g0, px + g0, hb + j * U, U);

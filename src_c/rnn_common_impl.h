@@ -147,6 +147,56 @@ static inline long SFX(pk_index)(int b, long k, long K)
     return (long)(b / 6) * 6 * K + k * 6 + b % 6;
 }
 
+/* Write columns [k0, k0 + n) of tile slots [r0, r0 + nrows) of the packed
+ * form (r0 a multiple of 6, the tile's spare slots free to overwrite) from
+ * rows src[r] (n values each): element (r0 + r, k0 + u) = src[r][u]. The
+ * tile's 6 rows (spare slots repeating the last row) are transposed VL
+ * columns at a time in registers: output vector m holds the 6 x VL block's
+ * elements m * VL + l, element i from row i % 6 and column i / 6, picked
+ * by a tree of 5 two-source shuffles (rows 0-1, 2-3, 4-5, then the three
+ * pairs merged). Storing each value on its own took a scalar store per
+ * value, a large part of a small LSTM's cells, and reloading a value just
+ * stored as part of a vector stalls store forwarding. Only where
+ * the two-source shuffle is one instruction or two (AVX2, AVX-512); the
+ * baseline's generic vectors would split it into scalars. */
+#if FL_X86_LEVELS && ((FL_VBYTES == 64 && defined(__AVX512F__)) \
+                      || (FL_VBYTES == 32 && defined(__AVX2__)))
+#define FL_PACK_SHUFFLE 1
+#endif
+static inline void SFX(pack_tile_cols)(REAL *pk, long K, int r0, long k0,
+                                       const REAL *const src[6], int nrows, int n)
+{
+    REAL *p = pk + SFX(pk_index)(r0, k0, K);   /* (n, 6) from here */
+    int u = 0;
+#ifdef FL_PACK_SHUFFLE
+    typedef IREAL ivec __attribute__((vector_size(FL_VBYTES)));
+    if (n >= VL) {
+        ivec ma[6], mb[6], mc[6];
+        for (int m = 0; m < 6; m++)
+            for (int l = 0; l < VL; l++) {
+                const int i = m * VL + l, r = i % 6, c = i / 6;
+                ma[m][l] = (r % 2 ? VL : 0) + c;   /* from row r of the pair (r & ~1, r | 1) */
+                mb[m][l] = (r / 2 % 2 ? VL : 0) + l;   /* rows 0-1 or 2-3 (4-5: either) */
+                mc[m][l] = (r >= 4 ? VL : 0) + l;   /* rows 0-3 or 4-5 */
+            }
+        for (; u + VL <= n; u += VL) {
+            VEC s[6];
+            for (int r = 0; r < 6; r++) s[r] = SFX(vload)(src[r < nrows ? r : nrows - 1] + u);
+            for (int m = 0; m < 6; m++) {
+                const VEC p01 = __builtin_shuffle(s[0], s[1], ma[m]);
+                const VEC p23 = __builtin_shuffle(s[2], s[3], ma[m]);
+                const VEC p45 = __builtin_shuffle(s[4], s[5], ma[m]);
+                const VEC q = __builtin_shuffle(p01, p23, mb[m]);
+                SFX(vstore)(p + 6L * u + (long)m * VL, __builtin_shuffle(q, p45, mc[m]));
+            }
+        }
+    }
+#endif
+    for (; u < n; u++)
+        for (int r = 0; r < nrows; r++) p[6L * u + r] = src[r][u];
+}
+#undef FL_PACK_SHUFFLE
+
 /* Load n <= U values, zero-filling the block's padding units. */
 static inline void SFX(load_blk)(REAL *dst, const REAL *src, int n)
 {

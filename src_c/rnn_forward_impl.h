@@ -78,13 +78,11 @@ FL_INLINE void SFX(fwd_rows)(const SFX(fwd_args) *a, int t, int j, int r0, int n
         const long row = (long)t * B + b;
         const REAL *acc = pre + r * FL_MAX_GATES * U;
         REAL *yrow = a->y + (d->y_batch_first ? (long)b * d->T + t : row) * a->ldy + h0;
-        REAL *hpo = hpout + SFX(pk_index)(r0 + r, a->xk + h0, KT);   /* stride 6 */
         /* padding: carry the state, output 0; the gate cache row stays unwritten
          * (backward writes zero gradients there without reading it) */
         if (a->lengths && t >= a->lengths[b]) {
             for (int u = 0; u < nu; u++) {
                 hcur[(long)b * H + h0 + u] = hprev[(long)b * H + h0 + u];
-                hpo[6 * u] = hprev[(long)b * H + h0 + u];
                 if (ccur) ccur[(long)b * H + h0 + u] = cprev[(long)b * H + h0 + u];
                 yrow[u] = 0;
             }
@@ -96,24 +94,28 @@ FL_INLINE void SFX(fwd_rows)(const SFX(fwd_args) *a, int t, int j, int r0, int n
                        ? a->cache_gates + row * a->gcc + (long)j * FL_CACHE_PER_UNIT * U : NULL;
         REAL *hout = hcur + (long)b * H + h0, *cout = ccur ? ccur + (long)b * H + h0 : NULL;
         if (nu == U) {
-            const SFX(h_dest) out = { hout, yrow, hpo };
+            const SFX(h_dest) out = { hout, yrow };
             SFX(cell_forward_row)(cell, &a->cell, h0, out, cout, cg, acc, gxrow[r], st, U);
         } else {
             /* the last block when U does not divide H: stage the state through
              * zero-padded blocks (padding units compute finite values that are
              * never stored; the gate cache keeps them, backward ignores them,
              * so without a cache only the vectors holding real units run) */
-            REAL st_b[U], h_b[U], c_b[U], y_b[U], hp_b[6 * U];
+            REAL st_b[U], h_b[U], c_b[U];
             SFX(load_blk)(st_b, st, nu);
             const int nv = cg ? U : (nu + VL - 1) / VL * VL;
-            const SFX(h_dest) out = { h_b, y_b, hp_b };
+            const SFX(h_dest) out = { h_b, NULL };
             SFX(cell_forward_row)(cell, &a->cell, h0, out, c_b, cg, acc, gxrow[r], st_b, nv);
-            for (int u = 0; u < nu; u++) {
-                hout[u] = h_b[u]; yrow[u] = y_b[u]; hpo[6 * u] = hp_b[6 * u];
-                if (cout) cout[u] = c_b[u];
-            }
+            for (int u = 0; u < nu; u++) hout[u] = yrow[u] = h_b[u];
+            if (cout) for (int u = 0; u < nu; u++) cout[u] = c_b[u];
         }
     }
+    /* h_t in the register tile's packed form, for the next step's tile; a
+     * lone row's step reads its row of h_{t-1} instead (row1_kernel) */
+    if (nrows == 1) return;
+    const REAL *src[6];
+    for (int r = 0; r < nrows; r++) src[r] = hcur + (long)SFX(slot_row)(a->perm, r0 + r) * H + h0;
+    SFX(pack_tile_cols)(hpout, KT, r0, a->xk + h0, src, nrows, nu);
 }
 
 /* The cells of tile slots [r0, r0 + nrows) on unit block j at time t, from
@@ -206,7 +208,7 @@ static void SFX(fl_rnn_fwd_item)(const SFX(fwd_args) *a, int t, int j, int b0, i
                     for (int v = 0; v < TV; v++) SFX(vstore)(pre[r] + q * NRK + v * VL, acc[q][r][v]);
         }
         SFX(fwd_tile_cells)(a, t, j, r0, nrows, pre[0], gxrow, hprev, cprev, hcur, ccur, hpout);
-        if (xk && j == 0 && tn >= 0)   /* the next step's input rows, packed */
+        if (xk && j == 0 && tn >= 0 && nrows > 1)   /* the next step's input rows, packed */
             for (int r = 0; r < nrows; r++) {
                 const REAL *xr = a->x + ((long)tn * B + SFX(slot_row)(a->perm, r0 + r)) * a->ldx;
                 for (int k = 0; k < xk; k++) hpout[SFX(pk_index)(r0 + r, k, KT)] = xr[k];
