@@ -12,8 +12,7 @@ def config():
         "isa_supported": _kernels.levels_supported(),
         "isa_built": _kernels.levels_built(),
         # reduced-precision dot products on the active level (fastlstm.quantize)
-        "quantized": {name: "native" if _kernels.quant_native(code) else "widening"
-                      for name, code in _kernels.QTYPES.items()},
+        "quantized": {name: _kernels.quant_path(code) for name, code in _kernels.QTYPES.items()},
     }
 
 
@@ -27,8 +26,6 @@ def show_config():
     print(f"  kernels:          {c['isa']} ({c['isa_reason']})")
     print(f"  levels:           this CPU runs {', '.join(c['isa_supported'])}; "
           f"built: {', '.join(c['isa_built'])} (FASTLSTM_MAX_ISA caps the choice)")
-    native = {"bfloat16": "AVX512_BF16 vdpbf16ps", "int8": "AVX512_VNNI"}
-    paths = [f"{name} {native[name] if how == 'native' else 'widened to float32 + FMA'}"
-             for name, how in c["quantized"].items()]
+    paths = [f"{name} {how}" for name, how in c["quantized"].items()]
     print(f"  quantized:        {'; '.join(paths)}")
     return c

@@ -97,12 +97,14 @@ cdef extern from "fl_quant.h" nogil:
     int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *y, long ldy,
                         float *h_n, float *c_n, const float *x, long ldx, const float *h0,
                         const float *c0, const int *lengths)
-    int fl_qrnn_native(int qtype)
+    const char *fl_qrnn_path(int qtype)
 
 cdef extern from "testing.h" nogil:
     int fl_test_set_step_split(int mode)
     int fl_test_step_split()
     int fl_test_step_threads_peak()
+    void fl_test_set_quant_native(int allow)
+    int fl_test_quant_native()
 
 ctypedef fused real:
     float
@@ -267,6 +269,16 @@ def thread_split_peak_for_tests():
     set_thread_split_for_tests call (0 if none ran): tells a test that the
     split it forced took place."""
     return fl_test_step_threads_peak()
+
+
+def set_quant_native_for_tests(bint allow):
+    """Whether every later quantized kernel call, process-wide, may use the
+    CPU's dot-product instructions (AVX512_BF16, AVX512_VNNI, AVX-VNNI): False
+    reaches the level's other paths on a CPU that has them. Returns the
+    setting it replaces."""
+    previous = bool(fl_test_quant_native())
+    fl_test_set_quant_native(allow)
+    return previous
 
 
 def openmp_enabled():
@@ -609,9 +621,10 @@ def qpacked_bytes(int cell, int I, int H, int qtype):
     return fl_qrnn_packed_bytes(&d, qtype)
 
 
-def quant_native(int qtype):
-    """True if the active level has a native dot product for qtype on this CPU."""
-    return bool(fl_qrnn_native(qtype))
+def quant_path(int qtype):
+    """The instructions the active level computes qtype's dot products with
+    on this CPU (src_c/fl_quant.h, fl_qrnn_path)."""
+    return fl_qrnn_path(qtype).decode()
 
 
 def qrnn_pack(int cell, int qtype,

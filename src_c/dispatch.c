@@ -208,7 +208,7 @@ int fl_activation_f64(int which, long n, double *y, const double *x)
 
 size_t fl_qrnn_packed_bytes(const fl_rnn_desc *d, int qtype) { return lv()->fl_qrnn_packed_bytes(d, qtype); }
 size_t fl_qrnn_work_bytes(const fl_rnn_desc *d, int qtype) { return lv()->fl_qrnn_work_bytes(d, qtype); }
-int fl_qrnn_native(int qtype) { return lv()->fl_qrnn_native(qtype); }
+const char *fl_qrnn_path(int qtype) { return lv()->fl_qrnn_path(qtype); }
 
 int fl_qrnn_pack(const fl_rnn_desc *d, int qtype, void *packed, const void *w_ih,
                  const void *w_hh, const float *s_ih, const float *s_hh, const float *b_ih,

@@ -11,7 +11,7 @@
  * int8: w = q * s, q in [-127, 127], s (G*H) per row; each step's input
  * vectors (x_t, h_{t-1}) are quantized too, per batch row, with one scale
  * max|a| / 127 (dynamic quantization), and the integer dot products are
- * exact on every level (vpdpbusd, vpmaddwd or generic vectors), so the
+ * exact on every level (vpdpbusd, vpmaddwd, vpmaddubsw or generic vectors), so the
  * levels differ only in the float32 rounding after them.
  *
  * Same conventions as fastlstm.h: status codes, caller-allocated outputs,
@@ -57,9 +57,11 @@ int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *
                     float *h_n, float *c_n, const float *x, long ldx, const float *h0,
                     const float *c0, const int *lengths);
 
-/* 1 if the active level computes qtype's dot products with the
- * instruction made for them on this CPU (bf16: AVX512_BF16 vdpbf16ps; int8:
- * AVX512_VNNI vpdpbusd), 0 if it uses general instructions (bf16 widened to
- * float32 FMAs; int8 vpmaddwd, vpmaddubsw or generic integer vectors). */
-int fl_qrnn_native(int qtype);
+/* The instructions the active level computes qtype's dot products with on
+ * this CPU, as a static string: the ones made for them where the CPU has
+ * them (bf16: AVX512_BF16 vdpbf16ps; int8: AVX512_VNNI or AVX-VNNI
+ * vpdpbusd), else general ones (bf16 widened to float32 FMAs; int8
+ * vpmaddwd, vpsignb + vpmaddubsw or generic integer vectors); "" for an
+ * unknown qtype. */
+const char *fl_qrnn_path(int qtype);
 #endif

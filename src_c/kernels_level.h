@@ -68,6 +68,6 @@ const fl_level FL_CAT(fl_level, FL_LEVEL_SFX) = {
     FL_ENTRY(fl_adam_f32), FL_ENTRY(fl_adam_f64),
     FL_ENTRY(fl_activation_f32), FL_ENTRY(fl_activation_f64),
     FL_ENTRY(fl_qrnn_packed_bytes), FL_ENTRY(fl_qrnn_pack), FL_ENTRY(fl_qrnn_work_bytes),
-    FL_ENTRY(fl_qrnn_forward), FL_ENTRY(fl_qrnn_native),
+    FL_ENTRY(fl_qrnn_forward), FL_ENTRY(fl_qrnn_path),
 };
 #undef FL_ENTRY

@@ -24,7 +24,7 @@ typedef struct {
     FL_LEVEL_FN(fl_adam_f32); FL_LEVEL_FN(fl_adam_f64);
     FL_LEVEL_FN(fl_activation_f32); FL_LEVEL_FN(fl_activation_f64);
     FL_LEVEL_FN(fl_qrnn_packed_bytes); FL_LEVEL_FN(fl_qrnn_pack); FL_LEVEL_FN(fl_qrnn_work_bytes);
-    FL_LEVEL_FN(fl_qrnn_forward); FL_LEVEL_FN(fl_qrnn_native);
+    FL_LEVEL_FN(fl_qrnn_forward); FL_LEVEL_FN(fl_qrnn_path);
 } fl_level;
 #undef FL_LEVEL_FN
 

@@ -42,7 +42,8 @@
 #elif FL_VBYTES == 32 && FL_X86_LEVELS && defined(__AVX2__)
 #define FL_Q_NATIVE 0
 #define FL_Q_MADD 0
-#define FL_Q_SIGN 1              /* int8: vpsignb + vpmaddubsw on ymm */
+#define FL_Q_SIGN 1              /* int8: vpsignb + vpmaddubsw on ymm; AVX-VNNI's
+                                    vpdpbusd on ymm when the CPU has it */
 #else
 #define FL_Q_NATIVE 0
 #define FL_Q_MADD 0              /* generic vectors: the baseline, the wide test build */
@@ -170,22 +171,29 @@ int QFN(fl_qrnn_pack)(const fl_rnn_desc *d, int qtype, void *packed, const void 
 
 /* ------------------------------------------------------------ the CPU's paths */
 
-#if FL_Q_NATIVE
-static int SFX(qcpu)(const char *feature)
+/* Does the CPU have the level's dot product for bf16 ('b') or int8 ('v')?
+ * The AVX-512 level: AVX512_BF16, AVX512_VNNI; the AVX2 level: AVX-VNNI
+ * (int8 only; its bf16 instructions need AVX-512). */
+static int SFX(qcpu)(char feature)
 {
+    if (!fl_test_quant_native()) return 0;   /* testing.h: reach the other paths */
+#if FL_Q_NATIVE
     __builtin_cpu_init();
-    if (feature[0] == 'b') return __builtin_cpu_supports("avx512bf16");
+    if (feature == 'b') return __builtin_cpu_supports("avx512bf16");
     return __builtin_cpu_supports("avx512vnni");
-}
+#elif FL_Q_SIGN
+    __builtin_cpu_init();
+    return feature == 'v' && __builtin_cpu_supports("avxvnni");
+#else
+    (void)feature;
+    return 0;
 #endif
+}
 
 static int SFX(qpath)(int qtype)
 {
-#if FL_Q_NATIVE
-    if (qtype == FL_Q_BF16) return SFX(qcpu)("bf16") ? Q_BF16_NATIVE : Q_BF16_WIDEN;
-    if (SFX(qcpu)("vnni")) return Q_I8_VNNI;
-#endif
-    if (qtype == FL_Q_BF16) return Q_BF16_WIDEN;
+    if (qtype == FL_Q_BF16) return SFX(qcpu)('b') ? Q_BF16_NATIVE : Q_BF16_WIDEN;
+    if (SFX(qcpu)('v')) return Q_I8_VNNI;
     return FL_Q_MADD ? Q_I8_MADD : FL_Q_SIGN ? Q_I8_SIGN : Q_I8_GENERIC;
 }
 
@@ -284,6 +292,32 @@ FL_INLINE void SFX(qk_sign)(const int R, const int NA, int first, int nk,
                 const __m256i p = _mm256_maddubs_epi16(qabs[r], _mm256_sign_epi8(wv, q[r]));
                 c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(p, ones));
             }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++)
+            _mm256_storeu_si256((__m256i *)(acc + r * lda + v * 8), c[r][v]);
+}
+#endif
+
+#if FL_Q_SIGN
+/* int8 with AVX-VNNI: as qk_vnni, on ymm (the caller subtracts csum). */
+__attribute__((target("avxvnni")))
+FL_INLINE void SFX(qk_avxvnni)(const int R, const int NA, int first, int nk,
+                               const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+{
+    __m256i c[QMR][QNV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NA; v++)
+            c[r][v] = first ? _mm256_setzero_si256()
+                            : _mm256_loadu_si256((const __m256i *)(acc + r * lda + v * 8));
+    for (int k = 0; k < nk; k++) {
+        const uint32_t *wk = w + (long)k * QCB;
+        __m256i q[QMR];
+        for (int r = 0; r < R; r++) q[r] = _mm256_set1_epi32((int)a[r][k]);
+        for (int v = 0; v < NA; v++) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(wk + v * 8));
+            for (int r = 0; r < R; r++) c[r][v] = _mm256_dpbusd_avx_epi32(c[r][v], q[r], wv);
         }
     }
     for (int r = 0; r < R; r++)
@@ -405,6 +439,14 @@ SFX(qtile_vnni)(int R, int first, int nk, const uint32_t *const *a, const uint32
     QTILE_ROWS(SFX(qk_vnni), int32_t, QNV);
 }
 #endif
+#if FL_Q_SIGN
+__attribute__((target("avxvnni"))) static FL_NOINLINE void
+SFX(qtile_avxvnni)(int R, int first, int nk, const uint32_t *const *a, const uint32_t *w, void *acc,
+                   long lda)
+{
+    QTILE_ROWS(SFX(qk_avxvnni), int32_t, QNV);
+}
+#endif
 
 static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uint32_t *const *a,
                                    const uint32_t *w, void *acc, long lda)
@@ -418,6 +460,7 @@ static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uin
     case Q_I8_MADD: QTILE_ROWS(SFX(qk_madd), int32_t, 2 * QNV); break;
 #endif
 #if FL_Q_SIGN
+    case Q_I8_VNNI: SFX(qtile_avxvnni)(R, first, nk, a, w, acc, lda); break;
     /* 8 accumulators: each row also holds its quad and |quad| in registers */
     case Q_I8_SIGN: QTILE_ROWS_ACC(SFX(qk_sign), int32_t, QNV, 8); break;
 #endif
@@ -751,10 +794,17 @@ int QFN(fl_qrnn_forward)(const fl_rnn_desc *d, int qtype, const void *packed, fl
     return FL_OK;
 }
 
-int QFN(fl_qrnn_native)(int qtype)
+const char *QFN(fl_qrnn_path)(int qtype)
 {
-    const int path = SFX(qpath)(qtype);
-    return path == Q_BF16_NATIVE || path == Q_I8_VNNI;
+    if (qtype != FL_Q_BF16 && qtype != FL_Q_INT8) return "";
+    switch (SFX(qpath)(qtype)) {
+    case Q_BF16_NATIVE: return "AVX512_BF16 vdpbf16ps";
+    case Q_BF16_WIDEN: return "widened to float32, FMA";
+    case Q_I8_VNNI: return FL_VBYTES == 64 ? "AVX512_VNNI vpdpbusd" : "AVX-VNNI vpdpbusd";
+    case Q_I8_MADD: return "AVX-512BW vpmaddwd";
+    case Q_I8_SIGN: return "AVX2 vpsignb, vpmaddubsw";
+    default: return "generic integer vectors";
+    }
 }
 
 #undef QNV

@@ -3,7 +3,7 @@
 #include "fastlstm.h"
 #include "testing.h"
 
-static int step_split = FL_SPLIT_AUTO, threads_peak;
+static int step_split = FL_SPLIT_AUTO, threads_peak, quant_native = 1;
 
 int fl_test_set_step_split(int mode)
 {
@@ -25,3 +25,7 @@ void fl_test_note_step_threads(int n_threads)
                                            __ATOMIC_RELAXED)) {
     }
 }
+
+void fl_test_set_quant_native(int allow) { __atomic_store_n(&quant_native, !!allow, __ATOMIC_RELAXED); }
+
+int fl_test_quant_native(void) { return __atomic_load_n(&quant_native, __ATOMIC_RELAXED); }

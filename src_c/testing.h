@@ -23,4 +23,10 @@ int fl_test_step_split(void);   /* the mode in force */
 int fl_test_step_threads_peak(void);
 void fl_test_note_step_threads(int n_threads);
 
+/* Process-wide: 0 makes the quantized kernels ignore the CPU's dot-product
+ * instructions (AVX512_BF16, AVX512_VNNI, AVX-VNNI), so the tests reach the
+ * level's other paths on a CPU that has them; 1, the default, uses them. */
+void fl_test_set_quant_native(int allow);
+int fl_test_quant_native(void);
+
 #endif

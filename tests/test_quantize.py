@@ -115,12 +115,23 @@ def _x(B, T, I, seed=0):
     return np.random.default_rng(seed).standard_normal((B, T, I)).astype(np.float32)
 
 
+@pytest.fixture(params=[True, False], ids=["cpu_paths", "general_paths"])
+def native(request):
+    """The kernels' paths: the CPU's dot-product instructions where it has
+    them (AVX512_BF16, AVX512_VNNI, AVX-VNNI), or the level's general ones
+    (widening, vpmaddwd, vpsignb + vpmaddubsw, generic vectors), which such a
+    CPU would otherwise never run. On a CPU without them both are the same."""
+    previous = _kernels.set_quant_native_for_tests(request.param)
+    yield request.param
+    _kernels.set_quant_native_for_tests(previous)
+
+
 # ----- the kernel against the reference of the quantized computation ----------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell,cls", CELLS)
 @pytest.mark.parametrize("act,gate", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
-def test_one_step_matches_reference(cell, cls, dtype, act, gate):
+def test_one_step_matches_reference(cell, cls, dtype, act, gate, native):
     # H = 37, I = 13: odd sizes cover the padded units, columns and k pairs;
     # atol 2e-5: float32 sums of ~50 products plus the activations' 3e-7
     layer = _layer(cls, cell, activation=act, gate_activation=gate)
@@ -154,7 +165,7 @@ SEQ_ATOL = {"int8": 2e-3, "bfloat16": 2e-3}
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell,cls", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_sequences_match_reference(cell, cls, dtype, bidirectional):
+def test_sequences_match_reference(cell, cls, dtype, bidirectional, native):
     layer = _layer(cls, cell, num_layers=2, bidirectional=bidirectional)
     q = layer.quantize(dtype)
     x = _x(4, 9, 13)
@@ -183,7 +194,7 @@ def test_streaming_equals_whole_sequence(cell, cls, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell,cls", CELLS)
-def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype):
+def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype, native):
     # threads split the batch rows and a row's sums do not depend on its
     # register tile: any thread count, and any batch the row is part of, gives
     # the same bits (B = 11: tiles of 3 rows with a remainder, uneven shares)
@@ -200,7 +211,7 @@ def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_every_level_path_matches_reference_on_wide_layers(dtype):
+def test_every_level_path_matches_reference_on_wide_layers(dtype, native):
     # H = 200 spans several column blocks and unit blocks on every level; I = 70
     # has a partial k group; B = 8 fills panels of 3-row tiles with a remainder
     layer = fastlstm.LSTM(70, 200, random_state=5)
@@ -210,6 +221,35 @@ def test_every_level_path_matches_reference_on_wide_layers(dtype):
     y, (h_n, c_n) = q(x)
     np.testing.assert_allclose(y, y_ref, rtol=0, atol=SEQ_ATOL[dtype])
     np.testing.assert_allclose(c_n, c_ref, rtol=0, atol=SEQ_ATOL[dtype])
+
+
+@pytest.mark.parametrize("cell,cls", CELLS)
+def test_int8_paths_agree_bitwise(cell, cls):
+    # every int8 path computes the same exact integer sums and the same float
+    # arithmetic after them, so the CPU's vpdpbusd and the level's general
+    # path give the same bits (on a CPU without VNNI both runs take one path)
+    q = _layer(cls, cell, I=70, H=200, bidirectional=True).quantize("int8")
+    x = _x(8, 5, 70)
+    previous = _kernels.set_quant_native_for_tests(True)
+    try:
+        want = q(x)[0]
+        _kernels.set_quant_native_for_tests(False)
+        np.testing.assert_array_equal(q(x)[0], want)
+    finally:
+        _kernels.set_quant_native_for_tests(previous)
+
+
+def test_paths_are_named(native):
+    code = _kernels.QTYPES
+    bf16, i8 = _kernels.quant_path(code["bfloat16"]), _kernels.quant_path(code["int8"])
+    assert bf16 in ("AVX512_BF16 vdpbf16ps", "widened to float32, FMA")
+    assert i8 in ("AVX512_VNNI vpdpbusd", "AVX-VNNI vpdpbusd", "AVX-512BW vpmaddwd",
+                  "AVX2 vpsignb, vpmaddubsw", "generic integer vectors")
+    if not native:   # the general paths only
+        assert "BF16" not in bf16 and "VNNI" not in i8
+    level = _kernels.isa()
+    assert ("AVX-512" in i8 or "AVX512" in i8) == (level == "avx512")
+    assert "AVX2" in i8 or "AVX-VNNI" in i8 or level != "avx2"
 
 
 def test_int8_refuses_inputs_wider_than_its_integer_sums_allow():
@@ -373,4 +413,4 @@ def test_show_config_names_quantized_paths(capsys):
     c = fastlstm.show_config()
     assert set(c["quantized"]) == set(DTYPES)
     assert "bfloat16" in capsys.readouterr().out
-    assert c["quantized"]["int8"] in ("native", "widening")
+    assert c["quantized"]["int8"] == _kernels.quant_path(_kernels.QTYPES["int8"])
