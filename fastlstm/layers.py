@@ -448,6 +448,9 @@ class _Recurrent:
         """Per-layer (D, B, H_k) arrays for states: views of one (L*D, B, H) array
         when every layer has the same width (what the public API returns)."""
         D, L, dt = self.num_directions, self.num_layers, self.dtype
+        if L == 1:   # every serving call of a one-layer model: no set, no slices
+            whole = np.empty((D, B, self.hidden_size), dt)
+            return whole, [whole]
         if len(set(self.hidden_sizes)) == 1:
             whole = np.empty((L * D, B, self.hidden_size), dt)
             return whole, [whole[k * D:(k + 1) * D] for k in range(L)]

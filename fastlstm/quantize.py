@@ -37,6 +37,7 @@ measure on the benchmark shapes.
 import numpy as np
 
 from . import _kernels
+from .spec import ACTIVATIONS, GATE_ACTIVATIONS
 
 __all__ = ["QUANT_DTYPES", "quantize_weights", "dequantize"]
 
@@ -117,7 +118,6 @@ class _Quantized:
                         packs, dropout_mask, nt):
         if train:
             self._no_training()
-        from .spec import ACTIVATIONS, GATE_ACTIVATIONS
         T, B, _ = inp.shape
         D, L = self.num_directions, self.num_layers
         code, qt = self._cell.code, _kernels.QTYPES[self.quant_dtype]
