@@ -199,9 +199,11 @@ static int SFX(qpath)(int qtype)
 
 /* ---------------------------------------------------------- register tiles */
 
-/* Every tile: acc (R rows, NA vectors at acc + r * lda) = (first ? 0 : acc)
- * + the rows' activation groups a[r][0 .. nk) times nk group rows of one
- * block's columns, w[k * QCB + ..] (uint32), from the tile's first column.
+/* Every tile: acc (R rows, NA vectors at acc + r * lda) = (first ? init :
+ * acc) + the rows' activation groups a[r][0 .. nk) times nk group rows of one
+ * block's columns, w[k * QCB + ..] (uint32), from the tile's first column;
+ * init (NA vectors, the same for every row) is the columns' bias for bf16,
+ * NULL (zeros) for int8, whose integer sums take their bias after scaling.
  * R and NA are constants where qtile calls them. Lane sums run over k in
  * order, whatever R, NA and the K chunks: a row's result does not depend on
  * the tile it was in. */
@@ -213,11 +215,14 @@ FL_INLINE SFX(qvi) SFX(qload_i)(const void *p) { SFX(qvi) v; memcpy(&v, p, sizeo
 /* bf16 widened to float32: the odd k goes in first, as vdpbf16ps adds it;
  * products of two bf16 are exact, so both paths round the same sums. */
 FL_INLINE void SFX(qk_bf16)(const int R, const int NA, int first, int nk,
-                            const uint32_t *const *a, const uint32_t *w, float *acc, long lda)
+                            const uint32_t *const *a, const uint32_t *w, float *acc, long lda,
+                            const float *init)
 {
     VEC c[QMR][2 * QNV];
     for (int r = 0; r < R; r++)
-        for (int v = 0; v < NA; v++) c[r][v] = first ? (VEC){0} : SFX(vload)(acc + r * lda + v * VL);
+        for (int v = 0; v < NA; v++)
+            c[r][v] = !first ? SFX(vload)(acc + r * lda + v * VL)
+                      : init ? SFX(vload)(init + v * VL) : (VEC){0};
     for (int k = 0; k < nk; k++) {
         const uint32_t *wk = w + (long)k * QCB;
         float a0[QMR], a1[QMR];
@@ -242,8 +247,10 @@ FL_INLINE void SFX(qk_bf16)(const int R, const int NA, int first, int nk,
 /* int8 on generic vectors: each int32 lane holds a column's quad; shifting
  * a byte to the top and back sign-extends it. */
 FL_INLINE void SFX(qk_i8)(const int R, const int NA, int first, int nk,
-                          const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+                          const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda,
+                          const float *init)
 {
+    (void)init;
     SFX(qvi) c[QMR][2 * QNV];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NA; v++)
@@ -271,8 +278,10 @@ FL_INLINE void SFX(qk_i8)(const int R, const int NA, int first, int nk,
  * pairs of products stay within int16 (2 * 127 * 127), and vpmaddwd by ones
  * sums a column's quad into its int32 lane. */
 FL_INLINE void SFX(qk_sign)(const int R, const int NA, int first, int nk,
-                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda,
+                            const float *init)
 {
+    (void)init;
     __m256i c[QMR][QNV];
     const __m256i ones = _mm256_set1_epi16(1);
     for (int r = 0; r < R; r++)
@@ -304,8 +313,10 @@ FL_INLINE void SFX(qk_sign)(const int R, const int NA, int first, int nk,
 /* int8 with AVX-VNNI: as qk_vnni, on ymm (the caller subtracts csum). */
 __attribute__((target("avxvnni")))
 FL_INLINE void SFX(qk_avxvnni)(const int R, const int NA, int first, int nk,
-                               const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+                               const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda,
+                               const float *init)
 {
+    (void)init;
     __m256i c[QMR][QNV];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NA; v++)
@@ -334,8 +345,10 @@ typedef __m512i SFX(qreg);
 /* int8 with vpmaddwd: a vector's VL / 2 columns' quads widened to int16,
  * times the row's quad repeated; lanes hold partial sums of k pairs. */
 FL_INLINE void SFX(qk_madd)(const int R, const int NA, int first, int nk,
-                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda,
+                            const float *init)
 {
+    (void)init;
     SFX(qreg) c[QMR][2 * QNV];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NA; v++) {
@@ -363,12 +376,13 @@ FL_INLINE void SFX(qk_madd)(const int R, const int NA, int first, int nk,
 __attribute__((target("avx512bf16")))
 FL_INLINE void SFX(qk_bf16_native)(const int R, const int NA, int first, int nk,
                                    const uint32_t *const *a, const uint32_t *w, float *acc,
-                                   long lda)
+                                   long lda, const float *init)
 {
     __m512 c[QMR][QNV];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NA; v++)
-            c[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + r * lda + v * 16);
+            c[r][v] = !first ? _mm512_loadu_ps(acc + r * lda + v * 16)
+                      : init ? _mm512_loadu_ps(init + v * 16) : _mm512_setzero_ps();
     for (int k = 0; k < nk; k++) {
         const uint32_t *wk = w + (long)k * QCB;
         __m512bh q[QMR];
@@ -385,8 +399,10 @@ FL_INLINE void SFX(qk_bf16_native)(const int R, const int NA, int first, int nk,
 /* Activations unsigned (q + 128): the caller subtracts csum. */
 __attribute__((target("avx512vnni")))
 FL_INLINE void SFX(qk_vnni)(const int R, const int NA, int first, int nk,
-                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda)
+                            const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda,
+                            const float *init)
 {
+    (void)init;
     __m512i c[QMR][QNV];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NA; v++)
@@ -415,7 +431,8 @@ FL_INLINE void SFX(qk_vnni)(const int R, const int NA, int first, int nk,
     do {                                                                            \
         const int na_ = QPOW2((ACC_) / (R_) < (NB_) ? (ACC_) / (R_) : (NB_));        \
         for (int v0_ = 0; v0_ < (NB_); v0_ += na_)                                    \
-            KERNEL(R_, na_, first, nk, a, w + v0_ * (QCB / (NB_)), (T_ *)acc + v0_ * VL, lda); \
+            KERNEL(R_, na_, first, nk, a, w + v0_ * (QCB / (NB_)), (T_ *)acc + v0_ * VL, lda, \
+                   init ? init + v0_ * VL : NULL);                                   \
     } while (0)
 #define QTILE_ROWS_ACC(KERNEL, T_, NB_, ACC_)                         \
     switch (R) {                                                      \
@@ -429,12 +446,13 @@ FL_INLINE void SFX(qk_vnni)(const int R, const int NA, int first, int nk,
 /* Out of line with the instructions' targets, which the kernels inline into. */
 __attribute__((target("avx512bf16"))) static FL_NOINLINE void
 SFX(qtile_bf16_native)(int R, int first, int nk, const uint32_t *const *a, const uint32_t *w, void *acc,
-                       long lda)
+                       long lda, const float *init)
 {
     QTILE_ROWS(SFX(qk_bf16_native), float, QNV);
 }
 __attribute__((target("avx512vnni"))) static FL_NOINLINE void
-SFX(qtile_vnni)(int R, int first, int nk, const uint32_t *const *a, const uint32_t *w, void *acc, long lda)
+SFX(qtile_vnni)(int R, int first, int nk, const uint32_t *const *a, const uint32_t *w, void *acc, long lda,
+                const float *init)
 {
     QTILE_ROWS(SFX(qk_vnni), int32_t, QNV);
 }
@@ -442,25 +460,25 @@ SFX(qtile_vnni)(int R, int first, int nk, const uint32_t *const *a, const uint32
 #if FL_Q_SIGN
 __attribute__((target("avxvnni"))) static FL_NOINLINE void
 SFX(qtile_avxvnni)(int R, int first, int nk, const uint32_t *const *a, const uint32_t *w, void *acc,
-                   long lda)
+                   long lda, const float *init)
 {
     QTILE_ROWS(SFX(qk_avxvnni), int32_t, QNV);
 }
 #endif
 
 static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uint32_t *const *a,
-                                   const uint32_t *w, void *acc, long lda)
+                                   const uint32_t *w, void *acc, long lda, const float *init)
 {
     switch (path) {
 #if FL_Q_NATIVE
-    case Q_BF16_NATIVE: SFX(qtile_bf16_native)(R, first, nk, a, w, acc, lda); break;
-    case Q_I8_VNNI: SFX(qtile_vnni)(R, first, nk, a, w, acc, lda); break;
+    case Q_BF16_NATIVE: SFX(qtile_bf16_native)(R, first, nk, a, w, acc, lda, init); break;
+    case Q_I8_VNNI: SFX(qtile_vnni)(R, first, nk, a, w, acc, lda, NULL); break;
 #endif
 #if FL_Q_MADD
     case Q_I8_MADD: QTILE_ROWS(SFX(qk_madd), int32_t, 2 * QNV); break;
 #endif
 #if FL_Q_SIGN
-    case Q_I8_VNNI: SFX(qtile_avxvnni)(R, first, nk, a, w, acc, lda); break;
+    case Q_I8_VNNI: SFX(qtile_avxvnni)(R, first, nk, a, w, acc, lda, NULL); break;
     /* 8 accumulators: each row also holds its quad and |quad| in registers */
     case Q_I8_SIGN: QTILE_ROWS_ACC(SFX(qk_sign), int32_t, QNV, 8); break;
 #endif
@@ -594,11 +612,12 @@ static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int 
     *scale = amax / 127.0f;
 }
 
-/* One side's products for a panel's rows: acc (rows, accw) = (add ? acc : 0)
- * + the rows' groups ag (rows, Kq) times W^T, block by block, K chunk by
- * chunk, the panel's tiles in each. */
+/* One side's products for a panel's rows: acc (rows, accw) = (add ? acc :
+ * bias) + the rows' groups ag (rows, Kq) times W^T, block by block, K chunk
+ * by chunk, the panel's tiles in each. bias (Np) for bf16, whose sums are
+ * then the pre-activations themselves; NULL (zeros) for int8. */
 static void SFX(qproduct)(const SFX(qcall) *q, const uint32_t *w, int Kq, const uint32_t *ag,
-                          int rows, void *acc, int add)
+                          int rows, void *acc, int add, const float *bias)
 {
     const long accw = q->accw, ablk = accw / q->L.nblk;   /* accumulator columns a block */
     for (int j = 0; j < q->L.nblk; j++) {
@@ -610,38 +629,35 @@ static void SFX(qproduct)(const SFX(qcall) *q, const uint32_t *w, int Kq, const 
                 const uint32_t *a[QMR];
                 for (int r = 0; r < R; r++) a[r] = ag + (long)(r0 + r) * Kq + k0;
                 SFX(qtile)(q->path, R, k0 == 0 && !add, nk, a, wj + (long)k0 * QCB,
-                           (int32_t *)acc + (long)r0 * accw + j * ablk, accw);
+                           (int32_t *)acc + (long)r0 * accw + j * ablk, accw,
+                           bias ? bias + j * ablk : NULL);
             }
         }
     }
 }
 
-/* Side's sums, scaled: bf16 as they are; int8 (float)D * (scale_a * s_n),
- * D exact (vpdpbusd: minus csum; vpmaddwd: its two partials added). */
+/* An int8 side's sums, scaled: (float)D * (scale_a * s_n), D exact
+ * (vpdpbusd: minus csum; vpmaddwd: its two partials added). */
 FL_INLINE float SFX(qsum)(int path, const void *acc, const float *s, const int32_t *csum,
                           float sa, int n)
 {
     const int32_t *D = acc;
     switch (path) {
-    case Q_BF16_WIDEN: case Q_BF16_NATIVE: return ((const float *)acc)[n];
     case Q_I8_MADD: return (float)(D[2 * n] + D[2 * n + 1]) * (sa * s[n]);
     case Q_I8_VNNI: return (float)(D[n] - csum[n]) * (sa * s[n]);
     default: return (float)D[n] * (sa * s[n]);
     }
 }
 
-/* One row's pre-activations from both sides' accumulators ax, ah: pre (Np)
- * with both biases, or for cell_x_apart pre the recurrent side with b_hh and
- * px the input side with b_ih (the cells' arguments); ah NULL: ax holds both
- * sides' sums. One loop per path, so each vectorizes. */
+/* One int8 row's pre-activations from both sides' accumulators ax, ah:
+ * pre (Np) with both biases, or for cell_x_apart pre the recurrent side with
+ * b_hh and px the input side with b_ih (the cells' arguments). One loop per
+ * path, so each vectorizes. (bf16's accumulators start from the biases and
+ * are the pre-activations as they are.) */
 static void SFX(qpre)(const SFX(qcall) *q, const void *ax, const void *ah, float sax, float sah,
                       float *pre, float *px)
 {
     const int Np = q->L.Np, apart = SFX(cell_x_apart)(q->d->cell);
-    if (!ah) {
-        for (int n = 0; n < Np; n++) pre[n] = ((const float *)ax)[n] + q->bx[n];
-        return;
-    }
 #define QPRE_LOOP(PATH)                                                           \
     for (int n = 0; n < Np; n++) {                                                \
         const float zx = SFX(qsum)(PATH, ax, q->sx, q->csx, sax, n) + q->bx[n];     \
@@ -650,7 +666,6 @@ static void SFX(qpre)(const SFX(qcall) *q, const void *ax, const void *ah, float
         else pre[n] = zx + zh;                                                    \
     }
     switch (q->path) {
-    case Q_BF16_WIDEN: case Q_BF16_NATIVE: QPRE_LOOP(Q_BF16_NATIVE); break;
     case Q_I8_MADD: QPRE_LOOP(Q_I8_MADD); break;
     case Q_I8_VNNI: QPRE_LOOP(Q_I8_VNNI); break;
     default: QPRE_LOOP(Q_I8_GENERIC); break;
@@ -671,6 +686,7 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
     float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
     void *accx = base + o.acc;
     void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
+    const int bf16 = q->path == Q_BF16_WIDEN || q->path == Q_BF16_NATIVE;
     for (int s = 0; s < T; s++) {
         const int t = d->reverse ? T - 1 - s : s;
         for (int r = 0; r < rows; r++) {
@@ -682,8 +698,10 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
         }
         for (int p0 = 0; p0 < rows; p0 += q->panel) {
             const int np = rows - p0 < q->panel ? rows - p0 : q->panel;
-            SFX(qproduct)(q, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx, 0);
-            SFX(qproduct)(q, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : accx, !acch);
+            SFX(qproduct)(q, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx, 0,
+                          bf16 ? q->bx : NULL);
+            SFX(qproduct)(q, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : accx, !acch,
+                          bf16 && acch ? q->bh : NULL);
             for (int r = p0; r < p0 + np; r++) {
                 const int b = r0 + r;
                 float *yrow = q->y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * q->ldy;
@@ -693,17 +711,23 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
                 }
                 const char *rx = (char *)accx + 4 * (size_t)(r - p0) * q->accw;
                 const char *rh = acch ? (char *)acch + 4 * (size_t)(r - p0) * q->accw : NULL;
-                SFX(qpre)(q, rx, rh, sa[2 * r], sa[2 * r + 1], pre, px);
+                const float *zp = pre, *zx = px;   /* the cells' pre and px */
+                if (bf16) {
+                    zp = (const float *)(rh ? rh : rx);
+                    zx = (const float *)rx;
+                } else {
+                    SFX(qpre)(q, rx, rh, sa[2 * r], sa[2 * r + 1], pre, px);
+                }
                 float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
                 for (int j = 0; j < L->NB; j++) {
                     const long g0 = (long)j * L->G * U;
                     const SFX(h_dest) out = { hb + j * U, NULL };
                     if (d->cell == FL_CELL_GRU)
                         SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
-                                              NULL, pre + g0, px + g0, hb + j * U, U);
+                                              NULL, zp + g0, zx + g0, hb + j * U, U);
                     else
                         SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
-                                              cb + j * U, NULL, pre + g0, NULL, cb + j * U, U);
+                                              cb + j * U, NULL, zp + g0, NULL, cb + j * U, U);
                 }
                 memcpy(yrow, hb, sizeof(float) * H);
             }
