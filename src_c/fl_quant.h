@@ -51,7 +51,7 @@ size_t fl_qrnn_work_bytes(const fl_rnn_desc *d, int qtype);
  * x (T, B, ldx)       IN   columns [0, I)
  * h0, c0 (B, H)       IN   NULL = zeros
  * lengths (B)         IN   each in [1, T]; NULL = all T
- * d->n_threads threads split the batch rows (a batch of one runs on one);
+ * d->n_threads threads split the batch rows (a batch of one: its unit blocks);
  * results are bitwise the same for any thread count. */
 int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *y, long ldy,
                     float *h_n, float *c_n, const float *x, long ldx, const float *h0,

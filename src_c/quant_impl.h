@@ -26,7 +26,8 @@
  * Threads split the batch rows; each runs the whole sequence for its rows,
  * with no synchronisation between steps. A row's sums do not depend on
  * which rows share its register tile or its thread, so results are bitwise
- * the same for any thread count. Rows are processed in panels whose
+ * the same for any thread count. A batch of one splits its unit blocks
+ * instead (qcols), with a barrier a step. Rows are processed in panels whose
  * accumulators fit half the L2 cache, and K in chunks whose weights fit half
  * the L1 data cache, so a block's weights are reused by a panel's tiles.
  */
@@ -519,11 +520,20 @@ static void SFX(qblocking)(long acc_row_bytes, int *panel_rows, int *chunk_group
     *chunk_groups = kc < 16 ? 16 : (int)kc;
 }
 
+/* Thresholds of the split by unit blocks at batch 1 (qcall_of). Between
+ * them lie int8 H = 128 (82 KB a step: one thread was faster) and bf16
+ * H = 128 (164 KB: two were), and one step of int8 H = 256 (295 KB: one)
+ * and of int8 H = 512 (1.1 MB: two) (bench/RESULTS.md, design measurements). */
+#define QCOL_STEP_BYTES 65536L
+#define QCOL_LOOP_BYTES 262144L
+
 /* What one call shares with its threads. */
 typedef struct {
     const fl_rnn_desc *d;
     SFX(qlayout) L;
     int path, nt, panel, chunk;
+    int cols;                  /* batch 1: threads splitting the unit blocks, or 0 (nt
+                                  threads split the rows) */
     int sides;                 /* accumulator sets a row: 1 where both products sum into
                                   one (bf16 without cell_x_apart), else 2 */
     long accw;                 /* accumulator columns a row (Np, or 2 Np for vpmaddwd) */
@@ -532,6 +542,7 @@ typedef struct {
     const uint32_t *wx, *wh;
     SFX(cell_cfg) cfg;
     float *hs, *cs;            /* (B, Hp) states */
+    float *hs2;                /* (B, Hp) h's other buffer, for a split by unit blocks */
     char *scratch;             /* per thread: thread_bytes */
     size_t thread_bytes;
     float *y; long ldy;
@@ -613,14 +624,15 @@ static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int 
 }
 
 /* One side's products for a panel's rows: acc (rows, accw) = (add ? acc :
- * bias) + the rows' groups ag (rows, Kq) times W^T, block by block, K chunk
- * by chunk, the panel's tiles in each. bias (Np) for bf16, whose sums are
- * then the pre-activations themselves; NULL (zeros) for int8. */
+ * bias) + the rows' groups ag (rows, Kq) times W^T, column blocks [jb0, jb1)
+ * one by one, K chunk by chunk, the panel's tiles in each. bias (Np) for
+ * bf16, whose sums are then the pre-activations themselves; NULL (zeros)
+ * for int8. */
 static void SFX(qproduct)(const SFX(qcall) *q, const uint32_t *w, int Kq, const uint32_t *ag,
-                          int rows, void *acc, int add, const float *bias)
+                          int rows, void *acc, int add, const float *bias, int jb0, int jb1)
 {
     const long accw = q->accw, ablk = accw / q->L.nblk;   /* accumulator columns a block */
-    for (int j = 0; j < q->L.nblk; j++) {
+    for (int j = jb0; j < jb1; j++) {
         const uint32_t *wj = w + (long)j * Kq * QCB;
         for (int k0 = 0; k0 < Kq; k0 += q->chunk) {
             const int nk = Kq - k0 < q->chunk ? Kq - k0 : q->chunk;
@@ -649,17 +661,17 @@ FL_INLINE float SFX(qsum)(int path, const void *acc, const float *s, const int32
     }
 }
 
-/* One int8 row's pre-activations from both sides' accumulators ax, ah:
- * pre (Np) with both biases, or for cell_x_apart pre the recurrent side with
+/* One int8 row's pre-activations [n0, n1) from both sides' accumulators
+ * ax, ah: pre (Np) with both biases, or for cell_x_apart pre the recurrent side with
  * b_hh and px the input side with b_ih (the cells' arguments). One loop per
  * path, so each vectorizes. (bf16's accumulators start from the biases and
  * are the pre-activations as they are.) */
 static void SFX(qpre)(const SFX(qcall) *q, const void *ax, const void *ah, float sax, float sah,
-                      float *pre, float *px)
+                      float *pre, float *px, long n0, long n1)
 {
-    const int Np = q->L.Np, apart = SFX(cell_x_apart)(q->d->cell);
+    const int apart = SFX(cell_x_apart)(q->d->cell);
 #define QPRE_LOOP(PATH)                                                           \
-    for (int n = 0; n < Np; n++) {                                                \
+    for (long n = n0; n < n1; n++) {                                              \
         const float zx = SFX(qsum)(PATH, ax, q->sx, q->csx, sax, n) + q->bx[n];     \
         const float zh = SFX(qsum)(PATH, ah, q->sh, q->csh, sah, n);                \
         if (apart) { px[n] = zx; pre[n] = zh + q->bh[n]; }                        \
@@ -699,9 +711,9 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
         for (int p0 = 0; p0 < rows; p0 += q->panel) {
             const int np = rows - p0 < q->panel ? rows - p0 : q->panel;
             SFX(qproduct)(q, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx, 0,
-                          bf16 ? q->bx : NULL);
+                          bf16 ? q->bx : NULL, 0, L->nblk);
             SFX(qproduct)(q, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : accx, !acch,
-                          bf16 && acch ? q->bh : NULL);
+                          bf16 && acch ? q->bh : NULL, 0, L->nblk);
             for (int r = p0; r < p0 + np; r++) {
                 const int b = r0 + r;
                 float *yrow = q->y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * q->ldy;
@@ -716,7 +728,7 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
                     zp = (const float *)(rh ? rh : rx);
                     zx = (const float *)rx;
                 } else {
-                    SFX(qpre)(q, rx, rh, sa[2 * r], sa[2 * r + 1], pre, px);
+                    SFX(qpre)(q, rx, rh, sa[2 * r], sa[2 * r + 1], pre, px, 0, Np);
                 }
                 float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
                 for (int j = 0; j < L->NB; j++) {
@@ -736,6 +748,68 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
 }
 
 /* Shared part, then the threads' scratch: fl_qrnn_work_bytes. */
+/* Batch 1 on nth threads: thread tid runs unit blocks [j0, j1) of the one
+ * row, every step, its products on the column blocks those units' columns
+ * touch (a block two threads share, both compute). Each quantizes the whole
+ * h_{t-1} itself, so every thread and every step sees the same q_a as one
+ * thread would: bitwise the same result. h ping-pongs between hs and hs2
+ * and every step ends in a barrier (the next step reads all of h_t); c and
+ * a GRU's h_{t-1} are each thread's own units. */
+static void SFX(qcols)(const SFX(qcall) *q, int tid, int nth)
+{
+    const fl_rnn_desc *d = q->d;
+    const SFX(qlayout) *L = &q->L;
+    const int T = d->T, I = d->I, H = d->H, G = L->G, Np = L->Np;
+    const int j0 = (int)((long)L->NB * tid / nth), j1 = (int)((long)L->NB * (tid + 1) / nth);
+    const long n0 = (long)j0 * G * U, n1 = (long)j1 * G * U;
+    const int kb0 = (int)(n0 / QCB), kb1 = (int)((n1 + QCB - 1) / QCB);
+    const int u0 = j0 * U, u1 = j1 * U < H ? j1 * U : H;
+    const SFX(qthread_offs) o = SFX(qthread_layout)(L, 1, q->panel, q->accw, q->sides);
+    char *base = q->scratch + (size_t)tid * q->thread_bytes;
+    uint32_t *ax = (uint32_t *)(base + o.ax), *ah = (uint32_t *)(base + o.ah);
+    float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
+    void *accx = base + o.acc;
+    void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
+    const int bf16 = q->path == Q_BF16_WIDEN || q->path == Q_BF16_NATIVE;
+    float *hin = q->hs, *hout = q->hs2;
+    for (int s = 0; s < T; s++) {
+        const int t = d->reverse ? T - 1 - s : s;
+        float *yrow = q->y + (long)t * q->ldy;   /* B = 1: either layout */
+        if (j0 < j1) {
+            SFX(qgroups)(ax, &sa[0], q->x + (long)t * q->ldx, I, L->KqX, q->path);
+            SFX(qgroups)(ah, &sa[1], hin, H, L->KqH, q->path);
+            SFX(qproduct)(q, q->wx, L->KqX, ax, 1, accx, 0, bf16 ? q->bx : NULL, kb0, kb1);
+            SFX(qproduct)(q, q->wh, L->KqH, ah, 1, acch ? acch : accx, !acch,
+                          bf16 && acch ? q->bh : NULL, kb0, kb1);
+            if (q->lengths && t >= q->lengths[0]) {   /* past the end: carry, output 0 */
+                for (int u = u0; u < u1; u++) { hout[u] = hin[u]; yrow[u] = 0; }
+            } else {
+                const float *zp = pre, *zx = px;
+                if (bf16) {
+                    zp = (const float *)(acch ? acch : accx);
+                    zx = (const float *)accx;
+                } else {
+                    SFX(qpre)(q, accx, acch, sa[0], sa[1], pre, px, n0, n1);
+                }
+                for (int j = j0; j < j1; j++) {
+                    const long g0 = (long)j * G * U;
+                    const SFX(h_dest) out = { hout + j * U, NULL };
+                    if (d->cell == FL_CELL_GRU)
+                        SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
+                                              NULL, zp + g0, zx + g0, hin + j * U, U);
+                    else
+                        SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
+                                              q->cs + j * U, NULL, zp + g0, NULL, q->cs + j * U, U);
+                }
+                memcpy(yrow + u0, hout + u0, sizeof(float) * (u1 - u0));
+            }
+        }
+        #pragma omp barrier
+        float *tmp = hin; hin = hout; hout = tmp;
+    }
+    if (hin != q->hs && u0 < u1) memcpy(q->hs + u0, hin + u0, sizeof(float) * (u1 - u0));
+}
+
 static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t *bytes)
 {
     int st = SFX(qlayout_of)(d, qtype, &q->L);
@@ -744,6 +818,19 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
     q->d = d;
     q->path = SFX(qpath)(qtype);
     q->nt = d->n_threads < d->B ? d->n_threads : d->B;
+    /* batch 1: threads split the unit blocks, a thread per QCOL_STEP_BYTES
+     * of weights a step streams and per QCOL_LOOP_BYTES over the sequence
+     * (each step ends in a barrier, the call forks once), at most one per
+     * unit block */
+    q->cols = 0;
+    if (d->B == 1 && d->n_threads > 1 && q->L.NB > 1) {
+        const long bytes = (long)q->L.G * d->H * ((long)d->I + d->H) * (qtype == FL_Q_INT8 ? 1 : 2);
+        long nt = bytes / QCOL_STEP_BYTES;
+        if (nt > bytes * d->T / QCOL_LOOP_BYTES) nt = bytes * d->T / QCOL_LOOP_BYTES;
+        if (nt > d->n_threads) nt = d->n_threads;
+        if (nt > q->L.NB) nt = q->L.NB;
+        q->cols = nt >= 2 ? (int)nt : 0;
+    }
     q->accw = (long)q->L.Np * (q->path == Q_I8_MADD ? 2 : 1);
     q->sides = (q->path == Q_BF16_WIDEN || q->path == Q_BF16_NATIVE)
                && !SFX(cell_x_apart)(d->cell) ? 1 : 2;
@@ -751,7 +838,8 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
     const int rows = (d->B + q->nt - 1) / q->nt;
     if (q->panel > rows) q->panel = (rows + QMR - 1) / QMR * QMR;
     q->thread_bytes = SFX(qthread_layout)(&q->L, rows, q->panel, q->accw, q->sides).total;
-    *bytes = SFX(qalign)(sizeof(float) * 2 * (size_t)d->B * q->L.Hp) + q->nt * q->thread_bytes;
+    *bytes = SFX(qalign)(sizeof(float) * 3 * (size_t)d->B * q->L.Hp)
+             + (size_t)(q->cols ? q->cols : q->nt) * q->thread_bytes;
     return FL_OK;
 }
 
@@ -789,16 +877,21 @@ int QFN(fl_qrnn_forward)(const fl_rnn_desc *d, int qtype, const void *packed, fl
     q.cfg = SFX(cell_config)(d, pk + 4L * Np, q.L.NB);
     q.hs = (float *)work;
     q.cs = q.hs + (long)B * Hp;
-    q.scratch = work + SFX(qalign)(sizeof(float) * 2 * (size_t)B * Hp);
+    q.hs2 = q.cs + (long)B * Hp;
+    q.scratch = work + SFX(qalign)(sizeof(float) * 3 * (size_t)B * Hp);
     q.y = y; q.ldy = ldy; q.x = x; q.ldx = ldx; q.lengths = lengths;
     /* the states' padding units start at zero (no masked loads from a NULL
      * h0 or c0: their fault suppression costs microcode assists) */
-    memset(q.hs, 0, sizeof(float) * 2 * (size_t)B * Hp);
+    memset(q.hs, 0, sizeof(float) * 3 * (size_t)B * Hp);
     for (long b = 0; b < B; b++) {
         if (h0) memcpy(q.hs + b * Hp, h0 + b * H, sizeof(float) * H);
         if (c0 && has_c) memcpy(q.cs + b * Hp, c0 + b * H, sizeof(float) * H);
     }
-    if (q.nt > 1) {
+    fl_test_note_step_threads(q.cols ? q.cols : q.nt);   /* testing.h */
+    if (q.cols) {
+        #pragma omp parallel num_threads(q.cols)
+        SFX(qcols)(&q, omp_get_thread_num(), omp_get_num_threads());
+    } else if (q.nt > 1) {
         #pragma omp parallel num_threads(q.nt)
         {
             const int tid = omp_get_thread_num(), n = omp_get_num_threads();
@@ -839,3 +932,5 @@ const char *QFN(fl_qrnn_path)(int qtype)
 #undef FL_Q_NATIVE
 #undef FL_Q_MADD
 #undef FL_Q_SIGN
+#undef QCOL_STEP_BYTES
+#undef QCOL_LOOP_BYTES

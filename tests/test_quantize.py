@@ -211,6 +211,32 @@ def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype, native):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,cls", CELLS)
+def test_batch_of_one_splits_its_units_with_the_same_bits(cell, cls, dtype, native):
+    # a batch of one splits its unit blocks between threads (each quantizes
+    # the whole h_{t-1} itself): the same bits as one thread, c and h included
+    q = _layer(cls, cell, I=70, H=200, bidirectional=True).quantize(dtype)
+    x = _x(1, 7, 70)
+    q.n_threads = 1
+    want = q(x, lengths=[5])
+    for nt in (2, 3, 7):
+        q.n_threads = nt
+        _kernels.set_thread_split_for_tests("auto")     # resets the peak
+        got = q(x, lengths=[5])
+        assert _kernels.thread_split_peak_for_tests() >= 2   # the split took place
+        for g, w in zip(_flat(got), _flat(want)):
+            np.testing.assert_array_equal(g, w)
+    y_ref = ref_stack(q, x, [5])[0]
+    np.testing.assert_allclose(want[0], y_ref, rtol=0, atol=SEQ_ATOL[dtype])
+
+
+def _flat(out):
+    """y and the states of a layer call, as a list of arrays."""
+    y, st = out
+    return [y, *(st if isinstance(st, tuple) else (st,))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_every_level_path_matches_reference_on_wide_layers(dtype, native):
     # H = 200 spans several column blocks and unit blocks on every level; I = 70
     # has a partial k group; B = 8 fills panels of 3-row tiles with a remainder
