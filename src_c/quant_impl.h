@@ -836,7 +836,11 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
                && !SFX(cell_x_apart)(d->cell) ? 1 : 2;
     SFX(qblocking)(4 * q->accw * q->sides, &q->panel, &q->chunk);
     const int rows = (d->B + q->nt - 1) / q->nt;
-    if (q->panel > rows) q->panel = (rows + QMR - 1) / QMR * QMR;
+    /* a thread's rows in panels of even height: each panel streams all the
+     * weights once, which a short last panel (126 + 2 rows at shape c) does
+     * for few rows' work */
+    const int npanels = (rows + q->panel - 1) / q->panel;
+    q->panel = ((rows + npanels - 1) / npanels + QMR - 1) / QMR * QMR;
     q->thread_bytes = SFX(qthread_layout)(&q->L, rows, q->panel, q->accw, q->sides).total;
     *bytes = SFX(qalign)(sizeof(float) * 3 * (size_t)d->B * q->L.Hp)
              + (size_t)(q->cols ? q->cols : q->nt) * q->thread_bytes;
