@@ -155,10 +155,10 @@ static inline long SFX(pk_index)(int b, long k, long K)
  * elements m * VL + l, element i from row i % 6 and column i / 6, picked
  * by a tree of 5 two-source shuffles (rows 0-1, 2-3, 4-5, then the three
  * pairs merged). Storing each value on its own took a scalar store per
- * value, a large part of a small LSTM's cells, and reloading a value just
- * stored as part of a vector stalls store forwarding. Only where
- * the two-source shuffle is one instruction or two (AVX2, AVX-512); the
- * baseline's generic vectors would split it into scalars. */
+ * value, a large part of a small LSTM's cells (bench/RESULTS.md, design
+ * measurements). Only where the two-source shuffle is one instruction or
+ * two (AVX2, AVX-512); the baseline's generic vectors would split it into
+ * scalars. */
 #if FL_X86_LEVELS && ((FL_VBYTES == 64 && defined(__AVX512F__)) \
                       || (FL_VBYTES == 32 && defined(__AVX2__)))
 #define FL_PACK_SHUFFLE 1
