@@ -15,31 +15,20 @@
 #define GEMM_NC 4096   /* multiple of GEMM_NR; a B panel (KC x NC) lives in L3, and A is
                           packed once per N panel, so wide panels pack A less often */
 #endif
-#include <unistd.h>
 #define GEMM_FLOPS_PER_THREAD 4000000L
 
 /* The K block: one tile's K loop streams a 6-row A sliver and an NR-column
  * B sliver (its B sliver is then reused by every A sliver of the block), so
  * both get three quarters of the L1 data cache the CPU reports (32 KiB where
- * it reports none): 272 on a 32 KiB L1 with AVX2's 16 columns, 128 on a
+ * it reports none, fl_cache_bytes): 272 on a 32 KiB L1 with AVX2's 16 columns, 128 on a
  * 48 KiB L1 with AVX-512's 64 (the time is flat around it: bench/RESULTS.md,
  * design measurements).
  * Every C element sums its K blocks in order, so the block size changes
  * rounding between machines, never between thread counts. */
 static int SFX(gemm_kc)(void)
 {
-    static int cached;
-    int kc = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (kc) return kc;
-    long l1 = 0;
-#ifdef _SC_LEVEL1_DCACHE_SIZE
-    l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-#endif
-    if (l1 <= 0) l1 = 32768;
-    long k = 3 * l1 / 4 / ((GEMM_MR + GEMM_NR) * (long)sizeof(REAL)) / 16 * 16;
-    kc = k < 64 ? 64 : k > 512 ? 512 : (int)k;
-    __atomic_store_n(&cached, kc, __ATOMIC_RELAXED);
-    return kc;
+    long k = 3 * fl_cache_bytes(1) / 4 / ((GEMM_MR + GEMM_NR) * (long)sizeof(REAL)) / 16 * 16;
+    return k < 64 ? 64 : k > 512 ? 512 : (int)k;
 }
 #define GEMM_KC SFX(gemm_kc)()
 

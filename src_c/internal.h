@@ -20,4 +20,8 @@ static inline void *fl_workspace(void *work, size_t work_bytes, size_t bytes, in
     *owned = 1;
     return fl_aligned_alloc(bytes);
 }
+/* Bytes of the level-1 data cache (level 1) or the level-2 cache (2) as the
+ * CPU reports them, read once (cpu_caches.c); 32 KiB and 512 KiB where it
+ * reports none. */
+long fl_cache_bytes(int level);
 #endif

@@ -496,26 +496,13 @@ static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uin
 
 /* How many rows a panel holds and k groups a chunk: a panel's accumulators
  * (acc_row_bytes a row) in half the L2 cache, a chunk of a block's weights
- * in three quarters of the L1 data cache (32 KiB and 512 KiB where the CPU
- * reports none). At shapes c and d, panels of 15 to 240 rows and chunks of
- * 48 to 256 groups were within 5% of each other (bench/RESULTS.md). */
+ * in three quarters of the L1 data cache (fl_cache_bytes). At shapes c and
+ * d, panels of 15 to 240 rows and chunks of 48 to 256 groups were within 5%
+ * of each other (bench/RESULTS.md). */
 static void SFX(qblocking)(long acc_row_bytes, int *panel_rows, int *chunk_groups)
 {
-    /* read once: in a virtual machine each sysconf here is a trapped cpuid */
-    static long l1, l2;
-    if (!__atomic_load_n(&l2, __ATOMIC_RELAXED)) {
-        long c1 = 0, c2 = 0;
-#ifdef _SC_LEVEL1_DCACHE_SIZE
-        c1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-#endif
-#ifdef _SC_LEVEL2_CACHE_SIZE
-        c2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-        __atomic_store_n(&l1, c1 > 0 ? c1 : 32768, __ATOMIC_RELAXED);
-        __atomic_store_n(&l2, c2 > 0 ? c2 : 524288, __ATOMIC_RELAXED);
-    }
-    const long mp = __atomic_load_n(&l2, __ATOMIC_RELAXED) / 2 / acc_row_bytes / QMR * QMR;
-    const long kc = __atomic_load_n(&l1, __ATOMIC_RELAXED) * 3 / 4 / (4L * QCB);
+    const long mp = fl_cache_bytes(2) / 2 / acc_row_bytes / QMR * QMR;
+    const long kc = fl_cache_bytes(1) * 3 / 4 / (4L * QCB);
     *panel_rows = mp < QMR ? QMR : mp > 240 ? 240 : (int)mp;
     *chunk_groups = kc < 16 ? 16 : (int)kc;
 }

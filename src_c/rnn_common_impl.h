@@ -41,19 +41,20 @@ static inline int SFX(step_threads)(const fl_rnn_desc *d, long items)
  * (step_threads). A thread that owns batch rows runs them through every step
  * and every unit block with no barrier, but streams all of W_hh (wcols
  * columns of H) each step instead of its share, so the split is taken only
- * up to FL_BATCH_SPLIT_WBYTES of W_hh, and only with at least
- * FL_BATCH_FLOPS_PER_THREAD flops of the chunk's recurrence per thread (one
- * fork and join per chunk of steps). The bound lies between a W_hh the
- * split made faster (1 MiB, over L2) and one it made slower (4 MiB)
- * (bench/RESULTS.md, design measurements). */
-#define FL_BATCH_SPLIT_WBYTES (2048L * 1024)
+ * up to FL_BATCH_SPLIT_L2S times the L2 cache of W_hh, and only with at
+ * least FL_BATCH_FLOPS_PER_THREAD flops of the chunk's recurrence per thread
+ * (one fork and join per chunk of steps). The bound lies between a W_hh the
+ * split made faster and one it made slower on two machines: 1 and 4 MiB
+ * with a 512 KiB L2, 4 and 6 MiB with a 1 MiB L2 (bench/RESULTS.md, design
+ * measurements). */
+#define FL_BATCH_SPLIT_L2S 4
 #define FL_BATCH_FLOPS_PER_THREAD 2000000L
 static inline int SFX(batch_threads)(const fl_rnn_desc *d, long wcols, int steps)
 {
     const int split = fl_test_step_split();   /* testing.h */
     const long rg = (d->B + 5) / 6;
     if (d->n_threads < 2 || rg < 2 || split == FL_SPLIT_BLOCKS) return 0;
-    if (wcols * d->H * (long)sizeof(REAL) > FL_BATCH_SPLIT_WBYTES) return 0;
+    if (wcols * d->H * (long)sizeof(REAL) > FL_BATCH_SPLIT_L2S * fl_cache_bytes(2)) return 0;
     const long flops = 2L * steps * d->B * d->H * wcols;
     long nt = d->n_threads < rg ? d->n_threads : rg;
     if (split == FL_SPLIT_AUTO && nt > flops / FL_BATCH_FLOPS_PER_THREAD)
