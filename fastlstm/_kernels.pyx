@@ -103,8 +103,8 @@ cdef extern from "testing.h" nogil:
     int fl_test_set_step_split(int mode)
     int fl_test_step_split()
     int fl_test_step_threads_peak()
-    void fl_test_set_quant_native(int allow)
-    int fl_test_quant_native()
+    int fl_test_set_quant_paths(int mode)
+    int fl_test_quant_paths()
 
 ctypedef fused real:
     float
@@ -271,13 +271,20 @@ def thread_split_peak_for_tests():
     return fl_test_step_threads_peak()
 
 
-def set_quant_native_for_tests(bint allow):
-    """Whether every later quantized kernel call, process-wide, may use the
-    CPU's dot-product instructions (AVX512_BF16, AVX512_VNNI, AVX-VNNI): False
-    reaches the level's other paths on a CPU that has them. Returns the
-    setting it replaces."""
-    previous = bool(fl_test_quant_native())
-    fl_test_set_quant_native(allow)
+QUANT_PATHS = ("general", "cpu", "amx_emulated")   # testing.h's fl_test_qpaths
+
+
+def set_quant_paths_for_tests(mode):
+    """The paths every later quantized kernel call takes, process-wide:
+    "cpu" (the default) the CPU's best; "general" the level's general ones,
+    ignoring the CPU's dot-product instructions and AMX, so a CPU that has
+    them reaches the others; "amx_emulated" the CPU's best with the avx512
+    level's AMX tile path for batches of 16 rows or more, its tiles emulated
+    in C. Returns the mode it replaces."""
+    if mode not in QUANT_PATHS:
+        raise ValueError(f"quantized paths must be one of {QUANT_PATHS}, got {mode!r}")
+    previous = QUANT_PATHS[fl_test_quant_paths()]
+    _raise(fl_test_set_quant_paths(QUANT_PATHS.index(mode)))
     return previous
 
 

@@ -24,4 +24,7 @@ static inline void *fl_workspace(void *work, size_t work_bytes, size_t bytes, in
  * CPU reports them, read once (cpu_caches.c); 32 KiB and 512 KiB where it
  * reports none. */
 long fl_cache_bytes(int level);
+/* 1 if this process may run AMX tile instructions (cpu_amx.c: the CPU's
+ * and the OS's support, Linux's permission, FASTLSTM_AMX), else 0. */
+int fl_amx_ready(void);
 #endif

@@ -70,7 +70,13 @@ typedef uint32_t SFX(qvu) __attribute__((vector_size(FL_VBYTES)));  /* VL uint32
 
 /* How a call computes its products (chosen once per call from the qtype,
  * the level and the CPU). */
-enum { Q_BF16_WIDEN, Q_BF16_NATIVE, Q_I8_GENERIC, Q_I8_MADD, Q_I8_SIGN, Q_I8_VNNI };
+enum { Q_BF16_WIDEN, Q_BF16_NATIVE, Q_BF16_AMX, Q_I8_GENERIC, Q_I8_MADD, Q_I8_SIGN, Q_I8_VNNI,
+       Q_I8_AMX };
+
+static inline int SFX(qis_bf16)(int path)
+{
+    return path == Q_BF16_WIDEN || path == Q_BF16_NATIVE || path == Q_BF16_AMX;
+}
 
 typedef struct {
     int G, NB, Hp, Np, nblk, P, KqX, KqH;   /* KqX, KqH: k groups of W_ih, W_hh */
@@ -177,7 +183,7 @@ int QFN(fl_qrnn_pack)(const fl_rnn_desc *d, int qtype, void *packed, const void 
  * (int8 only; its bf16 instructions need AVX-512). */
 static int SFX(qcpu)(char feature)
 {
-    if (!fl_test_quant_native()) return 0;   /* testing.h: reach the other paths */
+    if (fl_test_quant_paths() == FL_QPATHS_GENERAL) return 0;   /* testing.h */
 #if FL_Q_NATIVE
     __builtin_cpu_init();
     if (feature == 'b') return __builtin_cpu_supports("avx512bf16");
@@ -492,6 +498,195 @@ static FL_NOINLINE void SFX(qtile)(int path, int R, int first, int nk, const uin
 #undef QTILE_ROWS_ACC
 #undef QPOW2
 
+/* ------------------------------------------------------------- AMX tiles */
+
+/* Batches of QAMX_MIN_B rows or more take AMX tiles on the avx512 level
+ * where the process may run them (fl_amx_ready): 16 rows of 64 bytes a
+ * tile, so a tile holds a 16-row block of activation groups (A), 16 k
+ * groups of 16 columns of the packed weights as they are (B: a group's 16
+ * columns are a 64-byte row, QCB * 4 bytes apart), or 16 rows of 16 column
+ * accumulators (C). bf16 takes tdpbf16ps, int8 tdpbssd on signed codes
+ * (q_a as Q_I8_GENERIC's, no column sums). The tiles run whole 16-group
+ * stretches of k; a K tail goes to the vector tiles (q->tail). Rows come
+ * in 16s: a panel's last block reads zeroed activation rows and writes
+ * accumulator rows nobody reads.
+ * Where the path is chosen by the batch size alone, a row's bits never
+ * depend on the thread count; they may depend on whether its batch reaches
+ * QAMX_MIN_B rows (tdpbf16ps may round its sums differently from
+ * vdpbf16ps; int8's sums are exact on every path). */
+#define QAMX_MIN_B 16
+#define QAMX_ROWS 16             /* a tile's rows */
+#define QAMX_K 16                /* k groups a tile row holds (64 bytes) */
+
+/* The eight tile registers, for the emulation (testing.h). */
+typedef struct { uint32_t t[8][QAMX_ROWS][QAMX_K]; } SFX(qamx_regs);
+
+#if FL_VBYTES == 64
+static void SFX(qemu_load)(SFX(qamx_regs) *E, int t, const void *p, long stride)
+{
+    for (int r = 0; r < QAMX_ROWS; r++) memcpy(E->t[t][r], (const char *)p + r * stride, 64);
+}
+
+static void SFX(qemu_store)(const SFX(qamx_regs) *E, int t, void *p, long stride)
+{
+    for (int r = 0; r < QAMX_ROWS; r++) memcpy((char *)p + r * stride, E->t[t][r], 64);
+}
+
+/* c += a b: tdpbf16ps as the SDM's pseudocode has it (per k pair the even
+ * product added, then the odd, each sum rounded to float32; the hardware
+ * also flushes denormals, which the emulation does not), or tdpbssd
+ * (exact int32 sums of signed bytes). */
+static void SFX(qemu_dp)(SFX(qamx_regs) *E, int bf16, int c, int a, int b)
+{
+    for (int m = 0; m < QAMX_ROWS; m++) {
+        if (bf16) {
+            float acc[16];
+            memcpy(acc, E->t[c][m], sizeof acc);
+            for (int k = 0; k < QAMX_K; k++) {
+                const uint32_t p = E->t[a][m][k], plo = p << 16, phi = p & 0xffff0000u;
+                float a0, a1;
+                memcpy(&a0, &plo, 4);
+                memcpy(&a1, &phi, 4);
+                for (int n = 0; n < 16; n++) {
+                    const uint32_t wv = E->t[b][k][n], wlo = wv << 16, whi = wv & 0xffff0000u;
+                    float w0, w1;
+                    memcpy(&w0, &wlo, 4);
+                    memcpy(&w1, &whi, 4);
+                    acc[n] += a0 * w0;
+                    acc[n] += a1 * w1;
+                }
+            }
+            memcpy(E->t[c][m], acc, sizeof acc);
+        } else {
+            int32_t acc[16];
+            memcpy(acc, E->t[c][m], sizeof acc);
+            for (int k = 0; k < QAMX_K; k++)
+                for (int e = 0; e < 4; e++) {
+                    const int32_t qa = (int8_t)(E->t[a][m][k] >> (8 * e));
+                    for (int n = 0; n < 16; n++) acc[n] += qa * (int8_t)(E->t[b][k][n] >> (8 * e));
+                }
+            memcpy(E->t[c][m], acc, sizeof acc);
+        }
+    }
+}
+
+#if FL_Q_NATIVE
+#define QAMX_OP(HW, EMU) do { if (emu) { EMU; } else { HW; } } while (0)
+#else
+#define QAMX_OP(HW, EMU) do { EMU; } while (0)
+#endif
+#define QT_LOAD(t, p, s) QAMX_OP(_tile_loadd(t, p, s), SFX(qemu_load)(E, t, p, s))
+#define QT_STORE(t, p, s) QAMX_OP(_tile_stored(t, p, s), SFX(qemu_store)(E, t, p, s))
+#define QT_DP(c, a, b)                                                                   \
+    QAMX_OP(if (bf16) _tile_dpbf16ps(c, a, b); else _tile_dpbssd(c, a, b),             \
+            SFX(qemu_dp)(E, bf16, c, a, b))
+
+/* acc (rows16, accw) += the rows' groups ag (rows16, Kq) [0, kv) times W^T,
+ * column blocks [jb0, jb1): C blocks of 32 rows and 32 columns in tiles
+ * 0-3 over all kv groups (A in tiles 4, 5; B in 6, 7), kv a multiple of
+ * QAMX_K, rows16 of QAMX_ROWS. emu: the tiles in E (testing.h), or the
+ * CPU's (tile configuration loaded by qamx_begin). */
+FL_INLINE void SFX(qamx_body)(const int emu, const int bf16, SFX(qamx_regs) *E, const uint32_t *w,
+                              int Kq, int kv, const uint32_t *ag, int rows16, void *acc, long accw,
+                              int jb0, int jb1)
+{
+    (void)E;
+    const long lda = 4L * Kq, ldw = 4L * QCB, ldc = 4 * accw;
+    for (int j = jb0; j < jb1; j++) {
+        const uint32_t *wj = w + (long)j * Kq * QCB;
+        for (int c0 = 0; c0 < QCB; c0 += 32)
+            for (int r0 = 0; r0 < rows16; r0 += 2 * QAMX_ROWS) {
+                const int two = rows16 - r0 >= 2 * QAMX_ROWS;
+                char *c = (char *)acc + ldc * r0 + 4 * ((long)j * QCB + c0);
+                QT_LOAD(0, c, ldc);
+                QT_LOAD(1, c + 64, ldc);
+                if (two) {
+                    QT_LOAD(2, c + QAMX_ROWS * ldc, ldc);
+                    QT_LOAD(3, c + QAMX_ROWS * ldc + 64, ldc);
+                }
+                for (int k0 = 0; k0 < kv; k0 += QAMX_K) {
+                    const uint32_t *ak = ag + (long)r0 * Kq + k0, *wk = wj + (long)k0 * QCB + c0;
+                    QT_LOAD(4, ak, lda);
+                    QT_LOAD(6, wk, ldw);
+                    QT_LOAD(7, wk + 16, ldw);
+                    QT_DP(0, 4, 6);
+                    QT_DP(1, 4, 7);
+                    if (two) {
+                        QT_LOAD(5, ak + QAMX_ROWS * Kq, lda);
+                        QT_DP(2, 5, 6);
+                        QT_DP(3, 5, 7);
+                    }
+                }
+                QT_STORE(0, c, ldc);
+                QT_STORE(1, c + 64, ldc);
+                if (two) {
+                    QT_STORE(2, c + QAMX_ROWS * ldc, ldc);
+                    QT_STORE(3, c + QAMX_ROWS * ldc + 64, ldc);
+                }
+            }
+    }
+}
+#undef QT_LOAD
+#undef QT_STORE
+#undef QT_DP
+#undef QAMX_OP
+
+static FL_NOINLINE void SFX(qamx_emu)(int bf16, SFX(qamx_regs) *E, const uint32_t *w, int Kq,
+                                      int kv, const uint32_t *ag, int rows16, void *acc,
+                                      long accw, int jb0, int jb1)
+{
+    SFX(qamx_body)(1, bf16, E, w, Kq, kv, ag, rows16, acc, accw, jb0, jb1);
+}
+
+#if FL_Q_NATIVE
+__attribute__((target("amx-tile,amx-bf16,amx-int8"))) static FL_NOINLINE void
+SFX(qamx_hw)(int bf16, const uint32_t *w, int Kq, int kv, const uint32_t *ag, int rows16,
+             void *acc, long accw, int jb0, int jb1)
+{
+    SFX(qamx_body)(0, bf16, NULL, w, Kq, kv, ag, rows16, acc, accw, jb0, jb1);
+}
+
+/* ldtilecfg's operand: palette 1, every tile 16 rows of 64 bytes. */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} SFX(qamx_cfg);
+_Static_assert(sizeof(SFX(qamx_cfg)) == 64, "ldtilecfg takes 64 bytes");
+
+/* A thread's tile configuration, before its first tile instruction; the
+ * release after its last returns the tiles' state to init, so the OS does
+ * not save and restore 8 KiB at each switch. */
+__attribute__((target("amx-tile"))) static void SFX(qamx_begin)(void)
+{
+    SFX(qamx_cfg) cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = QAMX_ROWS;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+__attribute__((target("amx-tile"))) static void SFX(qamx_end)(void) { _tile_release(); }
+#endif
+#endif
+
+/* The tiles for a call on B rows: 1 the CPU's, 2 emulated (testing.h), 0 none. */
+static int SFX(qamx)(int B)
+{
+    if (B < QAMX_MIN_B) return 0;
+#if FL_VBYTES == 64
+    const int mode = fl_test_quant_paths();
+    if (mode == FL_QPATHS_AMX_EMULATED) return 2;
+#if FL_Q_NATIVE
+    if (mode == FL_QPATHS_CPU && fl_amx_ready()) return 1;
+#endif
+#endif
+    return 0;
+}
+
 /* ------------------------------------------------------- the forward pass */
 
 /* How many rows a panel holds and k groups a chunk: a panel's accumulators
@@ -519,6 +714,8 @@ typedef struct {
     const fl_rnn_desc *d;
     SFX(qlayout) L;
     int path, nt, panel, chunk;
+    int amx;                   /* qamx: 1 the CPU's tiles, 2 emulated, 0 none */
+    int tail;                  /* with tiles, the vector tiles' path for a K tail */
     int cols;                  /* batch 1: threads splitting the unit blocks, or 0 (nt
                                   threads split the rows) */
     int sides;                 /* accumulator sets a row: 1 where both products sum into
@@ -577,7 +774,7 @@ static inline uint32_t SFX(q8)(float a, float inv, uint32_t bias)
  * groups, then the tail, so the compiler vectorizes them. */
 static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int Kq, int path)
 {
-    if (path == Q_BF16_WIDEN || path == Q_BF16_NATIVE) {
+    if (SFX(qis_bf16)(path)) {
         const int full = K / 2;
         for (int g = 0; g < full; g++)
             ag[g] = SFX(to_bf16)(a[2 * g]) | SFX(to_bf16)(a[2 * g + 1]) << 16;
@@ -614,20 +811,46 @@ static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int 
  * bias) + the rows' groups ag (rows, Kq) times W^T, column blocks [jb0, jb1)
  * one by one, K chunk by chunk, the panel's tiles in each. bias (Np) for
  * bf16, whose sums are then the pre-activations themselves; NULL (zeros)
- * for int8. */
-static void SFX(qproduct)(const SFX(qcall) *q, const uint32_t *w, int Kq, const uint32_t *ag,
-                          int rows, void *acc, int add, const float *bias, int jb0, int jb1)
+ * for int8. With AMX tiles, rows reach the next multiple of QAMX_ROWS in
+ * ag and acc (E: the emulated tiles, or NULL). */
+static void SFX(qproduct)(const SFX(qcall) *q, SFX(qamx_regs) *E, const uint32_t *w, int Kq,
+                          const uint32_t *ag, int rows, void *acc, int add, const float *bias,
+                          int jb0, int jb1)
 {
     const long accw = q->accw, ablk = accw / q->L.nblk;   /* accumulator columns a block */
+    int path = q->path, kv = 0;   /* the vector tiles' path and first k group */
+#if FL_VBYTES == 64
+    if (q->amx) {
+        const int rows16 = (rows + QAMX_ROWS - 1) / QAMX_ROWS * QAMX_ROWS;
+        if (!add)
+            for (long r = 0; r < rows16; r++) {
+                char *row = (char *)acc + 4 * (r * accw + (long)jb0 * QCB);
+                const size_t n = 4 * (size_t)(jb1 - jb0) * QCB;
+                if (bias) memcpy(row, bias + (long)jb0 * QCB, n);
+                else memset(row, 0, n);
+            }
+        kv = Kq / QAMX_K * QAMX_K;
+#if FL_Q_NATIVE
+        if (kv && q->amx == 1)
+            SFX(qamx_hw)(SFX(qis_bf16)(path), w, Kq, kv, ag, rows16, acc, accw, jb0, jb1);
+#endif
+        if (kv && q->amx == 2 && E)
+            SFX(qamx_emu)(SFX(qis_bf16)(path), E, w, Kq, kv, ag, rows16, acc, accw, jb0, jb1);
+        add = 1;
+        path = q->tail;
+    }
+#else
+    (void)E;
+#endif
     for (int j = jb0; j < jb1; j++) {
         const uint32_t *wj = w + (long)j * Kq * QCB;
-        for (int k0 = 0; k0 < Kq; k0 += q->chunk) {
+        for (int k0 = kv; k0 < Kq; k0 += q->chunk) {
             const int nk = Kq - k0 < q->chunk ? Kq - k0 : q->chunk;
             for (int r0 = 0; r0 < rows; r0 += QMR) {
                 const int R = rows - r0 < QMR ? rows - r0 : QMR;
                 const uint32_t *a[QMR];
                 for (int r = 0; r < R; r++) a[r] = ag + (long)(r0 + r) * Kq + k0;
-                SFX(qtile)(q->path, R, k0 == 0 && !add, nk, a, wj + (long)k0 * QCB,
+                SFX(qtile)(path, R, k0 == kv && !add, nk, a, wj + (long)k0 * QCB,
                            (int32_t *)acc + (long)r0 * accw + j * ablk, accw,
                            bias ? bias + j * ablk : NULL);
             }
@@ -679,13 +902,25 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
     const SFX(qlayout) *L = &q->L;
     const int T = d->T, B = d->B, I = d->I, H = d->H, Hp = L->Hp, Np = L->Np;
     const int has_c = SFX(cell_has_c)(d->cell), rows = r1 - r0;
-    const SFX(qthread_offs) o = SFX(qthread_layout)(L, rows, q->panel, q->accw, q->sides);
+    const int rows_pad = q->amx ? (rows + QAMX_ROWS - 1) / QAMX_ROWS * QAMX_ROWS : rows;
+    const SFX(qthread_offs) o = SFX(qthread_layout)(L, rows_pad, q->panel, q->accw, q->sides);
     char *base = q->scratch + (size_t)tid * q->thread_bytes;
     uint32_t *ax = (uint32_t *)(base + o.ax), *ah = (uint32_t *)(base + o.ah);
     float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
     void *accx = base + o.acc;
     void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
-    const int bf16 = q->path == Q_BF16_WIDEN || q->path == Q_BF16_NATIVE;
+    const int bf16 = SFX(qis_bf16)(q->path);
+    SFX(qamx_regs) *E = NULL;
+#if FL_VBYTES == 64
+    SFX(qamx_regs) regs;   /* the emulated tiles */
+    if (q->amx == 2) E = &regs;
+#if FL_Q_NATIVE
+    if (q->amx == 1) SFX(qamx_begin)();
+#endif
+#endif
+    /* the tiles' padding rows: zero activations */
+    memset(ax + (long)rows * L->KqX, 0, 4 * (size_t)(rows_pad - rows) * L->KqX);
+    memset(ah + (long)rows * L->KqH, 0, 4 * (size_t)(rows_pad - rows) * L->KqH);
     for (int s = 0; s < T; s++) {
         const int t = d->reverse ? T - 1 - s : s;
         for (int r = 0; r < rows; r++) {
@@ -697,10 +932,10 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
         }
         for (int p0 = 0; p0 < rows; p0 += q->panel) {
             const int np = rows - p0 < q->panel ? rows - p0 : q->panel;
-            SFX(qproduct)(q, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx, 0,
+            SFX(qproduct)(q, E, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx, 0,
                           bf16 ? q->bx : NULL, 0, L->nblk);
-            SFX(qproduct)(q, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : accx, !acch,
-                          bf16 && acch ? q->bh : NULL, 0, L->nblk);
+            SFX(qproduct)(q, E, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : accx,
+                          !acch, bf16 && acch ? q->bh : NULL, 0, L->nblk);
             for (int r = p0; r < p0 + np; r++) {
                 const int b = r0 + r;
                 float *yrow = q->y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * q->ldy;
@@ -732,6 +967,9 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
             }
         }
     }
+#if FL_Q_NATIVE
+    if (q->amx == 1) SFX(qamx_end)();
+#endif
 }
 
 /* Shared part, then the threads' scratch: fl_qrnn_work_bytes. */
@@ -757,7 +995,7 @@ static void SFX(qcols)(const SFX(qcall) *q, int tid, int nth)
     float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
     void *accx = base + o.acc;
     void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
-    const int bf16 = q->path == Q_BF16_WIDEN || q->path == Q_BF16_NATIVE;
+    const int bf16 = SFX(qis_bf16)(q->path);
     float *hin = q->hs, *hout = q->hs2;
     for (int s = 0; s < T; s++) {
         const int t = d->reverse ? T - 1 - s : s;
@@ -765,8 +1003,8 @@ static void SFX(qcols)(const SFX(qcall) *q, int tid, int nth)
         if (j0 < j1) {
             SFX(qgroups)(ax, &sa[0], q->x + (long)t * q->ldx, I, L->KqX, q->path);
             SFX(qgroups)(ah, &sa[1], hin, H, L->KqH, q->path);
-            SFX(qproduct)(q, q->wx, L->KqX, ax, 1, accx, 0, bf16 ? q->bx : NULL, kb0, kb1);
-            SFX(qproduct)(q, q->wh, L->KqH, ah, 1, acch ? acch : accx, !acch,
+            SFX(qproduct)(q, NULL, q->wx, L->KqX, ax, 1, accx, 0, bf16 ? q->bx : NULL, kb0, kb1);
+            SFX(qproduct)(q, NULL, q->wh, L->KqH, ah, 1, acch ? acch : accx, !acch,
                           bf16 && acch ? q->bh : NULL, kb0, kb1);
             if (q->lengths && t >= q->lengths[0]) {   /* past the end: carry, output 0 */
                 for (int u = u0; u < u1; u++) { hout[u] = hin[u]; yrow[u] = 0; }
@@ -803,8 +1041,17 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
     if (st != FL_OK) return st;
     if (d->T < 1 || d->B < 1 || d->n_threads < 1) return FL_ERR_SIZE;
     q->d = d;
-    q->path = SFX(qpath)(qtype);
     q->nt = d->n_threads < d->B ? d->n_threads : d->B;
+    q->path = q->tail = SFX(qpath)(qtype);
+    q->amx = SFX(qamx)(d->B);
+    if (q->amx) {   /* int8's tiles take signed codes, as the generic vectors do */
+        q->path = qtype == FL_Q_BF16 ? Q_BF16_AMX : Q_I8_AMX;
+        if (qtype == FL_Q_INT8) q->tail = Q_I8_GENERIC;
+        /* a thread's tiles stream all the weights for up to 16 rows at the
+         * cost of 16: more threads than 16-row blocks would only share them */
+        const int blocks = (d->B + QAMX_ROWS - 1) / QAMX_ROWS;
+        if (q->nt > blocks) q->nt = blocks;
+    }
     /* batch 1: threads split the unit blocks, a thread per QCOL_STEP_BYTES
      * of weights a step streams and per QCOL_LOOP_BYTES over the sequence
      * (each step ends in a barrier, the call forks once), at most one per
@@ -819,16 +1066,17 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
         q->cols = nt >= 2 ? (int)nt : 0;
     }
     q->accw = (long)q->L.Np * (q->path == Q_I8_MADD ? 2 : 1);
-    q->sides = (q->path == Q_BF16_WIDEN || q->path == Q_BF16_NATIVE)
-               && !SFX(cell_x_apart)(d->cell) ? 1 : 2;
+    q->sides = SFX(qis_bf16)(q->path) && !SFX(cell_x_apart)(d->cell) ? 1 : 2;
     SFX(qblocking)(4 * q->accw * q->sides, &q->panel, &q->chunk);
     const int rows = (d->B + q->nt - 1) / q->nt;
     /* a thread's rows in panels of even height: each panel streams all the
      * weights once, which a short last panel (126 + 2 rows at shape c) does
-     * for few rows' work */
+     * for few rows' work; AMX tiles take rows in 16s */
+    const int mr = q->amx ? QAMX_ROWS : QMR;
+    const int rows_pad = (rows + mr - 1) / mr * mr;
     const int npanels = (rows + q->panel - 1) / q->panel;
-    q->panel = ((rows + npanels - 1) / npanels + QMR - 1) / QMR * QMR;
-    q->thread_bytes = SFX(qthread_layout)(&q->L, rows, q->panel, q->accw, q->sides).total;
+    q->panel = ((rows + npanels - 1) / npanels + mr - 1) / mr * mr;
+    q->thread_bytes = SFX(qthread_layout)(&q->L, rows_pad, q->panel, q->accw, q->sides).total;
     *bytes = SFX(qalign)(sizeof(float) * 3 * (size_t)d->B * q->L.Hp)
              + (size_t)(q->cols ? q->cols : q->nt) * q->thread_bytes;
     return FL_OK;
@@ -902,18 +1150,47 @@ int QFN(fl_qrnn_forward)(const fl_rnn_desc *d, int qtype, const void *packed, fl
     return FL_OK;
 }
 
+#define QN_BF16_NATIVE "AVX512_BF16 vdpbf16ps"
+#define QN_BF16_WIDEN "widened to float32, FMA"
+#define QN_I8_VNNI (FL_VBYTES == 64 ? "AVX512_VNNI vpdpbusd" : "AVX-VNNI vpdpbusd")
+#define QN_I8_MADD "AVX-512BW vpmaddwd"
+#define QN_I8_SIGN "AVX2 vpsignb, vpmaddubsw"
+#define QN_I8_GENERIC "generic integer vectors"
+/* The tiles' part of a name, then the vector path smaller batches take. */
+#define QN_AMX(TILES)                                                                   \
+    switch (path) {                                                                     \
+    case Q_BF16_NATIVE: return TILES "tdpbf16ps for 16+ rows, else " QN_BF16_NATIVE;    \
+    case Q_BF16_WIDEN: return TILES "tdpbf16ps for 16+ rows, else " QN_BF16_WIDEN;      \
+    case Q_I8_VNNI: return TILES "tdpbssd for 16+ rows, else AVX512_VNNI vpdpbusd";     \
+    case Q_I8_MADD: return TILES "tdpbssd for 16+ rows, else " QN_I8_MADD;              \
+    default: return TILES "tdpbssd for 16+ rows, else " QN_I8_GENERIC;                  \
+    }
+
 const char *QFN(fl_qrnn_path)(int qtype)
 {
     if (qtype != FL_Q_BF16 && qtype != FL_Q_INT8) return "";
-    switch (SFX(qpath)(qtype)) {
-    case Q_BF16_NATIVE: return "AVX512_BF16 vdpbf16ps";
-    case Q_BF16_WIDEN: return "widened to float32, FMA";
-    case Q_I8_VNNI: return FL_VBYTES == 64 ? "AVX512_VNNI vpdpbusd" : "AVX-VNNI vpdpbusd";
-    case Q_I8_MADD: return "AVX-512BW vpmaddwd";
-    case Q_I8_SIGN: return "AVX2 vpsignb, vpmaddubsw";
-    default: return "generic integer vectors";
+    const int path = SFX(qpath)(qtype);
+    switch (SFX(qamx)(QAMX_MIN_B)) {
+    case 1: QN_AMX("AMX ");
+    case 2: QN_AMX("AMX (emulated) ");
+    default: break;
+    }
+    switch (path) {
+    case Q_BF16_NATIVE: return QN_BF16_NATIVE;
+    case Q_BF16_WIDEN: return QN_BF16_WIDEN;
+    case Q_I8_VNNI: return QN_I8_VNNI;
+    case Q_I8_MADD: return QN_I8_MADD;
+    case Q_I8_SIGN: return QN_I8_SIGN;
+    default: return QN_I8_GENERIC;
     }
 }
+#undef QN_AMX
+#undef QN_BF16_NATIVE
+#undef QN_BF16_WIDEN
+#undef QN_I8_VNNI
+#undef QN_I8_MADD
+#undef QN_I8_SIGN
+#undef QN_I8_GENERIC
 
 #undef QNV
 #undef QCB
@@ -925,3 +1202,6 @@ const char *QFN(fl_qrnn_path)(int qtype)
 #undef FL_Q_SIGN
 #undef QCOL_STEP_BYTES
 #undef QCOL_LOOP_BYTES
+#undef QAMX_MIN_B
+#undef QAMX_ROWS
+#undef QAMX_K

@@ -3,7 +3,7 @@
 #include "fastlstm.h"
 #include "testing.h"
 
-static int step_split = FL_SPLIT_AUTO, threads_peak, quant_native = 1;
+static int step_split = FL_SPLIT_AUTO, threads_peak, quant_paths = FL_QPATHS_CPU;
 
 int fl_test_set_step_split(int mode)
 {
@@ -26,6 +26,11 @@ void fl_test_note_step_threads(int n_threads)
     }
 }
 
-void fl_test_set_quant_native(int allow) { __atomic_store_n(&quant_native, !!allow, __ATOMIC_RELAXED); }
+int fl_test_set_quant_paths(int mode)
+{
+    if (mode < FL_QPATHS_GENERAL || mode > FL_QPATHS_AMX_EMULATED) return FL_ERR_ARG;
+    __atomic_store_n(&quant_paths, mode, __ATOMIC_RELAXED);
+    return FL_OK;
+}
 
-int fl_test_quant_native(void) { return __atomic_load_n(&quant_native, __ATOMIC_RELAXED); }
+int fl_test_quant_paths(void) { return __atomic_load_n(&quant_paths, __ATOMIC_RELAXED); }

@@ -23,10 +23,15 @@ int fl_test_step_split(void);   /* the mode in force */
 int fl_test_step_threads_peak(void);
 void fl_test_note_step_threads(int n_threads);
 
-/* Process-wide: 0 makes the quantized kernels ignore the CPU's dot-product
- * instructions (AVX512_BF16, AVX512_VNNI, AVX-VNNI), so the tests reach the
- * level's other paths on a CPU that has them; 1, the default, uses them. */
-void fl_test_set_quant_native(int allow);
-int fl_test_quant_native(void);
+/* Process-wide, the paths of the quantized kernels: the CPU's best (the
+ * default); the level's general ones, ignoring the CPU's dot-product
+ * instructions and AMX (AVX512_BF16, AVX512_VNNI, AVX-VNNI), so the tests
+ * reach them on a CPU that has those; or the CPU's best with the avx512
+ * level's AMX tile path for batches of QAMX_MIN_B rows or more, its tiles
+ * emulated in C (its layout, padding and tails checked on any CPU that
+ * runs the level, or its source built for AVX2). */
+enum fl_test_qpaths { FL_QPATHS_GENERAL = 0, FL_QPATHS_CPU = 1, FL_QPATHS_AMX_EMULATED = 2 };
+int fl_test_set_quant_paths(int mode);   /* FL_OK, or FL_ERR_ARG for another mode */
+int fl_test_quant_paths(void);
 
 #endif

@@ -115,15 +115,22 @@ def _x(B, T, I, seed=0):
     return np.random.default_rng(seed).standard_normal((B, T, I)).astype(np.float32)
 
 
-@pytest.fixture(params=[True, False], ids=["cpu_paths", "general_paths"])
-def native(request):
-    """The kernels' paths: the CPU's dot-product instructions where it has
-    them (AVX512_BF16, AVX512_VNNI, AVX-VNNI), or the level's general ones
-    (widening, vpmaddwd, vpsignb + vpmaddubsw, generic vectors), which such a
-    CPU would otherwise never run. On a CPU without them both are the same."""
-    previous = _kernels.set_quant_native_for_tests(request.param)
+# the avx512 level's source has the AMX tile path (also in its AVX2 test build)
+AMX_LEVEL = _kernels.isa() == "avx512"
+
+
+@pytest.fixture(params=["cpu", "general", "amx_emulated"])
+def paths(request):
+    """The kernels' paths: the CPU's best (its dot-product instructions,
+    AVX512_BF16, AVX512_VNNI, AVX-VNNI, and AMX tiles where it has them);
+    the level's general ones (widening, vpmaddwd, vpsignb + vpmaddubsw,
+    generic vectors), which such a CPU would otherwise never run; or the
+    CPU's best with the AMX tile path for batches of 16 rows or more, its
+    tiles emulated in C, so its layout, padding and tails are checked on any
+    CPU that runs the avx512 level (elsewhere the same as "cpu")."""
+    previous = _kernels.set_quant_paths_for_tests(request.param)
     yield request.param
-    _kernels.set_quant_native_for_tests(previous)
+    _kernels.set_quant_paths_for_tests(previous)
 
 
 # ----- the kernel against the reference of the quantized computation ----------
@@ -131,13 +138,13 @@ def native(request):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell,cls", CELLS)
 @pytest.mark.parametrize("act,gate", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
-def test_one_step_matches_reference(cell, cls, dtype, act, gate, native):
+def test_one_step_matches_reference(cell, cls, dtype, act, gate, paths):
     # H = 37, I = 13: odd sizes cover the padded units, columns and k pairs;
     # atol 2e-5: float32 sums of ~50 products plus the activations' 3e-7
     layer = _layer(cls, cell, activation=act, gate_activation=gate)
     q = layer.quantize(dtype)
     rng = np.random.default_rng(1)
-    B, H = 5, 37
+    B, H = 19, 37   # 19: tiles of 3 rows with a remainder; AMX's 16 and 3 padded
     x = _x(B, 1, 13)
     h0 = rng.uniform(-1, 1, (1, B, H)).astype(np.float32)
     c0 = rng.uniform(-2, 2, (1, B, H)).astype(np.float32)
@@ -165,7 +172,7 @@ SEQ_ATOL = {"int8": 2e-3, "bfloat16": 2e-3}
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell,cls", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_sequences_match_reference(cell, cls, dtype, bidirectional, native):
+def test_sequences_match_reference(cell, cls, dtype, bidirectional, paths):
     layer = _layer(cls, cell, num_layers=2, bidirectional=bidirectional)
     q = layer.quantize(dtype)
     x = _x(4, 9, 13)
@@ -194,7 +201,7 @@ def test_streaming_equals_whole_sequence(cell, cls, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell,cls", CELLS)
-def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype, native):
+def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype, paths):
     # threads split the batch rows and a row's sums do not depend on its
     # register tile: any thread count, and any batch the row is part of, gives
     # the same bits (B = 11: tiles of 3 rows with a remainder, uneven shares)
@@ -212,7 +219,29 @@ def test_threads_and_batch_rows_do_not_change_results(cell, cls, dtype, native):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell,cls", CELLS)
-def test_batch_of_one_splits_its_units_with_the_same_bits(cell, cls, dtype, native):
+def test_batches_of_16_rows_or_more_do_not_change_results(cell, cls, dtype, paths):
+    # from 16 rows a batch may take AMX tiles (the path depends on the batch
+    # size alone): any thread count, and any batch of 16 rows or more the row
+    # is part of, gives the same bits; B = 40: tile blocks of 32 and 16 rows
+    # (8 padded) on one thread, shares of 20 (padded to 32) on two, of 13 or
+    # 14 (padded to 16) on three (and on seven: the tiles take a thread per
+    # 16 rows)
+    q = _layer(cls, cell, I=40, H=70, bidirectional=True).quantize(dtype)
+    x = _x(40, 5, 40)
+    lengths = np.random.default_rng(3).integers(1, 6, 40)
+    want = q(x, lengths=lengths)[0]
+    for nt in (2, 3, 7):
+        q.n_threads = nt
+        np.testing.assert_array_equal(q(x, lengths=lengths)[0], want)
+    q.n_threads = 1
+    for rows in (list(range(3, 19)), list(range(0, 40, 2)) + [5], list(range(33))):
+        np.testing.assert_array_equal(q(x[rows], lengths=lengths[rows])[0], want[rows])
+    np.testing.assert_allclose(want, ref_stack(q, x, lengths)[0], rtol=0, atol=SEQ_ATOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,cls", CELLS)
+def test_batch_of_one_splits_its_units_with_the_same_bits(cell, cls, dtype, paths):
     # a batch of one splits its unit blocks between threads (each quantizes
     # the whole h_{t-1} itself): the same bits as one thread, c and h included
     q = _layer(cls, cell, I=70, H=200, bidirectional=True).quantize(dtype)
@@ -237,12 +266,15 @@ def _flat(out):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_every_level_path_matches_reference_on_wide_layers(dtype, native):
+@pytest.mark.parametrize("B", [8, 37])
+def test_every_level_path_matches_reference_on_wide_layers(dtype, B, paths):
     # H = 200 spans several column blocks and unit blocks on every level; I = 70
-    # has a partial k group; B = 8 fills panels of 3-row tiles with a remainder
+    # has a partial k group (and a K tail past AMX's 16-group stretches);
+    # B = 8 fills panels of 3-row tiles with a remainder, B = 37 AMX's blocks
+    # of 32 and 16 rows, 11 of them padding
     layer = fastlstm.LSTM(70, 200, random_state=5)
     q = layer.quantize(dtype)
-    x = _x(8, 3, 70)
+    x = _x(B, 3, 70)
     y_ref, h_ref, c_ref = ref_stack(q, x)
     y, (h_n, c_n) = q(x)
     np.testing.assert_allclose(y, y_ref, rtol=0, atol=SEQ_ATOL[dtype])
@@ -252,26 +284,36 @@ def test_every_level_path_matches_reference_on_wide_layers(dtype, native):
 @pytest.mark.parametrize("cell,cls", CELLS)
 def test_int8_paths_agree_bitwise(cell, cls):
     # every int8 path computes the same exact integer sums and the same float
-    # arithmetic after them, so the CPU's vpdpbusd and the level's general
-    # path give the same bits (on a CPU without VNNI both runs take one path)
+    # arithmetic after them, so the CPU's vpdpbusd, the level's general path
+    # and AMX's tdpbssd give the same bits (on a CPU without VNNI the first
+    # two runs take one path); B = 20: the tiles' 16 rows and 4 of 16 padded
     q = _layer(cls, cell, I=70, H=200, bidirectional=True).quantize("int8")
-    x = _x(8, 5, 70)
-    previous = _kernels.set_quant_native_for_tests(True)
+    x = _x(20, 5, 70)
+    previous = _kernels.set_quant_paths_for_tests("cpu")
     try:
         want = q(x)[0]
-        _kernels.set_quant_native_for_tests(False)
-        np.testing.assert_array_equal(q(x)[0], want)
+        for mode in ("general", "amx_emulated"):
+            _kernels.set_quant_paths_for_tests(mode)
+            np.testing.assert_array_equal(q(x)[0], want)
     finally:
-        _kernels.set_quant_native_for_tests(previous)
+        _kernels.set_quant_paths_for_tests(previous)
 
 
-def test_paths_are_named(native):
+def test_paths_are_named(paths):
     code = _kernels.QTYPES
     bf16, i8 = _kernels.quant_path(code["bfloat16"]), _kernels.quant_path(code["int8"])
+    tiles = ""
+    if bf16.startswith("AMX"):
+        tiles = "AMX (emulated) " if paths == "amx_emulated" else "AMX "
+        assert AMX_LEVEL and paths != "general"
+        assert bf16.startswith(tiles + "tdpbf16ps for 16+ rows, else ")
+        assert i8.startswith(tiles + "tdpbssd for 16+ rows, else ")
+        bf16, i8 = bf16.split(", else ")[1], i8.split(", else ")[1]
     assert bf16 in ("AVX512_BF16 vdpbf16ps", "widened to float32, FMA")
     assert i8 in ("AVX512_VNNI vpdpbusd", "AVX-VNNI vpdpbusd", "AVX-512BW vpmaddwd",
                   "AVX2 vpsignb, vpmaddubsw", "generic integer vectors")
-    if not native:   # the general paths only
+    assert (tiles == "AMX (emulated) ") == (paths == "amx_emulated" and AMX_LEVEL)
+    if paths == "general":
         assert "BF16" not in bf16 and "VNNI" not in i8
     level = _kernels.isa()
     assert ("AVX-512" in i8 or "AVX512" in i8) == (level == "avx512")
