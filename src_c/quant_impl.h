@@ -538,34 +538,30 @@ static void SFX(qemu_store)(const SFX(qamx_regs) *E, int t, void *p, long stride
  * (exact int32 sums of signed bytes). */
 static void SFX(qemu_dp)(SFX(qamx_regs) *E, int bf16, int c, int a, int b)
 {
+    /* a row of C in one vector (VL is 16 here), as the vector tiles hold theirs */
     for (int m = 0; m < QAMX_ROWS; m++) {
         if (bf16) {
-            float acc[16];
-            memcpy(acc, E->t[c][m], sizeof acc);
+            VEC acc = SFX(qbits)(SFX(qload_u)(E->t[c][m]));
             for (int k = 0; k < QAMX_K; k++) {
                 const uint32_t p = E->t[a][m][k], plo = p << 16, phi = p & 0xffff0000u;
                 float a0, a1;
                 memcpy(&a0, &plo, 4);
                 memcpy(&a1, &phi, 4);
-                for (int n = 0; n < 16; n++) {
-                    const uint32_t wv = E->t[b][k][n], wlo = wv << 16, whi = wv & 0xffff0000u;
-                    float w0, w1;
-                    memcpy(&w0, &wlo, 4);
-                    memcpy(&w1, &whi, 4);
-                    acc[n] += a0 * w0;
-                    acc[n] += a1 * w1;
-                }
+                const SFX(qvu) w = SFX(qload_u)(E->t[b][k]);
+                acc += a0 * SFX(qbits)(w << 16);
+                acc += a1 * SFX(qbits)(w & 0xffff0000u);
             }
-            memcpy(E->t[c][m], acc, sizeof acc);
+            memcpy(E->t[c][m], &acc, sizeof acc);
         } else {
-            int32_t acc[16];
-            memcpy(acc, E->t[c][m], sizeof acc);
-            for (int k = 0; k < QAMX_K; k++)
+            SFX(qvi) acc = SFX(qload_i)(E->t[c][m]);
+            for (int k = 0; k < QAMX_K; k++) {
+                const SFX(qvu) w = SFX(qload_u)(E->t[b][k]);
                 for (int e = 0; e < 4; e++) {
                     const int32_t qa = (int8_t)(E->t[a][m][k] >> (8 * e));
-                    for (int n = 0; n < 16; n++) acc[n] += qa * (int8_t)(E->t[b][k][n] >> (8 * e));
+                    acc += qa * ((SFX(qvi))(w << (24 - 8 * e)) >> 24);
                 }
-            memcpy(E->t[c][m], acc, sizeof acc);
+            }
+            memcpy(E->t[c][m], &acc, sizeof acc);
         }
     }
 }
