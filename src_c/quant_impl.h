@@ -45,19 +45,25 @@
 #define FL_Q_MADD 0
 #define FL_Q_SIGN 1              /* int8: vpsignb + vpmaddubsw on ymm; AVX-VNNI's
                                     vpdpbusd on ymm when the CPU has it */
+#elif FL_VBYTES == 16 && defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#define FL_Q_NATIVE 0
+#define FL_Q_MADD 1              /* the x86-64 baseline's int8: SSE2's pmaddwd */
+#define FL_Q_SIGN 0
 #else
 #define FL_Q_NATIVE 0
-#define FL_Q_MADD 0              /* generic vectors: the baseline, the wide test build */
+#define FL_Q_MADD 0              /* generic vectors: ARM64, the wide test build */
 #define FL_Q_SIGN 0
 #endif
 
 #define QNV 8                        /* vectors per column block */
 #define QCB (QNV * VL)               /* columns per block */
-/* accumulator vectors a register tile may use: of 32 zmm, of 16 ymm, and of
- * the baseline's 16 SSE2 or 32 NEON registers, two to a 32-byte vector */
+/* accumulator vectors a register tile may use: of 32 zmm, of 16 ymm, of the
+ * x86-64 baseline's 16 xmm, and of ARM64's 32 NEON registers, two to its
+ * 32-byte vector */
 #if FL_VBYTES == 64
 #define QACC 24
-#elif defined(__AVX2__)
+#elif defined(__AVX2__) || FL_VBYTES == 16
 #define QACC 12
 #else
 #define QACC 6
@@ -344,12 +350,32 @@ FL_INLINE void SFX(qk_avxvnni)(const int R, const int NA, int first, int nk,
 }
 #endif
 
-#if FL_Q_MADD
+#if FL_Q_MADD && FL_VBYTES == 64
 typedef __m512i SFX(qreg);
 #define QMADD_LOAD(p) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p)))
 #define QMADD_A(q) _mm512_set1_epi64(_mm_cvtsi128_si64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(q))))
 #define QMADD(c, w, a) _mm512_add_epi32(c, _mm512_madd_epi16(w, a))
-/* int8 with vpmaddwd: a vector's VL / 2 columns' quads widened to int16,
+#elif FL_Q_MADD
+typedef __m128i SFX(qreg);   /* SSE2 */
+/* two columns' quads, their bytes sign-extended to int16 (each to the top, then down) */
+static inline __m128i SFX(qmadd_load)(const void *p)
+{
+    const __m128i b = _mm_loadl_epi64((const __m128i *)p);
+    return _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8);
+}
+/* a row's quad as four int16, twice */
+static inline __m128i SFX(qmadd_a)(int q)
+{
+    uint64_t v = 0;
+    for (int e = 0; e < 4; e++) v |= (uint64_t)(uint16_t)(int8_t)(q >> (8 * e)) << (16 * e);
+    return _mm_set1_epi64x((long long)v);
+}
+#define QMADD_LOAD(p) SFX(qmadd_load)(p)
+#define QMADD_A(q) SFX(qmadd_a)(q)
+#define QMADD(c, w, a) _mm_add_epi32(c, _mm_madd_epi16(w, a))
+#endif
+#if FL_Q_MADD
+/* int8 with (v)pmaddwd: a vector's VL / 2 columns' quads widened to int16,
  * times the row's quad repeated; lanes hold partial sums of k pairs. */
 FL_INLINE void SFX(qk_madd)(const int R, const int NA, int first, int nk,
                             const uint32_t *const *a, const uint32_t *w, int32_t *acc, long lda,
@@ -1147,7 +1173,11 @@ int QFN(fl_qrnn_forward)(const fl_rnn_desc *d, int qtype, const void *packed, fl
 }
 
 #define QN_BF16_NATIVE "AVX512_BF16 vdpbf16ps"
+#ifdef __FMA__
 #define QN_BF16_WIDEN "widened to float32, FMA"
+#else
+#define QN_BF16_WIDEN "widened to float32"   /* the x86-64 baseline: SSE2 */
+#endif
 #define QN_I8_VNNI (FL_VBYTES == 64 ? "AVX512_VNNI vpdpbusd" : "AVX-VNNI vpdpbusd")
 #define QN_I8_MADD "AVX-512BW vpmaddwd"
 #define QN_I8_SIGN "AVX2 vpsignb, vpmaddubsw"
@@ -1175,7 +1205,7 @@ const char *QFN(fl_qrnn_path)(int qtype)
     case Q_BF16_NATIVE: return QN_BF16_NATIVE;
     case Q_BF16_WIDEN: return QN_BF16_WIDEN;
     case Q_I8_VNNI: return QN_I8_VNNI;
-    case Q_I8_MADD: return QN_I8_MADD;
+    case Q_I8_MADD: return FL_VBYTES == 64 ? QN_I8_MADD : "SSE2 pmaddwd";
     case Q_I8_SIGN: return QN_I8_SIGN;
     default: return QN_I8_GENERIC;
     }

@@ -309,9 +309,9 @@ def test_paths_are_named(paths):
         assert bf16.startswith(tiles + "tdpbf16ps for 16+ rows, else ")
         assert i8.startswith(tiles + "tdpbssd for 16+ rows, else ")
         bf16, i8 = bf16.split(", else ")[1], i8.split(", else ")[1]
-    assert bf16 in ("AVX512_BF16 vdpbf16ps", "widened to float32, FMA")
+    assert bf16 in ("AVX512_BF16 vdpbf16ps", "widened to float32, FMA", "widened to float32")
     assert i8 in ("AVX512_VNNI vpdpbusd", "AVX-VNNI vpdpbusd", "AVX-512BW vpmaddwd",
-                  "AVX2 vpsignb, vpmaddubsw", "generic integer vectors")
+                  "AVX2 vpsignb, vpmaddubsw", "SSE2 pmaddwd", "generic integer vectors")
     assert (tiles == "AMX (emulated) ") == (paths == "amx_emulated" and AMX_LEVEL)
     if paths == "general":
         assert "BF16" not in bf16 and "VNNI" not in i8
