@@ -103,12 +103,19 @@ static void SFX(fl_gemm_block)(int mc, int nc, int kc, const REAL *ap, const REA
     for (int sj = 0; sj < nc; sj += GEMM_NR) {
         const REAL *b = bp + (long)sj * kc;
         for (int si = 0; si < mc; si += GEMM_MR) {
+            int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
+            int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
+            /* the tile's C lines, asked for while its K loop runs: C is
+             * revisited once per K block, long out of cache, and the tile's
+             * end otherwise waits on those misses (bench/RESULTS.md, design
+             * measurements) */
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c += 64 / (int)sizeof(REAL))
+                    __builtin_prefetch(C + (long)(si + r) * ldc + sj + c, 1, 3);
             VEC acc[GEMM_MR][TV];
             for (int r = 0; r < GEMM_MR; r++)
                 for (int v = 0; v < TV; v++) acc[r][v] = (VEC){0};
             SFX(rows6p_kernel)(kc, ap + (long)si * kc, b, GEMM_NR, acc);
-            int rows = mc - si < GEMM_MR ? mc - si : GEMM_MR;
-            int cols = nc - sj < GEMM_NR ? nc - sj : GEMM_NR;
             if (cols == GEMM_NR) {   /* full-width tile: vector stores */
                 for (int r = 0; r < rows; r++) {
                     REAL *crow = C + (long)(si + r) * ldc + sj;
