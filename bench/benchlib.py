@@ -707,22 +707,41 @@ def numpy_gemm_peak(nt, n=2048, reps=5, best=False):
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-def fastlstm_gemm_peak(nt, n=2048, reps=5):
-    """fastlstm's own packed GEMM, C = A @ B via fastlstm._kernels.gemm, same sizes."""
-    from fastlstm import _kernels
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((n, n)).astype(np.float32)
-    B = rng.standard_normal((n, n)).astype(np.float32)
-    C = np.empty((n, n), np.float32)
+_FASTLSTM_GEMM_CHILD = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[4])
+from fastlstm import _kernels
+nt, n, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+A = rng.standard_normal((n, n)).astype(np.float32)
+B = rng.standard_normal((n, n)).astype(np.float32)
+C = np.empty((n, n), np.float32)
+_kernels.gemm(False, A, B, np.float32(0.0), C, nt)
+ref = A[:64].astype(np.float64) @ B.astype(np.float64)
+err = float(np.abs(C[:64] - ref).max() / np.abs(ref).max())
+best = float("inf")
+for _ in range(reps):
+    t0 = time.perf_counter()
     _kernels.gemm(False, A, B, np.float32(0.0), C, nt)
-    ref = A[:64].astype(np.float64) @ B.astype(np.float64)
-    err = float(np.abs(C[:64] - ref).max() / np.abs(ref).max())
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        _kernels.gemm(False, A, B, np.float32(0.0), C, nt)
-        best = min(best, time.perf_counter() - t0)
-    return {"gflops": 2.0 * n ** 3 / best / 1e9, "seconds": best, "rel_err": err}
+    best = min(best, time.perf_counter() - t0)
+print(json.dumps({"gflops": 2.0 * n ** 3 / best / 1e9, "seconds": best, "rel_err": err}))
+"""
+
+
+def fastlstm_gemm_peak(nt, n=2048, reps=5):
+    """fastlstm's own packed GEMM, C = A @ B via fastlstm._kernels.gemm, same sizes, in
+    a fresh subprocess as numpy's: in the benchmark's own process the peers' thread
+    pools (OpenBLAS's, torch's OpenMP) can still be spinning on the other cores."""
+    import fastlstm
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastlstm.__file__)))
+    env = dict(os.environ)
+    env["OPENBLAS_NUM_THREADS"] = "1"   # the reference product's only
+    r = subprocess.run([sys.executable, "-c", _FASTLSTM_GEMM_CHILD, str(nt), str(n), str(reps),
+                        root], env=env, capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr else "failed")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def gemm_peaks(nt, n=2048, reps=5):

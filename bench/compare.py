@@ -367,7 +367,8 @@ def markdown(doc):
     L.append("")
     ct = doc["runs"][0]["gemm"]["numpy_default"].get("OPENBLAS_CORETYPE")
     L.append(f"OPENBLAS_CORETYPE in the environment: {ct or 'not set'}; kernels as reported "
-             "by threadpoolctl.")
+             "by threadpoolctl. Each product runs alone in a fresh process (best of "
+             "the reps), so no other library's worker threads share its cores.")
     L.append("")
 
     for run in doc["runs"]:
