@@ -9,7 +9,9 @@
 #define GEMM_MR 6      /* rows6p_kernel */
 #define GEMM_NR NRK    /* columns of the rows6p_kernel register tile */
 #ifndef GEMM_MC
-#define GEMM_MC 72     /* multiple of GEMM_MR */
+#define GEMM_MC 72     /* multiple of GEMM_MR; 144 and 288 were no faster at one thread and
+                          slower at two, and the A block stays far below the L2
+                          (bench/RESULTS.md, design measurements) */
 #endif
 #ifndef GEMM_NC
 #define GEMM_NC 4096   /* multiple of GEMM_NR; a B panel (KC x NC) lives in L3, and A is
