@@ -3,9 +3,10 @@
  * the CPU has AMX-TILE, AMX-BF16 and AMX-INT8, the OS enables their state
  * in XCR0, Linux grants the process the tile data state
  * (arch_prctl(ARCH_REQ_XCOMP_PERM), Linux 5.16+), and FASTLSTM_AMX is not
- * "0". The permission is asked for at the first quantized call that could
- * use the tiles, not at import: it enlarges every signal frame of the
- * process, which a program with small alternate signal stacks may refuse. */
+ * "0". The permission is asked for at the first quantized call (or path
+ * query: show_config) that could use the tiles, not at import: it enlarges
+ * every signal frame of the process, which a program with small alternate
+ * signal stacks may refuse. */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"

@@ -676,19 +676,22 @@ typedef struct {
 } SFX(qamx_cfg);
 _Static_assert(sizeof(SFX(qamx_cfg)) == 64, "ldtilecfg takes 64 bytes");
 
+/* Every tile 16 rows of 64 bytes. Static and constant: GCC 12's
+ * _tile_loadconfig tells the compiler ldtilecfg reads only 8 bytes of its
+ * operand, so stores building a local configuration were dropped as dead. */
+static const SFX(qamx_cfg) SFX(qamx_config) = {
+    .palette = 1,
+    .colsb = { 64, 64, 64, 64, 64, 64, 64, 64 },
+    .rows = { QAMX_ROWS, QAMX_ROWS, QAMX_ROWS, QAMX_ROWS, QAMX_ROWS, QAMX_ROWS, QAMX_ROWS,
+              QAMX_ROWS },
+};
+
 /* A thread's tile configuration, before its first tile instruction; the
  * release after its last returns the tiles' state to init, so the OS does
  * not save and restore 8 KiB at each switch. */
 __attribute__((target("amx-tile"))) static void SFX(qamx_begin)(void)
 {
-    SFX(qamx_cfg) cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = QAMX_ROWS;
-    }
-    _tile_loadconfig(&cfg);
+    _tile_loadconfig(&SFX(qamx_config));
 }
 
 __attribute__((target("amx-tile"))) static void SFX(qamx_end)(void) { _tile_release(); }
