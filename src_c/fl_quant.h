@@ -60,8 +60,10 @@ int fl_qrnn_forward(const fl_rnn_desc *d, int qtype, const void *packed, float *
 /* The instructions the active level computes qtype's dot products with on
  * this CPU, as a static string: the ones made for them where the CPU has
  * them (bf16: AVX512_BF16 vdpbf16ps; int8: AVX512_VNNI or AVX-VNNI
- * vpdpbusd), else general ones (bf16 widened to float32 FMAs; int8
- * vpmaddwd, vpsignb + vpmaddubsw or generic integer vectors); "" for an
- * unknown qtype. */
+ * vpdpbusd), else general ones (bf16 widened to float32; int8 vpmaddwd,
+ * vpsignb + vpmaddubsw, SSE2 pmaddwd or generic integer vectors), with
+ * the AMX tiles that batches of 16 rows or more take first where the
+ * process may use them (this may ask Linux for them: cpu_amx.c); "" for
+ * an unknown qtype. */
 const char *fl_qrnn_path(int qtype);
 #endif

@@ -19,8 +19,8 @@
  * quantization, as PyTorch's and ONNX Runtime's int8 LSTMs): q_a =
  * rint(a * (127 / max|a|)), scale max|a| / 127. The integer sums
  * D_n = sum_k q_a,k q_w,nk are exact on every path (vpdpbusd, vpmaddwd,
- * vpmaddubsw, generic vectors; |D| < 2^31 while K <= FL_Q_INT8_MAX_K), so
- * every level computes the same D; the
+ * vpmaddubsw, pmaddwd, generic vectors, AMX's tdpbssd; |D| < 2^31 while
+ * K <= FL_Q_INT8_MAX_K), so every level computes the same D; the
  * pre-activation is (float)D * (scale_a * s_n) + bias.
  *
  * Threads split the batch rows; each runs the whole sequence for its rows,
