@@ -4,6 +4,14 @@ import sys
 # Tests import the shared helpers as a plain module: `import helpers`.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# Keras 3 (a test extra) runs on TensorFlow by default, which the test extras
+# leave out (it is large); PyTorch, which they have, is one of its backends,
+# so the Keras parity tests run wherever torch is installed.
+if "KERAS_BACKEND" not in os.environ:
+    import importlib.util
+    if importlib.util.find_spec("tensorflow") is None and importlib.util.find_spec("torch"):
+        os.environ["KERAS_BACKEND"] = "torch"
+
 
 def pytest_report_header(config):
     """Which fastlstm runs: a checkout's (editable or in-place build) or an installed one."""

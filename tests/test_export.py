@@ -695,11 +695,11 @@ def test_keras_itself(cell, bidirectional, activation):
                                       return_state=True)
     wrapped = keras.layers.Bidirectional(rnn) if bidirectional else rnn
     x = rng.standard_normal((B, T, I)).astype(np.float32)
-    outs = wrapped(x)
-    y_k = np.asarray(outs[0])
+    outs = [keras.ops.convert_to_numpy(o) for o in wrapped(x)]   # any backend's tensors
+    y_k = outs[0]
     # Keras' states: [h, c] per direction (LSTM), [h] per direction (GRU)
     per = 2 if kind == "LSTM" else 1
-    h_k = np.stack([np.asarray(outs[1 + d * per]) for d in range(2 if bidirectional else 1)])
+    h_k = np.stack([outs[1 + d * per] for d in range(2 if bidirectional else 1)])
     layer = fastlstm.layers.layer_class(cell).from_keras_weights(
         wrapped, bidirectional=bidirectional, cell=cell, n_threads=1)
     assert layer.activation == activation
