@@ -734,11 +734,20 @@ static void SFX(qblocking)(long acc_row_bytes, int *panel_rows, int *chunk_group
 #define QCOL_STEP_BYTES 65536L
 #define QCOL_LOOP_BYTES 262144L
 
+/* Where a thread has few rows, each step's input product would stream all
+ * of W_ih for those few rows. Instead one product a chunk of tc steps covers
+ * tc * rows rows, up to QHOIST_ROWS (16 tiles' rows: W_ih streamed once a
+ * chunk), and each step streams W_hh alone. A row's sums are the same
+ * either way. */
+#define QHOIST_ROWS 48
+
 /* What one call shares with its threads. */
 typedef struct {
     const fl_rnn_desc *d;
     SFX(qlayout) L;
     int path, nt, panel, chunk;
+    int tc;                    /* steps a chunk whose input products one call computes
+                                  first (hoisted, tc >= 2), or 1: each step its own */
     int amx;                   /* qamx: 1 the CPU's tiles, 2 emulated, 0 none */
     int tail;                  /* with tiles, the vector tiles' path for a K tail */
     int cols;                  /* batch 1: threads splitting the unit blocks, or 0 (nt
@@ -759,19 +768,24 @@ typedef struct {
     const int *lengths;
 } SFX(qcall);
 
-/* Per thread: activation groups of x and h and their scales for up to
- * `rows` rows, a panel's accumulators of both sides and pre-activations. */
-typedef struct { size_t ax, ah, sa, acc, pre, total; } SFX(qthread_offs);
+/* Per thread, for up to `rows` rows: x's groups and scales for tc steps
+ * (ax, sa), h's (ah, sa + tc * rows), the input side's accumulators (acc: a
+ * panel's, or all tc * rows rows' when hoisted; with one side, both products
+ * sum there), the recurrent side's for a panel (acch, two sides only), and
+ * the pre-activations. */
+typedef struct { size_t ax, ah, sa, acc, acch, pre, total; } SFX(qthread_offs);
 
-static SFX(qthread_offs) SFX(qthread_layout)(const SFX(qlayout) *L, int rows, int panel,
+static SFX(qthread_offs) SFX(qthread_layout)(const SFX(qlayout) *L, int rows, int tc, int panel,
                                              long accw, int sides)
 {
+    const size_t xrows = (size_t)tc * rows;
     SFX(qthread_offs) o;
     o.ax = 0;
-    o.ah = o.ax + SFX(qalign)(4 * (size_t)rows * L->KqX);
+    o.ah = o.ax + SFX(qalign)(4 * xrows * L->KqX);
     o.sa = o.ah + SFX(qalign)(4 * (size_t)rows * L->KqH);
-    o.acc = o.sa + SFX(qalign)(sizeof(float) * 2 * (size_t)rows);
-    o.pre = o.acc + SFX(qalign)(4 * (size_t)sides * panel * accw);
+    o.acc = o.sa + SFX(qalign)(sizeof(float) * (xrows + rows));
+    o.acch = o.acc + SFX(qalign)(4 * (tc > 1 ? xrows : (size_t)panel) * accw);
+    o.pre = o.acch + (sides == 2 ? SFX(qalign)(4 * (size_t)panel * accw) : 0);
     o.total = o.pre + SFX(qalign)(sizeof(float) * 2 * (size_t)L->Np);
     return o;
 }
@@ -830,6 +844,22 @@ static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int 
         ag[full] = word;
     }
     *scale = amax / 127.0f;
+}
+
+/* The input side's groups and scales for batch rows [r0, r0 + rows) of
+ * steps [s0, s1): step s's row r in row (s - s0) * rows + r of ax and sax. */
+static void SFX(qxgroups)(const SFX(qcall) *q, int s0, int s1, int r0, int rows, uint32_t *ax,
+                          float *sax)
+{
+    const fl_rnn_desc *d = q->d;
+    for (int s = s0; s < s1; s++) {
+        const int t = d->reverse ? d->T - 1 - s : s;
+        for (int r = 0; r < rows; r++) {
+            const long i = (long)(s - s0) * rows + r;
+            SFX(qgroups)(ax + i * q->L.KqX, &sax[i], q->x + ((long)t * d->B + r0 + r) * q->ldx,
+                         d->I, q->L.KqX, q->path);
+        }
+    }
 }
 
 /* One side's products for a panel's rows: acc (rows, accw) = (add ? acc :
@@ -925,16 +955,18 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
 {
     const fl_rnn_desc *d = q->d;
     const SFX(qlayout) *L = &q->L;
-    const int T = d->T, B = d->B, I = d->I, H = d->H, Hp = L->Hp, Np = L->Np;
-    const int has_c = SFX(cell_has_c)(d->cell), rows = r1 - r0;
+    const int T = d->T, B = d->B, H = d->H, Hp = L->Hp, Np = L->Np, tc = q->tc;
+    const int has_c = SFX(cell_has_c)(d->cell), rows = r1 - r0, hoist = tc > 1;
     const int rows_pad = q->amx ? (rows + QAMX_ROWS - 1) / QAMX_ROWS * QAMX_ROWS : rows;
-    const SFX(qthread_offs) o = SFX(qthread_layout)(L, rows_pad, q->panel, q->accw, q->sides);
+    const SFX(qthread_offs) o = SFX(qthread_layout)(L, rows_pad, tc, q->panel, q->accw, q->sides);
     char *base = q->scratch + (size_t)tid * q->thread_bytes;
     uint32_t *ax = (uint32_t *)(base + o.ax), *ah = (uint32_t *)(base + o.ah);
-    float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
-    void *accx = base + o.acc;
-    void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
+    float *sax = (float *)(base + o.sa), *sah = sax + (long)tc * rows_pad;
+    float *pre = (float *)(base + o.pre), *px = pre + Np;
+    char *accx = base + o.acc;
+    void *acch = q->sides == 2 ? base + o.acch : NULL;
     const int bf16 = SFX(qis_bf16)(q->path);
+    const float *bias_x = bf16 ? q->bx : NULL, *bias_h = bf16 && acch ? q->bh : NULL;
     SFX(qamx_regs) *E = NULL;
 #if FL_VBYTES == 64
     SFX(qamx_regs) regs;   /* the emulated tiles */
@@ -943,52 +975,59 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
     if (q->amx == 1) SFX(qamx_begin)();
 #endif
 #endif
-    /* the tiles' padding rows: zero activations */
+    /* the tiles' padding rows: zero activations (no hoisting with tiles) */
     memset(ax + (long)rows * L->KqX, 0, 4 * (size_t)(rows_pad - rows) * L->KqX);
     memset(ah + (long)rows * L->KqH, 0, 4 * (size_t)(rows_pad - rows) * L->KqH);
-    for (int s = 0; s < T; s++) {
-        const int t = d->reverse ? T - 1 - s : s;
-        for (int r = 0; r < rows; r++) {
-            const int b = r0 + r;
-            SFX(qgroups)(ax + (long)r * L->KqX, &sa[2 * r], q->x + ((long)t * B + b) * q->ldx,
-                         I, L->KqX, q->path);
-            SFX(qgroups)(ah + (long)r * L->KqH, &sa[2 * r + 1], q->hs + (long)b * Hp, H,
-                         L->KqH, q->path);
+    for (int s0 = 0; s0 < T; s0 += tc) {
+        const int s1 = s0 + tc < T ? s0 + tc : T;
+        if (hoist) {
+            SFX(qxgroups)(q, s0, s1, r0, rows, ax, sax);
+            SFX(qproduct)(q, E, q->wx, L->KqX, ax, (s1 - s0) * rows, accx, 0, bias_x, 0, L->nblk);
         }
-        for (int p0 = 0; p0 < rows; p0 += q->panel) {
-            const int np = rows - p0 < q->panel ? rows - p0 : q->panel;
-            SFX(qproduct)(q, E, q->wx, L->KqX, ax + (long)p0 * L->KqX, np, accx, 0,
-                          bf16 ? q->bx : NULL, 0, L->nblk);
-            SFX(qproduct)(q, E, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : accx,
-                          !acch, bf16 && acch ? q->bh : NULL, 0, L->nblk);
-            for (int r = p0; r < p0 + np; r++) {
-                const int b = r0 + r;
-                float *yrow = q->y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * q->ldy;
-                if (q->lengths && t >= q->lengths[b]) {   /* past the end: carry the state, output 0 */
-                    for (int u = 0; u < H; u++) yrow[u] = 0;
-                    continue;
+        for (int s = s0; s < s1; s++) {
+            const int t = d->reverse ? T - 1 - s : s;
+            const long xr = (long)(s - s0) * rows;   /* the step's first row in ax, sax (hoisted: accx) */
+            if (!hoist) SFX(qxgroups)(q, s, s + 1, r0, rows, ax, sax);
+            for (int r = 0; r < rows; r++)
+                SFX(qgroups)(ah + (long)r * L->KqH, &sah[r], q->hs + (long)(r0 + r) * Hp, H,
+                             L->KqH, q->path);
+            for (int p0 = 0; p0 < rows; p0 += q->panel) {
+                const int np = rows - p0 < q->panel ? rows - p0 : q->panel;
+                char *pacc = hoist ? accx + 4 * (xr + p0) * q->accw : accx;   /* the panel's x side */
+                if (!hoist)
+                    SFX(qproduct)(q, E, q->wx, L->KqX, ax + (xr + p0) * L->KqX, np, pacc, 0, bias_x,
+                                  0, L->nblk);
+                SFX(qproduct)(q, E, q->wh, L->KqH, ah + (long)p0 * L->KqH, np, acch ? acch : pacc,
+                              !acch, bias_h, 0, L->nblk);
+                for (int r = p0; r < p0 + np; r++) {
+                    const int b = r0 + r;
+                    float *yrow = q->y + (d->y_batch_first ? (long)b * T + t : (long)t * B + b) * q->ldy;
+                    if (q->lengths && t >= q->lengths[b]) {   /* past the end: carry the state, output 0 */
+                        for (int u = 0; u < H; u++) yrow[u] = 0;
+                        continue;
+                    }
+                    const char *rx = pacc + 4 * (size_t)(r - p0) * q->accw;
+                    const char *rh = acch ? (char *)acch + 4 * (size_t)(r - p0) * q->accw : NULL;
+                    const float *zp = pre, *zx = px;   /* the cells' pre and px */
+                    if (bf16) {
+                        zp = (const float *)(rh ? rh : rx);
+                        zx = (const float *)rx;
+                    } else {
+                        SFX(qpre)(q, rx, rh, sax[xr + r], sah[r], pre, px, 0, Np);
+                    }
+                    float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
+                    for (int j = 0; j < L->NB; j++) {
+                        const long g0 = (long)j * L->G * U;
+                        const SFX(h_dest) out = { hb + j * U, NULL };
+                        if (d->cell == FL_CELL_GRU)
+                            SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
+                                                  NULL, zp + g0, zx + g0, hb + j * U, U);
+                        else
+                            SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
+                                                  cb + j * U, NULL, zp + g0, NULL, cb + j * U, U);
+                    }
+                    memcpy(yrow, hb, sizeof(float) * H);
                 }
-                const char *rx = (char *)accx + 4 * (size_t)(r - p0) * q->accw;
-                const char *rh = acch ? (char *)acch + 4 * (size_t)(r - p0) * q->accw : NULL;
-                const float *zp = pre, *zx = px;   /* the cells' pre and px */
-                if (bf16) {
-                    zp = (const float *)(rh ? rh : rx);
-                    zx = (const float *)rx;
-                } else {
-                    SFX(qpre)(q, rx, rh, sa[2 * r], sa[2 * r + 1], pre, px, 0, Np);
-                }
-                float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
-                for (int j = 0; j < L->NB; j++) {
-                    const long g0 = (long)j * L->G * U;
-                    const SFX(h_dest) out = { hb + j * U, NULL };
-                    if (d->cell == FL_CELL_GRU)
-                        SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
-                                              NULL, zp + g0, zx + g0, hb + j * U, U);
-                    else
-                        SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
-                                              cb + j * U, NULL, zp + g0, NULL, cb + j * U, U);
-                }
-                memcpy(yrow, hb, sizeof(float) * H);
             }
         }
     }
@@ -1009,53 +1048,65 @@ static void SFX(qcols)(const SFX(qcall) *q, int tid, int nth)
 {
     const fl_rnn_desc *d = q->d;
     const SFX(qlayout) *L = &q->L;
-    const int T = d->T, I = d->I, H = d->H, G = L->G, Np = L->Np;
+    const int T = d->T, H = d->H, G = L->G, Np = L->Np, tc = q->tc, hoist = tc > 1;
     const int j0 = (int)((long)L->NB * tid / nth), j1 = (int)((long)L->NB * (tid + 1) / nth);
     const long n0 = (long)j0 * G * U, n1 = (long)j1 * G * U;
     const int kb0 = (int)(n0 / QCB), kb1 = (int)((n1 + QCB - 1) / QCB);
     const int u0 = j0 * U, u1 = j1 * U < H ? j1 * U : H;
-    const SFX(qthread_offs) o = SFX(qthread_layout)(L, 1, q->panel, q->accw, q->sides);
+    const SFX(qthread_offs) o = SFX(qthread_layout)(L, 1, tc, q->panel, q->accw, q->sides);
     char *base = q->scratch + (size_t)tid * q->thread_bytes;
     uint32_t *ax = (uint32_t *)(base + o.ax), *ah = (uint32_t *)(base + o.ah);
-    float *sa = (float *)(base + o.sa), *pre = (float *)(base + o.pre), *px = pre + Np;
-    void *accx = base + o.acc;
-    void *acch = q->sides == 2 ? (char *)accx + 4 * (size_t)q->panel * q->accw : NULL;
+    float *sax = (float *)(base + o.sa), *sah = sax + tc;
+    float *pre = (float *)(base + o.pre), *px = pre + Np;
+    char *accx = base + o.acc;
+    void *acch = q->sides == 2 ? base + o.acch : NULL;
     const int bf16 = SFX(qis_bf16)(q->path);
+    const float *bias_x = bf16 ? q->bx : NULL, *bias_h = bf16 && acch ? q->bh : NULL;
     float *hin = q->hs, *hout = q->hs2;
-    for (int s = 0; s < T; s++) {
-        const int t = d->reverse ? T - 1 - s : s;
-        float *yrow = q->y + (long)t * q->ldy;   /* B = 1: either layout */
-        if (j0 < j1) {
-            SFX(qgroups)(ax, &sa[0], q->x + (long)t * q->ldx, I, L->KqX, q->path);
-            SFX(qgroups)(ah, &sa[1], hin, H, L->KqH, q->path);
-            SFX(qproduct)(q, NULL, q->wx, L->KqX, ax, 1, accx, 0, bf16 ? q->bx : NULL, kb0, kb1);
-            SFX(qproduct)(q, NULL, q->wh, L->KqH, ah, 1, acch ? acch : accx, !acch,
-                          bf16 && acch ? q->bh : NULL, kb0, kb1);
-            if (q->lengths && t >= q->lengths[0]) {   /* past the end: carry, output 0 */
-                for (int u = u0; u < u1; u++) { hout[u] = hin[u]; yrow[u] = 0; }
-            } else {
-                const float *zp = pre, *zx = px;
-                if (bf16) {
-                    zp = (const float *)(acch ? acch : accx);
-                    zx = (const float *)accx;
-                } else {
-                    SFX(qpre)(q, accx, acch, sa[0], sa[1], pre, px, n0, n1);
-                }
-                for (int j = j0; j < j1; j++) {
-                    const long g0 = (long)j * G * U;
-                    const SFX(h_dest) out = { hout + j * U, NULL };
-                    if (d->cell == FL_CELL_GRU)
-                        SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
-                                              NULL, zp + g0, zx + g0, hin + j * U, U);
-                    else
-                        SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
-                                              q->cs + j * U, NULL, zp + g0, NULL, q->cs + j * U, U);
-                }
-                memcpy(yrow + u0, hout + u0, sizeof(float) * (u1 - u0));
-            }
+    for (int s0 = 0; s0 < T; s0 += tc) {
+        const int s1 = s0 + tc < T ? s0 + tc : T;
+        if (hoist && j0 < j1) {
+            SFX(qxgroups)(q, s0, s1, 0, 1, ax, sax);
+            SFX(qproduct)(q, NULL, q->wx, L->KqX, ax, s1 - s0, accx, 0, bias_x, kb0, kb1);
         }
-        #pragma omp barrier
-        float *tmp = hin; hin = hout; hout = tmp;
+        for (int s = s0; s < s1; s++) {
+            const int t = d->reverse ? T - 1 - s : s;
+            float *yrow = q->y + (long)t * q->ldy;   /* B = 1: either layout */
+            char *xacc = accx + 4 * (size_t)(s - s0) * q->accw;   /* the step's x side */
+            if (j0 < j1) {
+                if (!hoist) {
+                    SFX(qxgroups)(q, s, s + 1, 0, 1, ax, sax);
+                    SFX(qproduct)(q, NULL, q->wx, L->KqX, ax, 1, xacc, 0, bias_x, kb0, kb1);
+                }
+                SFX(qgroups)(ah, &sah[0], hin, H, L->KqH, q->path);
+                SFX(qproduct)(q, NULL, q->wh, L->KqH, ah, 1, acch ? acch : xacc, !acch, bias_h,
+                              kb0, kb1);
+                if (q->lengths && t >= q->lengths[0]) {   /* past the end: carry, output 0 */
+                    for (int u = u0; u < u1; u++) { hout[u] = hin[u]; yrow[u] = 0; }
+                } else {
+                    const float *zp = pre, *zx = px;
+                    if (bf16) {
+                        zp = (const float *)(acch ? acch : xacc);
+                        zx = (const float *)xacc;
+                    } else {
+                        SFX(qpre)(q, xacc, acch, sax[s - s0], sah[0], pre, px, n0, n1);
+                    }
+                    for (int j = j0; j < j1; j++) {
+                        const long g0 = (long)j * G * U;
+                        const SFX(h_dest) out = { hout + j * U, NULL };
+                        if (d->cell == FL_CELL_GRU)
+                            SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
+                                                  NULL, zp + g0, zx + g0, hin + j * U, U);
+                        else
+                            SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
+                                                  q->cs + j * U, NULL, zp + g0, NULL, q->cs + j * U, U);
+                    }
+                    memcpy(yrow + u0, hout + u0, sizeof(float) * (u1 - u0));
+                }
+            }
+            #pragma omp barrier
+            float *tmp = hin; hin = hout; hout = tmp;
+        }
     }
     if (hin != q->hs && u0 < u1) memcpy(q->hs + u0, hin + u0, sizeof(float) * (u1 - u0));
 }
@@ -1077,23 +1128,32 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
         const int blocks = (d->B + QAMX_ROWS - 1) / QAMX_ROWS;
         if (q->nt > blocks) q->nt = blocks;
     }
+    q->accw = (long)q->L.Np * (q->path == Q_I8_MADD ? 2 : 1);
+    q->sides = SFX(qis_bf16)(q->path) && !SFX(cell_x_apart)(d->cell) ? 1 : 2;
+    SFX(qblocking)(4 * q->accw * q->sides, &q->panel, &q->chunk);
+    const int rows = (d->B + q->nt - 1) / q->nt;
+    /* hoisting (not with tiles, whose rows come in 16s): its rows within
+     * QHOIST_ROWS and a panel */
+    q->tc = 1;
+    if (!q->amx) {
+        const int cap = q->panel < QHOIST_ROWS ? q->panel : QHOIST_ROWS;
+        const int tc = cap / (d->B == 1 ? 1 : rows);
+        if (tc >= 2) q->tc = tc < d->T ? tc : d->T;
+    }
     /* batch 1: threads split the unit blocks, a thread per QCOL_STEP_BYTES
      * of weights a step streams and per QCOL_LOOP_BYTES over the sequence
      * (each step ends in a barrier, the call forks once), at most one per
      * unit block */
     q->cols = 0;
     if (d->B == 1 && d->n_threads > 1 && q->L.NB > 1) {
-        const long bytes = (long)q->L.G * d->H * ((long)d->I + d->H) * (qtype == FL_Q_INT8 ? 1 : 2);
+        const long k = (q->tc > 1 ? 0 : (long)d->I) + d->H;   /* weight rows a step streams */
+        const long bytes = (long)q->L.G * d->H * k * (qtype == FL_Q_INT8 ? 1 : 2);
         long nt = bytes / QCOL_STEP_BYTES;
         if (nt > bytes * d->T / QCOL_LOOP_BYTES) nt = bytes * d->T / QCOL_LOOP_BYTES;
         if (nt > d->n_threads) nt = d->n_threads;
         if (nt > q->L.NB) nt = q->L.NB;
         q->cols = nt >= 2 ? (int)nt : 0;
     }
-    q->accw = (long)q->L.Np * (q->path == Q_I8_MADD ? 2 : 1);
-    q->sides = SFX(qis_bf16)(q->path) && !SFX(cell_x_apart)(d->cell) ? 1 : 2;
-    SFX(qblocking)(4 * q->accw * q->sides, &q->panel, &q->chunk);
-    const int rows = (d->B + q->nt - 1) / q->nt;
     /* a thread's rows in panels of even height: each panel streams all the
      * weights once, which a short last panel (126 + 2 rows at shape c) does
      * for few rows' work; AMX tiles take rows in 16s */
@@ -1101,7 +1161,8 @@ static int SFX(qcall_of)(const fl_rnn_desc *d, int qtype, SFX(qcall) *q, size_t 
     const int rows_pad = (rows + mr - 1) / mr * mr;
     const int npanels = (rows + q->panel - 1) / q->panel;
     q->panel = ((rows + npanels - 1) / npanels + mr - 1) / mr * mr;
-    q->thread_bytes = SFX(qthread_layout)(&q->L, rows_pad, q->panel, q->accw, q->sides).total;
+    q->thread_bytes = SFX(qthread_layout)(&q->L, rows_pad, q->tc, q->panel, q->accw,
+                                          q->sides).total;
     *bytes = SFX(qalign)(sizeof(float) * 3 * (size_t)d->B * q->L.Hp)
              + (size_t)(q->cols ? q->cols : q->nt) * q->thread_bytes;
     return FL_OK;

@@ -244,19 +244,45 @@ def test_batches_of_16_rows_or_more_do_not_change_results(cell, cls, dtype, path
 def test_batch_of_one_splits_its_units_with_the_same_bits(cell, cls, dtype, paths):
     # a batch of one splits its unit blocks between threads (each quantizes
     # the whole h_{t-1} itself): the same bits as one thread, c and h included
-    q = _layer(cls, cell, I=70, H=200, bidirectional=True).quantize(dtype)
-    x = _x(1, 7, 70)
+    # (H = 240: each step streams enough of W_hh for the split; T = 60: the
+    # input products hoisted in chunks of 48 steps and 12)
+    q = _layer(cls, cell, I=70, H=240, bidirectional=True).quantize(dtype)
+    x = _x(1, 60, 70)
     q.n_threads = 1
-    want = q(x, lengths=[5])
+    want = q(x, lengths=[53])
     for nt in (2, 3, 7):
         q.n_threads = nt
         _kernels.set_thread_split_for_tests("auto")     # resets the peak
-        got = q(x, lengths=[5])
+        got = q(x, lengths=[53])
         assert _kernels.thread_split_peak_for_tests() >= 2   # the split took place
         for g, w in zip(_flat(got), _flat(want)):
             np.testing.assert_array_equal(g, w)
-    y_ref = ref_stack(q, x, [5])[0]
+    y_ref = ref_stack(q, x, [53])[0]
     np.testing.assert_allclose(want[0], y_ref, rtol=0, atol=SEQ_ATOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,cls", CELLS)
+def test_hoisted_input_products_keep_the_bits(cell, cls, dtype, paths):
+    # a thread with up to 24 rows computes the input side of a chunk of
+    # steps in one product before them (B = 1: chunks of 48, 48 and 14
+    # steps; B = 5: 9, 9 and 5); a batch of 30 rows computes it step by step:
+    # the rows give the same bits either way (with emulated AMX tiles a batch
+    # of 30 takes the tiles, whose bfloat16 sums may round differently)
+    q = _layer(cls, cell, I=20, H=40, bidirectional=True).quantize(dtype)
+    for T, rows in ((110, [7]), (23, [0, 4, 11, 12, 29])):
+        x = _x(30, T, 20, seed=T)
+        lengths = np.random.default_rng(T).integers(1, T + 1, 30)
+        lengths[rows[0]] = T
+        part = q(x[rows], lengths=lengths[rows])
+        if dtype == "int8" or paths != "amx_emulated":
+            whole = q(x, lengths=lengths)
+            got, want = _flat(part), _flat(whole)
+            np.testing.assert_array_equal(got[0], want[0][rows])   # y (B, T, 2H)
+            for g, w in zip(got[1:], want[1:]):                     # states (2, B, H)
+                np.testing.assert_array_equal(g, w[:, rows])
+        y_ref = ref_stack(q, x[rows], lengths[rows])[0]
+        np.testing.assert_allclose(part[0], y_ref, rtol=0, atol=SEQ_ATOL[dtype])
 
 
 def _flat(out):
