@@ -752,6 +752,7 @@ typedef struct {
     int tail;                  /* with tiles, the vector tiles' path for a K tail */
     int cols;                  /* batch 1: threads splitting the unit blocks, or 0 (nt
                                   threads split the rows) */
+    fl_barrier *bar;           /* theirs, once a step */
     int sides;                 /* accumulator sets a row: 1 where both products sum into
                                   one (bf16 without cell_x_apart), else 2 */
     long accw;                 /* accumulator columns a row (Np, or 2 Np for vpmaddwd) */
@@ -1063,6 +1064,7 @@ static void SFX(qcols)(const SFX(qcall) *q, int tid, int nth)
     const int bf16 = SFX(qis_bf16)(q->path);
     const float *bias_x = bf16 ? q->bx : NULL, *bias_h = bf16 && acch ? q->bh : NULL;
     float *hin = q->hs, *hout = q->hs2;
+    int phase = 0;
     for (int s0 = 0; s0 < T; s0 += tc) {
         const int s1 = s0 + tc < T ? s0 + tc : T;
         if (hoist && j0 < j1) {
@@ -1104,7 +1106,7 @@ static void SFX(qcols)(const SFX(qcall) *q, int tid, int nth)
                     memcpy(yrow + u0, hout + u0, sizeof(float) * (u1 - u0));
                 }
             }
-            #pragma omp barrier
+            fl_barrier_wait(q->bar, nth, &phase);
             float *tmp = hin; hin = hout; hout = tmp;
         }
     }
@@ -1214,6 +1216,9 @@ int QFN(fl_qrnn_forward)(const fl_rnn_desc *d, int qtype, const void *packed, fl
     }
     fl_test_note_step_threads(q.cols ? q.cols : q.nt);   /* testing.h */
     if (q.cols) {
+        fl_barrier bar;
+        fl_barrier_init(&bar, q.cols);
+        q.bar = &bar;
         #pragma omp parallel num_threads(q.cols)
         SFX(qcols)(&q, omp_get_thread_num(), omp_get_num_threads());
     } else if (q.nt > 1) {

@@ -374,6 +374,7 @@ typedef struct {
     REAL *cache_h, *cache_c;   /* training: the state caches */
     REAL *hbuf, *cbuf;         /* inference: h ping-pong (2, B, H), c in place (B, H) */
     REAL *hpk;                 /* packed [x, h] ping-pong (2, hpn) */
+    fl_barrier *bar;           /* the split by unit blocks': zeroed for each region */
 } SFX(fwd_loop);
 
 static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
@@ -384,6 +385,7 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
     const int nb = L->nb, rg = L->rg, nbc = L->nbc, nbt = L->nbt;
     const long BH = L->BH, hpn = L->hpn;
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    int phase = 0;
     for (int s = L->s0; s < L->s1; s++) {
         const int t = rev ? T - 1 - s : s;
         const REAL *hprev, *cprev;
@@ -422,12 +424,14 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
                                          hprev, cprev, hcur, ccur, hpin, hpout, tn);
             continue;
         }
-        #pragma omp for schedule(static)
-        for (long it = 0; it < L->items; it++) {
+        /* split by unit blocks: a thread's share of the items, the same
+         * every step, then the team's barrier (the next step reads all of h_t) */
+        for (long it = L->items * tid / nth; it < L->items * (tid + 1) / nth; it++) {
             int j = (int)(it / nbc), bc = (int)(it % nbc);
             int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
             SFX(fl_rnn_fwd_item)(a, t, j, b0, b1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
         }
+        fl_barrier_wait(L->bar, nth, &phase);
     }
 }
 
@@ -518,8 +522,10 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                 for (int blk = 0; blk < nblk; blk++) SFX(project_block)(&a, xc, rows, blk, xpk, gx);
             }
         }
+        fl_barrier bar;
+        fl_barrier_init(&bar, nt);
         SFX(fwd_loop) L = { &a, s0, s1, nbt, nb, nbc, rg, train, items, BH, hpn,
-                            cache_h, cache_c, hbuf, cbuf, hpk };
+                            cache_h, cache_c, hbuf, cbuf, hpk, &bar };
         if (nt > 1) {
             #pragma omp parallel num_threads(nt)
             SFX(fwd_steps)(&L);
