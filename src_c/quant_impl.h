@@ -73,6 +73,10 @@
 
 typedef int32_t SFX(qvi) __attribute__((vector_size(FL_VBYTES)));   /* VL int32 */
 typedef uint32_t SFX(qvu) __attribute__((vector_size(FL_VBYTES)));  /* VL uint32 */
+typedef uint8_t SFX(qb) __attribute__((vector_size(FL_VBYTES / 4)));  /* VL bytes */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the quantized groups are built as little-endian bytes"
+#endif
 
 /* How a call computes its products (chosen once per call from the qtype,
  * the level and the CPU). */
@@ -834,16 +838,23 @@ static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int 
     for (; k < K; k++) amax = fabsf(a[k]) > amax ? fabsf(a[k]) : amax;
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
     const uint32_t bias = path == Q_I8_VNNI ? 128u : 0u;
-    const int full = K / 4;
-    for (int g = 0; g < full; g++)
-        ag[g] = SFX(q8)(a[4 * g], inv, bias) | SFX(q8)(a[4 * g + 1], inv, bias) << 8
-                | SFX(q8)(a[4 * g + 2], inv, bias) << 16 | SFX(q8)(a[4 * g + 3], inv, bias) << 24;
-    if (full < Kq) {
-        uint32_t word = 0;
-        for (int e = 0; e < 4; e++)
-            word |= (4 * full + e < K ? SFX(q8)(a[4 * full + e], inv, bias) : bias) << (8 * e);
-        ag[full] = word;
+    /* element k is byte k of ag (x86-64 and ARM64 are little-endian); a
+     * vector of codes at a time: rint as q8's, by adding and subtracting
+     * 1.5 * 2^23 (exact round-to-nearest-even below 2^22 in magnitude) */
+    uint8_t *bytes = (uint8_t *)ag;
+    const VEC big = (VEC){0} + 12582912.0f, hi = (VEC){0} + 127.0f;
+    for (k = 0; k + VL <= K; k += VL) {
+        VEC v = SFX(vload)(a + k) * inv;
+        v = (v + big) - big;
+        v = SFX(vsel)(v > hi, hi, v);
+        v = SFX(vsel)(v < -hi, -hi, v);
+        v = SFX(vsel)(v == v, v, (VEC){0});   /* NaN: 0 */
+        const SFX(qvi) code = __builtin_convertvector(v, SFX(qvi)) + (int32_t)bias;
+        const SFX(qb) b = __builtin_convertvector(code & 0xff, SFX(qb));
+        memcpy(bytes + k, &b, sizeof b);
     }
+    for (; k < K; k++) bytes[k] = (uint8_t)SFX(q8)(a[k], inv, bias);
+    for (; k < 4 * Kq; k++) bytes[k] = (uint8_t)bias;   /* padding: q_a = 0 */
     *scale = amax / 127.0f;
 }
 
