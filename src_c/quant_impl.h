@@ -939,21 +939,24 @@ FL_INLINE float SFX(qsum)(int path, const void *acc, const float *s, const int32
 }
 
 /* One int8 row's pre-activations [n0, n1) from both sides' accumulators
- * ax, ah: pre (Np) with both biases, or for cell_x_apart pre the recurrent side with
- * b_hh and px the input side with b_ih (the cells' arguments). One loop per
- * path, so each vectorizes. (bf16's accumulators start from the biases and
- * are the pre-activations as they are.) */
+ * ax, ah: pre (Np) with both biases, or for cell_x_apart pre the recurrent
+ * side with b_hh and px the input side with b_ih (the cells' arguments).
+ * A loop a side and path, so each vectorizes with few streams (one loop
+ * for both sides spilled its pointers). (bf16's accumulators start from the
+ * biases and are the pre-activations as they are.) */
 static void SFX(qpre)(const SFX(qcall) *q, const void *ax, const void *ah, float sax, float sah,
                       float *pre, float *px, long n0, long n1)
 {
     const int apart = SFX(cell_x_apart)(q->d->cell);
-#define QPRE_LOOP(PATH)                                                           \
-    for (long n = n0; n < n1; n++) {                                              \
-        const float zx = SFX(qsum)(PATH, ax, q->sx, q->csx, sax, n) + q->bx[n];     \
-        const float zh = SFX(qsum)(PATH, ah, q->sh, q->csh, sah, n);                \
-        if (apart) { px[n] = zx; pre[n] = zh + q->bh[n]; }                        \
-        else pre[n] = zx + zh;                                                    \
-    }
+    float *zx = apart ? px : pre;
+    const float *bx = q->bx, *sx = q->sx, *sh = q->sh;
+    const int32_t *csx = q->csx, *csh = q->csh;
+#define QPRE_LOOP(PATH)                                                               \
+    do {                                                                              \
+        for (long n = n0; n < n1; n++) zx[n] = SFX(qsum)(PATH, ax, sx, csx, sax, n) + bx[n]; \
+        const float *zh0 = apart ? q->bh : pre;   /* b_hh, or the input side */       \
+        for (long n = n0; n < n1; n++) pre[n] = zh0[n] + SFX(qsum)(PATH, ah, sh, csh, sah, n); \
+    } while (0)
     switch (q->path) {
     case Q_I8_MADD: QPRE_LOOP(Q_I8_MADD); break;
     case Q_I8_VNNI: QPRE_LOOP(Q_I8_VNNI); break;
