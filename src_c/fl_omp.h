@@ -8,6 +8,7 @@
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_num_procs(void) { return 1; }
 #endif
 
 #include <sched.h>
@@ -39,12 +40,9 @@ typedef struct {
 static inline void fl_barrier_init(fl_barrier *b, int nth)
 {
     b->count = b->phase = b->sleepers = 0;
-#ifdef __linux__
-    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-#else
-    const long cpus = 1;
-#endif
-    b->spins = nth <= cpus ? 4000 : 50;
+    /* (libgomp's count of the CPUs it may use, read once; sysconf would
+     * read a file at every call) */
+    b->spins = nth < 2 || nth <= omp_get_num_procs() ? 4000 : 50;
 }
 
 static inline void fl_pause(void)

@@ -426,7 +426,8 @@ static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
         }
         /* split by unit blocks: a thread's share of the items, the same
          * every step, then the team's barrier (the next step reads all of h_t) */
-        for (long it = L->items * tid / nth; it < L->items * (tid + 1) / nth; it++) {
+        const long it1 = L->items * (tid + 1) / nth;
+        for (long it = L->items * tid / nth; it < it1; it++) {
             int j = (int)(it / nbc), bc = (int)(it % nbc);
             int b0 = bc * BCHUNK, b1 = b0 + BCHUNK < B ? b0 + BCHUNK : B;
             SFX(fl_rnn_fwd_item)(a, t, j, b0, b1, hprev, cprev, hcur, ccur, hpin, hpout, tn);
