@@ -12,6 +12,7 @@ static inline int omp_get_num_procs(void) { return 1; }
 #endif
 
 #include <sched.h>
+#include <stdlib.h>
 #ifdef __linux__
 #include <limits.h>
 #include <linux/futex.h>
@@ -37,12 +38,28 @@ typedef struct {
     int spins;
 } fl_barrier;
 
+/* OMP_WAIT_POLICY=passive (README: for machines whose cores other
+ * processes want) asks waiting threads not to spin: this barrier then
+ * spins only as briefly as for a team larger than the CPUs. Read once a
+ * process. */
+static inline int fl_wait_passive(void)
+{
+    static int passive = -1;
+    int p = __atomic_load_n(&passive, __ATOMIC_RELAXED);
+    if (p < 0) {
+        const char *v = getenv("OMP_WAIT_POLICY");
+        p = v && (v[0] == 'p' || v[0] == 'P');
+        __atomic_store_n(&passive, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
 static inline void fl_barrier_init(fl_barrier *b, int nth)
 {
     b->count = b->phase = b->sleepers = 0;
-    /* (libgomp's count of the CPUs it may use, read once; sysconf would
-     * read a file at every call) */
-    b->spins = nth < 2 || nth <= omp_get_num_procs() ? 4000 : 50;
+    /* (libgomp's count of the CPUs it may use for a team only: it asks the
+     * kernel each time; sysconf would read a file) */
+    b->spins = nth < 2 ? 0 : fl_wait_passive() || nth > omp_get_num_procs() ? 300 : 4000;
 }
 
 static inline void fl_pause(void)
