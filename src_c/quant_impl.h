@@ -965,6 +965,24 @@ static void SFX(qpre)(const SFX(qcall) *q, const void *ax, const void *ah, float
 #undef QPRE_LOOP
 }
 
+/* One row's cells on unit blocks [j0, j1): h_t into h from the
+ * pre-activations zp (and, for cell_x_apart, the input side zx), reading
+ * h_{t-1} from hprev (a GRU; may be h) or updating c in place (an LSTM). */
+static void SFX(qcells)(const SFX(qcall) *q, int j0, int j1, const float *zp, const float *zx,
+                        float *h, const float *hprev, float *c)
+{
+    for (int j = j0; j < j1; j++) {
+        const long g0 = (long)j * q->L.G * U;
+        const SFX(h_dest) out = { h + j * U, NULL };
+        if (q->d->cell == FL_CELL_GRU)
+            SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL, NULL, zp + g0,
+                                  zx + g0, hprev + j * U, U);
+        else
+            SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out, c + j * U, NULL,
+                                  zp + g0, NULL, c + j * U, U);
+    }
+}
+
 /* Rows [r0, r1) of the batch, every step (one thread's share). */
 static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
 {
@@ -1031,16 +1049,7 @@ static void SFX(qrows)(const SFX(qcall) *q, int tid, int r0, int r1)
                         SFX(qpre)(q, rx, rh, sax[xr + r], sah[r], pre, px, 0, Np);
                     }
                     float *hb = q->hs + (long)b * Hp, *cb = has_c ? q->cs + (long)b * Hp : NULL;
-                    for (int j = 0; j < L->NB; j++) {
-                        const long g0 = (long)j * L->G * U;
-                        const SFX(h_dest) out = { hb + j * U, NULL };
-                        if (d->cell == FL_CELL_GRU)
-                            SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
-                                                  NULL, zp + g0, zx + g0, hb + j * U, U);
-                        else
-                            SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
-                                                  cb + j * U, NULL, zp + g0, NULL, cb + j * U, U);
-                    }
+                    SFX(qcells)(q, 0, L->NB, zp, zx, hb, hb, cb);
                     memcpy(yrow, hb, sizeof(float) * H);
                 }
             }
@@ -1107,16 +1116,7 @@ static void SFX(qcols)(const SFX(qcall) *q, int tid, int nth)
                     } else {
                         SFX(qpre)(q, xacc, acch, sax[s - s0], sah[0], pre, px, n0, n1);
                     }
-                    for (int j = j0; j < j1; j++) {
-                        const long g0 = (long)j * G * U;
-                        const SFX(h_dest) out = { hout + j * U, NULL };
-                        if (d->cell == FL_CELL_GRU)
-                            SFX(cell_forward_row)(SFX(gru_cell_forward), &q->cfg, j * U, out, NULL,
-                                                  NULL, zp + g0, zx + g0, hin + j * U, U);
-                        else
-                            SFX(cell_forward_row)(SFX(lstm_cell_forward), &q->cfg, j * U, out,
-                                                  q->cs + j * U, NULL, zp + g0, NULL, q->cs + j * U, U);
-                    }
+                    SFX(qcells)(q, j0, j1, zp, zx, hout, hin, q->cs);
                     memcpy(yrow + u0, hout + u0, sizeof(float) * (u1 - u0));
                 }
             }
