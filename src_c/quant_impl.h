@@ -816,6 +816,10 @@ static inline uint32_t SFX(q8)(float a, float inv, uint32_t bias)
  * k % 4 (plus 128 for vpdpbusd's unsigned operand); *scale: the int8
  * activation scale (1 for bf16). Padding is q_a = 0. Loops over whole
  * groups, then the tail, so the compiler vectorizes them. */
+/* fp-contract off: a fused a * inv + 1.5 * 2^23 would round the exact
+ * product once, where q8 (and the scalar tail) rounds the float product,
+ * then rints it: codes would differ between levels with and without FMA. */
+__attribute__((optimize("fp-contract=off")))
 static void SFX(qgroups)(uint32_t *ag, float *scale, const float *a, int K, int Kq, int path)
 {
     if (SFX(qis_bf16)(path)) {

@@ -162,6 +162,44 @@ def test_one_step_matches_reference(cell, cls, dtype, act, gate, paths):
         np.testing.assert_allclose(c_n[0], c_ref, rtol=0, atol=2e-5)
 
 
+def _rint_ties(amax, n):
+    """n float32 values a, |a| < amax, whose float32 product with
+    inv = 127 / amax is exactly k + 0.5 while the exact product is not:
+    rint of the float product (what the int8 kernels must compute) and
+    the exact product rounded once (what a fused multiply-add gives)
+    differ by one code."""
+    inv = np.float32(127) / np.float32(amax)
+    out = []
+    for k in range(-126, 126):
+        a = np.float32((k + 0.5) / float(inv))
+        for step in range(600):
+            p = a * inv
+            if (abs(a) < amax and p - np.floor(p) == 0.5
+                    and np.rint(p) != np.rint(float(a) * float(inv))):
+                out.append(a)
+                break
+            a = np.nextafter(a, np.float32(np.inf) if step % 2 else np.float32(-np.inf))
+        if len(out) == n:
+            break
+    return np.array(out, np.float32)
+
+
+def test_int8_codes_round_the_float_product(paths):
+    # each element's code is rint(fl(a * inv)): inputs whose float product is
+    # a tie that the exact product is not, where a fused multiply-add would
+    # round differently (the vector code of every level, and the scalar tail)
+    q = _layer(fastlstm.LSTM, "lstm", I=40, H=16).quantize("int8")
+    ties = _rint_ties(3.7, 39)
+    assert len(ties) == 39
+    x = np.concatenate([[np.float32(3.7)], ties]).astype(np.float32).reshape(1, 1, 40)
+    y, (h_n, c_n) = q(x)
+    w_ih, w_hh, b_ih, b_hh = (v.astype(np.float64) for v in q._layer_views[0, 0][:4])
+    zeros = np.zeros((1, 16))
+    h_ref, c_ref = ref_step("lstm", "int8", x[:, 0], zeros, zeros, w_ih, w_hh, b_ih, b_hh, None)
+    np.testing.assert_allclose(y[:, 0], h_ref, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(c_n[0], c_ref, rtol=0, atol=2e-5)
+
+
 # sequences: a float32 input can round to the neighbouring bfloat16 or int8
 # step where the float64 one does not (a jump of up to 2^-7 |h_k|, or of
 # max|h| / 127, in one input, times |w| <= 1/sqrt(H), in one pre-activation):
