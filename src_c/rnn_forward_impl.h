@@ -377,14 +377,13 @@ typedef struct {
     fl_barrier *bar;           /* the split by unit blocks': zeroed for each region */
 } SFX(fwd_loop);
 
-static void SFX(fwd_steps)(const SFX(fwd_loop) *L)
+static void SFX(fwd_steps)(const SFX(fwd_loop) *L, int tid, int nth)
 {
     const SFX(fwd_args) *a = L->a;
     const fl_rnn_desc *d = a->d;
     const int T = d->T, B = d->B, rev = d->reverse, has_c = SFX(cell_has_c)(d->cell);
     const int nb = L->nb, rg = L->rg, nbc = L->nbc, nbt = L->nbt;
     const long BH = L->BH, hpn = L->hpn;
-    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     int phase = 0;
     for (int s = L->s0; s < L->s1; s++) {
         const int t = rev ? T - 1 - s : s;
@@ -529,9 +528,11 @@ int SFX(fl_rnn_forward)(const fl_rnn_desc *d,
                             cache_h, cache_c, hbuf, cbuf, hpk, &bar };
         if (nt > 1) {
             #pragma omp parallel num_threads(nt)
-            SFX(fwd_steps)(&L);
+            SFX(fwd_steps)(&L, omp_get_thread_num(), omp_get_num_threads());
         } else {
-            SFX(fwd_steps)(&L);
+            /* alone, whatever team the caller may be in (a C API caller's
+             * own OpenMP region: its thread number is not ours) */
+            SFX(fwd_steps)(&L, 0, 1);
         }
     }
     const REAL *hlast, *clast;

@@ -568,6 +568,61 @@ def test_many_threads_share_one_model(lib, saved):
     assert not errors, errors
 
 
+NESTED_C = r"""
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <omp.h>
+#include "fastlstm_model.h"
+
+/* fl_model_predict on one thread from each thread of the caller's own
+ * OpenMP team: every call must give the serial call's output. */
+int main(int argc, char **argv)
+{
+    fl_model *m;
+    fl_model_info info;
+    char err[256];
+    double x[12], want[16], got[4][16];
+    int bad = 0;
+    if (argc < 2 || fl_model_load(argv[1], &m, err, sizeof err) != 0) return 2;
+    fl_model_get_info(m, &info);
+    for (int i = 0; i < 12; i++) x[i] = sin(0.7 * i);
+    if (fl_model_predict(m, 1, 6, FL_FLOAT64, x, NULL, want, 16, 1, err, sizeof err) != 0) return 3;
+    #pragma omp parallel num_threads(4)
+    {
+        char e[256];
+        double *out = got[omp_get_thread_num()];
+        if (fl_model_predict(m, 1, 6, FL_FLOAT64, x, NULL, out, 16, 1, e, sizeof e) != 0
+            || memcmp(out, want, sizeof(double) * (size_t)info.n_outputs) != 0) {
+            #pragma omp atomic
+            bad++;
+        }
+    }
+    fl_model_free(m);
+    printf("%d calls differ\n", bad);
+    return bad != 0;
+}
+"""
+
+
+def test_calls_from_inside_the_callers_openmp_team(saved, tmp_path):
+    # a one-thread call runs the kernels without a region of its own; inside
+    # the caller's team it must not take the caller's thread number as its
+    # own (its work shared out with threads that never run it: wrong output,
+    # or a barrier no one else reaches: a hang)
+    src = tmp_path / "nested.c"
+    src.write_text(NESTED_C)
+    exe = str(tmp_path / "nested")
+    libdir = os.path.dirname(fastlstm.get_lib())
+    cmd = [CC, "-std=c99", "-O2", "-fopenmp", "-o", exe, str(src), "-I" + fastlstm.get_include(),
+           "-L" + libdir, "-lfastlstm", "-lm", "-Wl,-rpath," + libdir]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, " ".join(cmd) + "\n" + proc.stderr
+    _, path, _ = saved["reg_peephole_float64"]   # 2 features, batch of 1, T = 6
+    proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("name", ["reg_peephole_float64", "clf_gru_ids_float32"])
 def test_step_on_a_subset_of_streams(lib, saved, name):
     est, path, dtype = saved[name]
